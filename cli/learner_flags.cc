@@ -1,0 +1,157 @@
+#include "cli/learner_flags.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <memory>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "core/json_writer.h"
+
+namespace optower::cli {
+
+void LearnerFlags::Register(FlagParser& p) {
+  p.AddString("objective", &objective, "dr | ipw | dm");
+  p.AddString("hidden", &hidden, "hidden widths of each tower, comma-separated ('' = linear)");
+  p.AddInt("embedding-dim", &embedding_dim, "tower output dimension d");
+  p.AddString("activation", &activation, "relu | tanh | elu | gelu");
+  p.AddBool("item-id-embedding", &item_id_embedding, "add a learned item-id embedding");
+  p.AddDouble("temperature", &temperature, "policy temperature tau");
+  p.AddInt("epochs", &epochs, "policy epochs (upper bound; early stopping)");
+  p.AddInt("batch-size", &batch_size, "minibatch size");
+  p.AddDouble("lr", &learning_rate, "Adam learning rate of the policy");
+  p.AddDouble("l2", &l2, "Adam weight decay of the policy");
+  p.AddDouble("weight-clip", &weight_clip, "clip importance weights at this value (0 = off)");
+  p.AddBool("self-normalize", &self_normalize, "self-normalise importance weights per batch");
+  p.AddInt("top-k", &top_k, "Chen et al. top-K correction with this K (0 = off)");
+  p.AddDouble("validation-fraction", &validation_fraction,
+              "held-out share of the logs for early stopping (DR value estimate)");
+  p.AddInt("patience", &patience, "epochs without validation improvement before stopping");
+  p.AddString("init", &init, "auto | qhat | random: policy initialisation (auto: dr/dm qhat, ipw random)");
+  p.AddInt("qhat-epochs", &qhat_epochs, "reward-model epochs (upper bound)");
+  p.AddDouble("qhat-lr", &qhat_learning_rate, "reward-model learning rate");
+  p.AddDouble("qhat-l2", &qhat_l2, "reward-model Adam weight decay");
+  p.AddInt("seed", &seed, "random seed");
+  p.AddInt("threads", &threads, "intra-op threads (0 = all cores)");
+}
+
+absl::Status LearnerFlags::Apply(PolicyLearnerOptions& o) const {
+  auto obj = ParseObjective(objective);
+  if (!obj.ok()) return obj.status();
+  o.objective = *obj;
+  o.hidden.clear();
+  for (absl::string_view h : absl::StrSplit(hidden, ',', absl::SkipEmpty())) {
+    int64_t w;
+    if (!absl::SimpleAtoi(h, &w) || w < 1)
+      return absl::InvalidArgumentError(
+          absl::StrFormat("--hidden=%s: expected comma-separated positive integers", hidden));
+    o.hidden.push_back(w);
+  }
+  auto positive = [](const char* name, double v) {
+    return v > 0 ? absl::OkStatus()
+                 : absl::InvalidArgumentError(absl::StrFormat("--%s=%g: must be > 0", name, v));
+  };
+  for (auto [name, v] : {std::pair<const char*, double>{"embedding-dim", double(embedding_dim)},
+                         {"temperature", temperature},
+                         {"batch-size", double(batch_size)},
+                         {"lr", learning_rate},
+                         {"qhat-lr", qhat_learning_rate},
+                         {"qhat-epochs", double(qhat_epochs)}}) {
+    if (absl::Status s = positive(name, v); !s.ok()) return s;
+  }
+  if (epochs < 0) return absl::InvalidArgumentError(absl::StrFormat("--epochs=%d: must be >= 0", epochs));
+  if (!(validation_fraction >= 0 && validation_fraction < 1))
+    return absl::InvalidArgumentError(
+        absl::StrFormat("--validation-fraction=%g: must be in [0, 1)", validation_fraction));
+  if (weight_clip < 0 || l2 < 0 || qhat_l2 < 0 || top_k < 0 || patience < 1 || threads < 0)
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--weight-clip=%g --l2=%g --top-k=%d --patience=%d --threads=%d: none may be negative "
+        "(patience >= 1)",
+        weight_clip, l2, top_k, patience, threads));
+  if (init != "auto" && init != "qhat" && init != "random")
+    return absl::InvalidArgumentError(absl::StrFormat("--init=%s: must be auto, qhat or random", init));
+  if (activation != "relu" && activation != "tanh" && activation != "elu" && activation != "gelu")
+    return absl::InvalidArgumentError(
+        absl::StrFormat("--activation=%s: must be relu, tanh, elu or gelu", activation));
+  o.embedding_dim = embedding_dim;
+  o.activation = activation;
+  o.item_id_embedding = item_id_embedding;
+  o.temperature = temperature;
+  o.epochs = static_cast<int>(epochs);
+  o.batch_size = static_cast<int>(batch_size);
+  o.learning_rate = learning_rate;
+  o.l2 = l2;
+  o.weight_clip = weight_clip;
+  o.self_normalize = self_normalize;
+  o.top_k = static_cast<int>(top_k);
+  o.validation_fraction = validation_fraction;
+  o.patience = static_cast<int>(patience);
+  if (init == "qhat") o.warm_start = true;
+  if (init == "random") o.warm_start = false;
+  o.reward_model.hidden = o.hidden;
+  o.reward_model.embedding_dim = embedding_dim;
+  o.reward_model.activation = activation;
+  o.reward_model.item_id_embedding = item_id_embedding;
+  o.reward_model.epochs = static_cast<int>(qhat_epochs);
+  o.reward_model.learning_rate = qhat_learning_rate;
+  o.reward_model.l2 = qhat_l2;
+  o.reward_model.batch_size = static_cast<int>(batch_size);
+  o.seed = static_cast<uint64_t>(seed);
+  o.threads = static_cast<int>(threads);
+  return absl::OkStatus();
+}
+
+void LearnerFlags::WriteJson(JsonWriter& w) const {
+  w.BeginObject()
+      .Field("objective", objective)
+      .Field("hidden", hidden)
+      .Field("embedding_dim", embedding_dim)
+      .Field("activation", activation)
+      .Field("item_id_embedding", item_id_embedding)
+      .Field("temperature", temperature)
+      .Field("epochs", epochs)
+      .Field("batch_size", batch_size)
+      .Field("lr", learning_rate)
+      .Field("l2", l2)
+      .Field("weight_clip", weight_clip)
+      .Field("self_normalize", self_normalize)
+      .Field("top_k", top_k)
+      .Field("validation_fraction", validation_fraction)
+      .Field("patience", patience)
+      .Field("init", init)
+      .Field("qhat_epochs", qhat_epochs)
+      .Field("qhat_lr", qhat_learning_rate)
+      .Field("qhat_l2", qhat_l2)
+      .Field("seed", seed)
+      .Field("threads", threads)
+      .EndObject();
+}
+
+ProgressCallback MakeProgressPrinter(bool quiet) {
+  if (quiet) return nullptr;
+  const bool tty = ::isatty(STDERR_FILENO) == 1;
+  auto last_phase = std::make_shared<std::string>();
+  return [tty, last_phase](const TrainProgress& p) {
+    const bool reward = p.phase == "reward_model";
+    if (tty) {
+      if (!last_phase->empty() && *last_phase != p.phase) std::fprintf(stderr, "\n");
+      constexpr int kWidth = 30;
+      const int filled = p.epochs > 0 ? kWidth * p.epoch / p.epochs : kWidth;
+      std::string bar(filled, '#');
+      bar.resize(kWidth, '.');
+      std::fprintf(stderr, "\r%-12s [%s] epoch %3d/%-3d loss %.4f  %s %.4f%s", p.phase.c_str(),
+                   bar.c_str(), p.epoch, p.epochs, p.loss, reward ? "val-loss" : "val-DR",
+                   p.validation, p.improved ? " *" : "  ");
+      std::fflush(stderr);
+    } else {
+      std::fprintf(stderr, "%s epoch %d/%d loss %.5f %s %.5f%s\n", p.phase.c_str(), p.epoch,
+                   p.epochs, p.loss, reward ? "val_loss" : "val_dr", p.validation,
+                   p.improved ? " (best)" : "");
+    }
+    *last_phase = p.phase;
+  };
+}
+
+}  // namespace optower::cli

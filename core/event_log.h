@@ -1,0 +1,174 @@
+// EventLog: the durable log of served items and reward feedback (DESIGN §2 step 4, §6).
+//
+// One SQLite file in WAL mode. Every write goes through one writer thread that owns the write
+// connection, runs queued operations in FIFO order and commits them in groups (one transaction per
+// batch), so a burst of Retrieve calls costs one WAL append (and, in kSynchronous mode, one fsync) per
+// batch rather than per call. Reads (the trainer, tests) use a separate read-only connection and, under
+// WAL, see the last committed state without blocking the writer.
+//
+// Schema, durability per mode, the join and the watermark are documented in docs/EVENT_LOG.md.
+//
+// Thread safety: every public method is safe to call concurrently from any thread. Append*, Flush and
+// Close block as described on each method; reads serialise on the read connection.
+#ifndef OPTOWER_CORE_EVENT_LOG_H_
+#define OPTOWER_CORE_EVENT_LOG_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace optower {
+
+// One served item of one Retrieve. Validated by EventLog::AppendServed (see there).
+struct ServedEvent {
+  std::string request_id;  // non-empty; (request_id, item_id) is unique in the log
+  int64_t item_id = 0;
+  int32_t position = 0;    // 0-based slot in the slate, in [0, k)
+  // Single-draw pi_0(a|x) the sampler used, in (0, 1]. Stored bit-exactly as given (REAL = IEEE double).
+  double propensity = 0.0;
+  int32_t k = 0;           // slate size K >= 1
+  int32_t m = 0;           // candidate count M >= K
+  double epsilon = 0.0;    // uniform-exploration share, in [0, 1]
+  double temperature = 0.0;  // softmax temperature tau >= 0 (0 only for greedy serving)
+  std::string model_version;
+  std::vector<float> context;  // [d] dense context features, finite; stored as a float32 BLOB
+  int64_t time_us = 0;         // unix micros
+};
+
+struct FeedbackEvent {
+  std::string request_id;  // non-empty
+  int64_t item_id = 0;
+  double reward = 0.0;     // finite
+  int64_t time_us = 0;     // unix micros
+};
+
+// Outcome of one FeedbackEvent. First write wins: a second reward for the same (request, item) is a
+// kDuplicate and leaves the first one in place. kUnknown: that (request, item) was never served
+// (nothing is written).
+enum class FeedbackOutcome { kAccepted, kDuplicate, kUnknown };
+
+struct EventLogOptions {
+  std::string path;  // SQLite file; its parent directory must exist. Reopening an existing log appends.
+
+  // kGroupCommit: PRAGMA synchronous=NORMAL. A commit survives a process crash (SIGKILL, abort) as soon
+  //   as COMMIT returns, but the last commits before a power loss / kernel crash may be lost (the WAL is
+  //   fsynced only at checkpoints). Appends are acknowledged before their commit; the commit follows
+  //   within max_commit_delay (+ the commit's own time).
+  // kSynchronous: PRAGMA synchronous=FULL. Every Append* returns only after the COMMIT (WAL fsync)
+  //   containing its events; concurrent callers still share one commit (group commit without delay).
+  enum class Durability { kGroupCommit, kSynchronous };
+  Durability durability = Durability::kGroupCommit;
+
+  // Group commit: a batch is committed at most this long after its first event was queued
+  // (plus the time to execute what is queued). Must be >= 0. Ignored in kSynchronous mode.
+  absl::Duration max_commit_delay = absl::Milliseconds(5);
+  int max_batch_events = 4096;        // a batch is committed once it holds this many events; >= 1
+  // Back-pressure: Append* returns ResourceExhausted when the events queued (not yet taken by the
+  // writer) would exceed this. >= 1.
+  int64_t max_queue_events = int64_t{1} << 20;
+  // How long a statement waits for a lock held by another connection (another process writing the
+  // same file, a checkpoint) before failing with Unavailable. >= 0.
+  absl::Duration busy_timeout = absl::Seconds(10);
+};
+
+class EventLog {
+ public:
+  // Opens (creating if needed) the file, switches it to WAL, creates or checks the schema, and starts the
+  // writer thread. Errors: InvalidArgument for bad options, FailedPrecondition if WAL cannot be enabled
+  // or the file has another schema version, the SQLite error otherwise.
+  static absl::StatusOr<std::unique_ptr<EventLog>> Open(const EventLogOptions& options);
+
+  // Close()s (flushing everything queued) and releases both connections. The Close status is dropped
+  // here: call Close() first if you need it.
+  ~EventLog();
+  EventLog(const EventLog&) = delete;
+  EventLog& operator=(const EventLog&) = delete;
+
+  // Appends the served items of one request, atomically (all or none of them are written).
+  // Validation (InvalidArgument, nothing queued): request_id non-empty, propensity in (0, 1],
+  // k >= 1, m >= k, position in [0, k), epsilon in [0, 1], temperature finite and >= 0, context finite,
+  // no item_id twice with the same request_id within the call.
+  // kGroupCommit: returns once queued; a later failure (e.g. the (request_id, item_id) already in the
+  //   log, or a failed commit) is reported by the next Flush()/Close() and counted in Stats::errors.
+  // kSynchronous: returns after the COMMIT containing the rows, with that commit's status
+  //   (AlreadyExists if a (request_id, item_id) pair was already logged).
+  // ResourceExhausted if the queue is full; FailedPrecondition after Close().
+  absl::Status AppendServed(std::vector<ServedEvent> events);
+
+  // Records rewards. Returns one outcome per event, in order, decided by the writer thread in log order:
+  // feedback appended after an AppendServed call returned sees those served rows even if they are not
+  // committed yet. Duplicates within one call: the first is kAccepted, later ones kDuplicate.
+  // kGroupCommit: returns once decided (committed within max_commit_delay).
+  // kSynchronous: returns after the COMMIT containing the accepted rows.
+  // Errors as AppendServed (InvalidArgument: empty request_id or non-finite reward).
+  absl::StatusOr<std::vector<FeedbackOutcome>> AppendFeedback(std::vector<FeedbackEvent> events);
+
+  // Blocks until everything queued before the call is committed. Returns the first error of any
+  // acknowledged-but-failed work (group-commit appends, failed commits) since the previous Flush or
+  // Open, else the status of the commit; the reported error is then cleared.
+  absl::Status Flush();
+
+  // Flushes, stops the writer thread and returns the flush status. Idempotent: later calls return the
+  // same status. Appends after Close fail with FailedPrecondition; reads keep working.
+  absl::Status Close();
+
+  // Counters of this instance since Open (not of the whole file).
+  struct Stats {
+    int64_t served_rows = 0;    // served rows committed
+    int64_t feedback_rows = 0;  // feedback rows committed (accepted outcomes)
+    int64_t queue_depth = 0;    // events queued, not yet taken by the writer
+    int64_t commits = 0;        // successful COMMITs
+    double last_commit_ms = 0;  // wall time of the last COMMIT statement
+    double max_commit_ms = 0;
+    int64_t errors = 0;         // failed operations and failed commits
+  };
+  Stats stats() const;
+
+  // ---- Reading: the read-only connection, safe concurrently with the writer (WAL snapshot). ----
+
+  struct JoinedRow {
+    int64_t served_id = 0;  // served.id: > 0, increasing in log (commit) order, never reused
+    std::string request_id;
+    int64_t item_id = 0;
+    int32_t position = 0;
+    double propensity = 0.0;
+    int32_t k = 0;
+    int32_t m = 0;
+    double epsilon = 0.0;
+    double temperature = 0.0;
+    std::string model_version;
+    std::vector<float> context;
+    int64_t served_time_us = 0;
+    bool has_feedback = false;
+    double reward = 0.0;             // 0 when !has_feedback
+    int64_t feedback_time_us = 0;    // 0 when !has_feedback
+  };
+  struct ReadOptions {
+    // Watermark: only rows with served_id <= max_served_id (-1 = all). A watermark taken from
+    // MaxServedId() names a fixed set of served rows: later reads with it return the same rows
+    // (their feedback may have grown).
+    int64_t max_served_id = -1;
+    int64_t min_served_id = 0;   // inclusive lower bound, for paging
+    int64_t max_rows = -1;       // at most this many rows (-1 = no limit), for paging
+  };
+  // served LEFT JOIN feedback ON (request_id, item_id), ordered by served_id; committed rows only.
+  absl::StatusOr<std::vector<JoinedRow>> ReadJoined(const ReadOptions& options) const;
+  // Largest committed served_id; 0 if the log has no served rows.
+  absl::StatusOr<int64_t> MaxServedId() const;
+  // Number of committed feedback rows in the file.
+  absl::StatusOr<int64_t> CountFeedback() const;
+
+ private:
+  struct Impl;
+  explicit EventLog(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace optower
+
+#endif  // OPTOWER_CORE_EVENT_LOG_H_

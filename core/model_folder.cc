@@ -1,0 +1,49 @@
+#include "core/model_folder.h"
+
+#include <sys/stat.h>
+
+#include "core/atomic_file.h"
+#include "core/csv_io.h"
+#include "core/status_macros.h"
+
+namespace optower {
+namespace {
+bool Exists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+}  // namespace
+
+absl::Status SaveModelFolder(const std::string& dir, const TwoTowerModel& policy,
+                             const TwoTowerModel* reward_model, const ItemCatalog& items,
+                             const std::string& manifest_json, bool overwrite) {
+  AtomicDirectory::Options options;
+  options.overwrite = overwrite;
+  ASSIGN_OR_RETURN(auto out, AtomicDirectory::Create(dir, options));
+  RETURN_IF_ERROR(policy.Save(out->FilePath("policy")));
+  if (reward_model != nullptr) RETURN_IF_ERROR(reward_model->Save(out->FilePath("reward_model")));
+  RETURN_IF_ERROR(WriteItemsCsv(out->FilePath("items.csv"), items));
+  RETURN_IF_ERROR(WriteFileAtomically(out->FilePath("manifest.json"), manifest_json));
+  return out->Commit();
+}
+
+absl::StatusOr<ModelFolder> LoadModelFolder(const std::string& dir) {
+  if (!Exists(dir + "/policy/config.txt")) {
+    // A bare policy folder.
+    ASSIGN_OR_RETURN(TwoTowerModel policy, TwoTowerModel::Load(dir));
+    return ModelFolder{std::move(policy), std::nullopt, std::nullopt};
+  }
+  ASSIGN_OR_RETURN(TwoTowerModel policy, TwoTowerModel::Load(dir + "/policy"));
+  ModelFolder folder{std::move(policy), std::nullopt, std::nullopt};
+  if (Exists(dir + "/reward_model/config.txt")) {
+    ASSIGN_OR_RETURN(TwoTowerModel qhat, TwoTowerModel::Load(dir + "/reward_model"));
+    folder.reward_model = std::move(qhat);
+  }
+  if (Exists(dir + "/items.csv")) {
+    ASSIGN_OR_RETURN(ItemCatalog items, ReadItemsCsv(dir + "/items.csv"));
+    folder.items = std::move(items);
+  }
+  return folder;
+}
+
+}  // namespace optower
