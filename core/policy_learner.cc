@@ -185,6 +185,13 @@ absl::StatusOr<PolicyTrainResult> TrainPolicy(const BanditLog& log, const ItemCa
           torch::NoGradGuard ng;
           pol.net->ctx_mean.copy_(train.x.mean(0));
           pol.net->ctx_std.copy_(train.x.std(0, /*unbiased=*/false).clamp_min(1e-6));
+          // Random towers give logits of order 1 before the division by tau; scale the user
+          // tower's output layer by tau so the initial policy is as soft as at tau = 1. Otherwise a
+          // small tau starts from a near-deterministic random policy whose pi(a_i|x_i) ~ 0 makes
+          // every importance weight, and so every IPS gradient, vanish.
+          auto params = pol.net->user->parameters();
+          params[params.size() - 2].mul_(pol.config.temperature);  // last Linear weight
+          params[params.size() - 1].mul_(pol.config.temperature);  // and bias
         }
         FrozenRewardModel q;
         q.impl = &qhat.impl();

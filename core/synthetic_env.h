@@ -11,6 +11,10 @@
 //
 // Thread safety: const methods are safe to call concurrently; ObtainBatch/SampleContexts/
 // SampleRewards/FixStatistics mutate the random stream and need external synchronisation.
+// The [n, N] passes (one GEMM, sigmoid, softmax) run on ATen and so use its intra-op thread pool.
+//
+// Agreement with OBP is in distribution (numpy's random stream is not reproduced). Like OBP's,
+// q is exactly 0 or 1 in double where the x3/x4 logits of the polynomial/sparse rewards pass ±37.
 #ifndef OPTOWER_CORE_SYNTHETIC_ENV_H_
 #define OPTOWER_CORE_SYNTHETIC_ENV_H_
 
@@ -72,10 +76,14 @@ class SyntheticBandit {
   ItemCatalog Items() const;
 
   // OBP batch mode: x ~ N(0, I), q and pi_b with this batch's statistics, a ~ pi_b,
-  // r ~ Bernoulli(q(x, a)), pscore = pi_b(a|x). Advances the random stream.
+  // r ~ Bernoulli(q(x, a)), pscore = pi_b(a|x). Advances the random stream. Always batch mode, also
+  // after FixStatistics. q and pi_b are computed from the contexts as logged (rounded to float).
+  // n <= 0 gives an empty batch.
   SyntheticRounds ObtainBatch(int64_t n);
 
-  // Streaming mode: fixes the batch statistics from a reference batch of `reference_rounds`.
+  // Streaming mode: fixes the batch statistics from a reference batch of `reference_rounds`
+  // contexts drawn from a stream derived from the seed alone (not the main stream), so the same seed
+  // always gives the same statistics. Cost O(reference_rounds * D_x^2); no [n, N] matrix is built.
   void FixStatistics(int64_t reference_rounds = 100000);
   bool streaming() const { return stats_fixed_; }
 

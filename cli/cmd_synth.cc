@@ -1,0 +1,228 @@
+// `optower synth`: generates an OBP-compatible synthetic bandit data set (core/synthetic_env.h) as
+// CSV files plus a summary.json of ground-truth policy values, written into --out as one atomic
+// folder (a failed run leaves nothing behind).
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "cli/command.h"
+#include "cli/flag_parser.h"
+#include "core/atomic_file.h"
+#include "core/bandit_data.h"
+#include "core/csv_io.h"
+#include "core/json_writer.h"
+#include "core/policy_value.h"
+#include "core/status_macros.h"
+#include "core/synthetic_env.h"
+
+namespace optower::cli {
+namespace {
+
+// q and pi_b of the logged rounds are held as [rounds, n_actions] doubles (16 bytes per cell for
+// both); past this many cells the run would need several GB and is almost surely a typo.
+constexpr int64_t kMaxCells = 250'000'000;
+
+struct SynthFlags {
+  int64_t n_actions = 0;
+  int64_t dim_context = 0;
+  int64_t dim_action_context = 0;
+  bool one_hot = false;
+  int64_t rounds = 0;
+  int64_t test_rounds = 10000;
+  double beta = 1.0;
+  std::string behavior = "expected";
+  std::string reward = "logistic";
+  int64_t seed = 0;
+  std::string out;
+  bool overwrite = false;
+};
+
+struct Values {
+  double behavior = 0, optimal = 0, uniform = 0;
+};
+
+absl::StatusOr<Values> GroundTruth(const SyntheticRounds& rounds) {
+  Values v;
+  ASSIGN_OR_RETURN(v.behavior, TruePolicyValue(rounds.behavior_policy, rounds.expected_reward));
+  v.optimal = OptimalPolicyValue(rounds.expected_reward);
+  v.uniform = UniformPolicyValue(rounds.expected_reward);
+  return v;
+}
+
+// Flag checks that name the flag (the environment's own checks name option fields instead).
+absl::StatusOr<SyntheticOptions> ToOptions(const SynthFlags& f, bool action_dim_set) {
+  auto bad = [](const std::string& flag, auto value, const std::string& why) {
+    return absl::InvalidArgumentError(absl::StrCat("--", flag, "=", value, ": ", why));
+  };
+  if (f.n_actions < 2) return bad("n-actions", f.n_actions, "must be >= 2");
+  if (f.dim_context < 1) return bad("dim-context", f.dim_context, "must be >= 1");
+  if (f.rounds < 1) return bad("rounds", f.rounds, "must be >= 1");
+  if (f.test_rounds < 1) return bad("test-rounds", f.test_rounds, "must be >= 1");
+  if (f.seed < 0) return bad("seed", f.seed, "must be >= 0");
+  if (action_dim_set && f.one_hot)
+    return absl::InvalidArgumentError("--dim-action-context and --one-hot exclude each other");
+  if (action_dim_set && f.dim_action_context < 1)
+    return bad("dim-action-context", f.dim_action_context,
+               "must be >= 1 (pass --one-hot, or omit it, for one-hot actions)");
+  for (const auto& [flag, rows] : {std::pair<const char*, int64_t>{"rounds", f.rounds},
+                                   std::pair<const char*, int64_t>{"test-rounds", f.test_rounds}})
+    if (rows > kMaxCells / f.n_actions)
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "--%s=%d: with --n-actions=%d that is %d ground-truth cells, over the memory limit of "
+          "%d; generate fewer rounds",
+          flag, rows, f.n_actions, rows * f.n_actions, kMaxCells));
+  SyntheticOptions options;
+  options.n_actions = f.n_actions;
+  options.dim_context = f.dim_context;
+  options.dim_action_context = action_dim_set ? f.dim_action_context : 0;
+  auto behavior = ParseBehaviorType(f.behavior);
+  if (!behavior.ok())
+    return bad("behavior", f.behavior, "must be one of expected, linear, polynomial");
+  options.behavior = *behavior;
+  auto reward = ParseRewardType(f.reward);
+  if (!reward.ok())
+    return bad("reward", f.reward, "must be one of logistic, logistic-polynomial, logistic-sparse");
+  options.reward_type = *reward;
+  options.beta = f.beta;
+  options.seed = static_cast<uint64_t>(f.seed);
+  return options;
+}
+
+absl::StatusOr<std::string> SummaryJson(const SynthFlags& f, const SyntheticBandit& env,
+                                        const Values& logged, const Values& test,
+                                        const SyntheticRounds& rounds) {
+  double reward_sum = 0;
+  for (float r : rounds.log.rewards) reward_sum += r;
+  const float min_pscore = *std::min_element(rounds.log.pscores.begin(), rounds.log.pscores.end());
+  const SyntheticOptions& o = env.options();
+  JsonWriter w;
+  w.BeginObject();
+  w.Field("generator", "obp-synthetic");
+  w.Field("n_actions", o.n_actions);
+  w.Field("dim_context", o.dim_context);
+  w.Field("action_context", o.dim_action_context > 0 ? "normal" : "one-hot");
+  w.Field("dim_action_context", env.action_context().cols);
+  w.Field("reward", RewardTypeName(o.reward_type));
+  w.Field("behavior", BehaviorTypeName(o.behavior));
+  w.Field("beta", o.beta);
+  w.Field("seed", f.seed);
+  w.Field("rounds", f.rounds);
+  w.Field("test_rounds", f.test_rounds);
+  w.Field("behavior_value", logged.behavior);
+  w.Field("optimal_value", logged.optimal);
+  w.Field("uniform_value", logged.uniform);
+  w.Field("test_behavior_value", test.behavior);
+  w.Field("test_optimal_value", test.optimal);
+  w.Field("test_uniform_value", test.uniform);
+  w.Field("reward_rate", reward_sum / static_cast<double>(rounds.log.size()));
+  w.Field("min_pscore", static_cast<double>(min_pscore));
+  w.EndObject();
+  return w.Finish();
+}
+
+// Everything after flag parsing. AlreadyExists from the output folder is left to the caller, which
+// turns it into a usage error that mentions --overwrite.
+absl::Status RunSynth(const SynthFlags& f, bool action_dim_set) {
+  ASSIGN_OR_RETURN(SyntheticOptions options, ToOptions(f, action_dim_set));
+  ASSIGN_OR_RETURN(std::unique_ptr<SyntheticBandit> env, SyntheticBandit::Create(options));
+  // Before generating anything: a bad --out should fail fast.
+  AtomicDirectory::Options dir_options;
+  dir_options.overwrite = f.overwrite;
+  ASSIGN_OR_RETURN(std::unique_ptr<AtomicDirectory> dir,
+                   AtomicDirectory::Create(f.out, dir_options));
+
+  const ItemCatalog items = env->Items();
+  const SyntheticRounds logged = env->ObtainBatch(f.rounds);
+  ASSIGN_OR_RETURN(const Values logged_values, GroundTruth(logged));
+  RETURN_IF_ERROR(WriteLogsCsv(dir->FilePath("logs.csv"), logged.log, items));
+  RETURN_IF_ERROR(WriteItemsCsv(dir->FilePath("items.csv"), items));
+
+  // A second batch: fresh contexts to measure learned policies on (not seen in the logs).
+  const SyntheticRounds test = env->ObtainBatch(f.test_rounds);
+  ASSIGN_OR_RETURN(const Values test_values, GroundTruth(test));
+  RETURN_IF_ERROR(
+      WriteContextsCsv(dir->FilePath("test_contexts.csv"), test.log.contexts, f.dim_context));
+  RETURN_IF_ERROR(
+      WriteMatrixCsv(dir->FilePath("test_expected_reward.csv"), "a", test.expected_reward));
+  RETURN_IF_ERROR(
+      WriteMatrixCsv(dir->FilePath("test_behavior_policy.csv"), "a", test.behavior_policy));
+
+  ASSIGN_OR_RETURN(const std::string summary,
+                   SummaryJson(f, *env, logged_values, test_values, logged));
+  RETURN_IF_ERROR(WriteFileAtomically(dir->FilePath("summary.json"), summary));
+  RETURN_IF_ERROR(dir->Commit());
+
+  double reward_sum = 0;
+  for (float r : logged.log.rewards) reward_sum += r;
+  std::printf("synth: wrote %lld logged rounds and %lld test rounds to %s\n",
+              static_cast<long long>(f.rounds), static_cast<long long>(f.test_rounds),
+              dir->final_path().c_str());
+  std::printf(
+      "  %lld actions (%s action contexts, %lld dims), reward %s, behavior %s, beta %g, "
+      "seed %lld\n",
+      static_cast<long long>(options.n_actions),
+      options.dim_action_context > 0 ? "normal" : "one-hot",
+      static_cast<long long>(env->action_context().cols),
+      RewardTypeName(options.reward_type).c_str(), BehaviorTypeName(options.behavior).c_str(),
+      options.beta, static_cast<long long>(f.seed));
+  std::printf("  logged: behavior %.4f  optimal %.4f  uniform %.4f  reward rate %.4f\n",
+              logged_values.behavior, logged_values.optimal, logged_values.uniform,
+              reward_sum / static_cast<double>(f.rounds));
+  std::printf("  test:   behavior %.4f  optimal %.4f  uniform %.4f\n", test_values.behavior,
+              test_values.optimal, test_values.uniform);
+  return absl::OkStatus();
+}
+
+int SynthMain(int argc, char** argv) {
+  SynthFlags f;
+  FlagParser parser(
+      "optower synth --n-actions N --dim-context D --rounds R --out DIR [flags]",
+      "Generates logged bandit data from Open Bandit Pipeline's synthetic environment, with\n"
+      "ground truth, into DIR: logs.csv, items.csv, test_contexts.csv, test_expected_reward.csv,\n"
+      "test_behavior_policy.csv and summary.json. DIR appears complete or not at all.");
+  parser.AddInt("n-actions", &f.n_actions, "number of actions (items), >= 2");
+  parser.AddInt("dim-context", &f.dim_context, "context dimensions, >= 1");
+  parser.AddInt("dim-action-context", &f.dim_action_context,
+                "dims of N(0,1) action contexts (unset: one-hot actions)");
+  parser.AddBool("one-hot", &f.one_hot,
+                 "one-hot action contexts, the N x N identity (also when unset)");
+  parser.AddInt("rounds", &f.rounds, "logged rounds in logs.csv, >= 1");
+  parser.AddInt("test-rounds", &f.test_rounds, "fresh test rounds for the test_*.csv files, >= 1");
+  parser.AddDouble("beta", &f.beta, "inverse temperature of the behaviour policy");
+  parser.AddString("behavior", &f.behavior, "behaviour policy: expected|linear|polynomial");
+  parser.AddString("reward", &f.reward,
+                   "reward function: logistic|logistic-polynomial|logistic-sparse");
+  parser.AddInt("seed", &f.seed, "random seed, >= 0");
+  parser.AddString("out", &f.out, "output folder (its parent must exist)");
+  parser.AddBool("overwrite", &f.overwrite, "replace DIR if it exists and is not empty");
+  for (const char* required : {"n-actions", "dim-context", "rounds", "out"})
+    parser.Require(required);
+
+  if (absl::Status s = parser.Parse(argc, argv); !s.ok())
+    return UsageError(std::string(s.message()));
+  if (parser.help_requested()) {
+    std::printf("%s", parser.Help().c_str());
+    return kExitOk;
+  }
+  if (!parser.positional().empty())
+    return UsageError(absl::StrCat("unexpected argument '", parser.positional()[0], "'"));
+  absl::Status s = RunSynth(f, parser.was_set("dim-action-context"));
+  if (absl::IsAlreadyExists(s))
+    return UsageError(absl::StrCat("--out: ", s.message(), " (pass --overwrite to replace it)"));
+  if (!s.ok()) return ReportError(s);
+  return kExitOk;
+}
+
+}  // namespace
+
+OPTOWER_REGISTER_COMMAND(synth, "synth",
+                         "generate an OBP-style synthetic data set with ground truth", SynthMain);
+
+}  // namespace optower::cli

@@ -1,0 +1,82 @@
+// Crash-safe output: a reader (or a later command) sees either the complete old state or the
+// complete new one, never a half-written file or folder. Every CLI command writes its output
+// through these.
+//
+// Both rely on rename(2) being atomic within one file system, which is why the temporary always
+// lives beside the final path (same folder), never in /tmp.
+#ifndef OPTOWER_CORE_ATOMIC_FILE_H_
+#define OPTOWER_CORE_ATOMIC_FILE_H_
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace optower {
+
+// Writes `contents` to `path`: a temporary file `<dir>/.<name>.tmp-<random>` is written, fsync'ed
+// and renamed over `path`, then the folder is fsync'ed so the rename itself survives a crash. On
+// failure the temporary is removed and `path` is untouched. The file gets mode 0666 & ~umask.
+// Errors carry the errno-derived code (NotFound when the folder does not exist, PermissionDenied,
+// ...). Thread safety: safe to call concurrently (for different paths; for the same path the last
+// rename wins).
+absl::Status WriteFileAtomically(const std::string& path, std::string_view contents);
+
+// Writes a whole output folder atomically:
+//
+//   ASSIGN_OR_RETURN(auto dir, AtomicDirectory::Create("out/run1", AtomicDirectory::Options{}));
+//   RETURN_IF_ERROR(WriteFileAtomically(dir->FilePath("logs.csv"), text));
+//   RETURN_IF_ERROR(dir->Commit());   // "out/run1" appears, complete, in one step
+//
+// Create() makes `<final>.tmp-<random>` beside `<final>`; the caller writes into it (path());
+// Commit() fsyncs it and renames it to `<final>`. If the object is destroyed without a successful
+// Commit() (an error anywhere on the way), the temporary folder and everything in it are removed,
+// so a failed command leaves nothing behind.
+//
+// `<final>` may already exist as an empty folder (it is replaced). If it exists and is non-empty,
+// Create() and Commit() fail with AlreadyExists unless `overwrite` is set; with `overwrite` the old
+// folder is swapped out atomically (renameat2 RENAME_EXCHANGE) and then deleted, so readers never
+// see a missing or partial `<final>`. A non-folder at `<final>` is always AlreadyExists.
+//
+// Thread safety: one object belongs to one thread. Not copyable; movable only through the
+// unique_ptr.
+class AtomicDirectory {
+ public:
+  struct Options {
+    bool overwrite = false;  // replace a non-empty existing `<final>` on Commit()
+  };
+
+  // Checks `<final>` early (so a command fails before doing expensive work) and creates the
+  // temporary folder. The parent of `<final>` must exist (NotFound otherwise): a typo in --out
+  // should not silently create a tree of folders.
+  static absl::StatusOr<std::unique_ptr<AtomicDirectory>> Create(const std::string& final_path,
+                                                                 const Options& options);
+
+  ~AtomicDirectory();
+  AtomicDirectory(const AtomicDirectory&) = delete;
+  AtomicDirectory& operator=(const AtomicDirectory&) = delete;
+
+  // The temporary folder to write into (valid until Commit() or destruction).
+  const std::string& path() const { return temp_path_; }
+  // path() + "/" + name.
+  std::string FilePath(std::string_view name) const;
+  const std::string& final_path() const { return final_path_; }
+
+  // Makes the folder visible at final_path(). FailedPrecondition if called twice.
+  absl::Status Commit();
+  bool committed() const { return committed_; }
+
+ private:
+  AtomicDirectory(std::string final_path, std::string temp_path, Options options);
+
+  std::string final_path_;
+  std::string temp_path_;
+  Options options_;
+  bool committed_ = false;
+};
+
+}  // namespace optower
+
+#endif  // OPTOWER_CORE_ATOMIC_FILE_H_
