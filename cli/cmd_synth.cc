@@ -14,6 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "cli/command.h"
 #include "cli/flag_parser.h"
+#include "cli/synthetic_flags.h"
 #include "core/atomic_file.h"
 #include "core/bandit_data.h"
 #include "core/csv_io.h"
@@ -30,15 +31,9 @@ namespace {
 constexpr int64_t kMaxCells = 250'000'000;
 
 struct SynthFlags {
-  int64_t n_actions = 0;
-  int64_t dim_context = 0;
-  int64_t dim_action_context = 0;
-  bool one_hot = false;
+  SyntheticFlags setting;
   int64_t rounds = 0;
   int64_t test_rounds = 10000;
-  double beta = 1.0;
-  std::string behavior = "expected";
-  std::string reward = "logistic";
   int64_t seed = 0;
   std::string out;
   bool overwrite = false;
@@ -57,41 +52,20 @@ absl::StatusOr<Values> GroundTruth(const SyntheticRounds& rounds) {
 }
 
 // Flag checks that name the flag (the environment's own checks name option fields instead).
-absl::StatusOr<SyntheticOptions> ToOptions(const SynthFlags& f, bool action_dim_set) {
+absl::StatusOr<SyntheticOptions> ToOptions(const SynthFlags& f, const FlagParser& parser) {
+  ASSIGN_OR_RETURN(SyntheticOptions options, f.setting.ToOptions(parser, f.seed));
   auto bad = [](const std::string& flag, auto value, const std::string& why) {
     return absl::InvalidArgumentError(absl::StrCat("--", flag, "=", value, ": ", why));
   };
-  if (f.n_actions < 2) return bad("n-actions", f.n_actions, "must be >= 2");
-  if (f.dim_context < 1) return bad("dim-context", f.dim_context, "must be >= 1");
   if (f.rounds < 1) return bad("rounds", f.rounds, "must be >= 1");
   if (f.test_rounds < 1) return bad("test-rounds", f.test_rounds, "must be >= 1");
-  if (f.seed < 0) return bad("seed", f.seed, "must be >= 0");
-  if (action_dim_set && f.one_hot)
-    return absl::InvalidArgumentError("--dim-action-context and --one-hot exclude each other");
-  if (action_dim_set && f.dim_action_context < 1)
-    return bad("dim-action-context", f.dim_action_context,
-               "must be >= 1 (pass --one-hot, or omit it, for one-hot actions)");
   for (const auto& [flag, rows] : {std::pair<const char*, int64_t>{"rounds", f.rounds},
                                    std::pair<const char*, int64_t>{"test-rounds", f.test_rounds}})
-    if (rows > kMaxCells / f.n_actions)
+    if (rows > kMaxCells / options.n_actions)
       return absl::InvalidArgumentError(absl::StrFormat(
           "--%s=%d: with --n-actions=%d that is %d ground-truth cells, over the memory limit of "
           "%d; generate fewer rounds",
-          flag, rows, f.n_actions, rows * f.n_actions, kMaxCells));
-  SyntheticOptions options;
-  options.n_actions = f.n_actions;
-  options.dim_context = f.dim_context;
-  options.dim_action_context = action_dim_set ? f.dim_action_context : 0;
-  auto behavior = ParseBehaviorType(f.behavior);
-  if (!behavior.ok())
-    return bad("behavior", f.behavior, "must be one of expected, linear, polynomial");
-  options.behavior = *behavior;
-  auto reward = ParseRewardType(f.reward);
-  if (!reward.ok())
-    return bad("reward", f.reward, "must be one of logistic, logistic-polynomial, logistic-sparse");
-  options.reward_type = *reward;
-  options.beta = f.beta;
-  options.seed = static_cast<uint64_t>(f.seed);
+          flag, rows, options.n_actions, rows * options.n_actions, kMaxCells));
   return options;
 }
 
@@ -129,8 +103,8 @@ absl::StatusOr<std::string> SummaryJson(const SynthFlags& f, const SyntheticBand
 
 // Everything after flag parsing. AlreadyExists from the output folder is left to the caller, which
 // turns it into a usage error that mentions --overwrite.
-absl::Status RunSynth(const SynthFlags& f, bool action_dim_set) {
-  ASSIGN_OR_RETURN(SyntheticOptions options, ToOptions(f, action_dim_set));
+absl::Status RunSynth(const SynthFlags& f, const FlagParser& parser) {
+  ASSIGN_OR_RETURN(SyntheticOptions options, ToOptions(f, parser));
   ASSIGN_OR_RETURN(std::unique_ptr<SyntheticBandit> env, SyntheticBandit::Create(options));
   // Before generating anything: a bad --out should fail fast.
   AtomicDirectory::Options dir_options;
@@ -148,7 +122,7 @@ absl::Status RunSynth(const SynthFlags& f, bool action_dim_set) {
   const SyntheticRounds test = env->ObtainBatch(f.test_rounds);
   ASSIGN_OR_RETURN(const Values test_values, GroundTruth(test));
   RETURN_IF_ERROR(
-      WriteContextsCsv(dir->FilePath("test_contexts.csv"), test.log.contexts, f.dim_context));
+      WriteContextsCsv(dir->FilePath("test_contexts.csv"), test.log.contexts, options.dim_context));
   RETURN_IF_ERROR(
       WriteMatrixCsv(dir->FilePath("test_expected_reward.csv"), "a", test.expected_reward));
   RETURN_IF_ERROR(
@@ -187,18 +161,9 @@ int SynthMain(int argc, char** argv) {
       "Generates logged bandit data from Open Bandit Pipeline's synthetic environment, with\n"
       "ground truth, into DIR: logs.csv, items.csv, test_contexts.csv, test_expected_reward.csv,\n"
       "test_behavior_policy.csv and summary.json. DIR appears complete or not at all.");
-  parser.AddInt("n-actions", &f.n_actions, "number of actions (items), >= 2");
-  parser.AddInt("dim-context", &f.dim_context, "context dimensions, >= 1");
-  parser.AddInt("dim-action-context", &f.dim_action_context,
-                "dims of N(0,1) action contexts (unset: one-hot actions)");
-  parser.AddBool("one-hot", &f.one_hot,
-                 "one-hot action contexts, the N x N identity (also when unset)");
+  f.setting.Register(parser);
   parser.AddInt("rounds", &f.rounds, "logged rounds in logs.csv, >= 1");
   parser.AddInt("test-rounds", &f.test_rounds, "fresh test rounds for the test_*.csv files, >= 1");
-  parser.AddDouble("beta", &f.beta, "inverse temperature of the behaviour policy");
-  parser.AddString("behavior", &f.behavior, "behaviour policy: expected|linear|polynomial");
-  parser.AddString("reward", &f.reward,
-                   "reward function: logistic|logistic-polynomial|logistic-sparse");
   parser.AddInt("seed", &f.seed, "random seed, >= 0");
   parser.AddString("out", &f.out, "output folder (its parent must exist)");
   parser.AddBool("overwrite", &f.overwrite, "replace DIR if it exists and is not empty");
@@ -213,7 +178,7 @@ int SynthMain(int argc, char** argv) {
   }
   if (!parser.positional().empty())
     return UsageError(absl::StrCat("unexpected argument '", parser.positional()[0], "'"));
-  absl::Status s = RunSynth(f, parser.was_set("dim-action-context"));
+  absl::Status s = RunSynth(f, parser);
   if (absl::IsAlreadyExists(s))
     return UsageError(absl::StrCat("--out: ", s.message(), " (pass --overwrite to replace it)"));
   if (!s.ok()) return ReportError(s);
