@@ -37,18 +37,10 @@ int RunEvaluate(int argc, char** argv) {
   }
   auto model = LoadModelFolder(model_dir);
   if (!model.ok()) return ReportError(model.status());
-  ItemCatalog items;
-  std::string items_name = items_path;
-  if (!items_path.empty()) {
-    auto read = ReadItemsCsv(items_path);
-    if (!read.ok()) return ReportError(read.status());
-    items = std::move(*read);
-  } else if (model->items) {
-    items = *model->items;
-    items_name = model_dir + "/items.csv";
-  } else {
-    return UsageError(absl::StrFormat("--model=%s has no items.csv: pass --items", model_dir));
-  }
+  std::string items_name;
+  auto catalog = CatalogForModel(*model, model_dir, items_path, &items_name);
+  if (!catalog.ok()) return ReportError(catalog.status());
+  const ItemCatalog& items = *catalog;
   auto log = ReadLogsCsv(logs_path, items, items_name);
   if (!log.ok()) return ReportError(log.status());
   const TwoTowerModel* qhat = model->reward_model ? &*model->reward_model : nullptr;

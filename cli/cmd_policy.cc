@@ -38,16 +38,9 @@ int RunPolicy(int argc, char** argv) {
   if (top_k < 0) return UsageError(absl::StrFormat("--top-k=%d: must be >= 0", top_k));
   auto model = LoadModelFolder(model_dir);
   if (!model.ok()) return ReportError(model.status());
-  ItemCatalog items;
-  if (!items_path.empty()) {
-    auto read = ReadItemsCsv(items_path);
-    if (!read.ok()) return ReportError(read.status());
-    items = std::move(*read);
-  } else if (model->items) {
-    items = *model->items;
-  } else {
-    return UsageError(absl::StrFormat("--model=%s has no items.csv: pass --items", model_dir));
-  }
+  auto catalog = CatalogForModel(*model, model_dir, items_path);
+  if (!catalog.ok()) return ReportError(catalog.status());
+  const ItemCatalog& items = *catalog;
   int64_t dim = 0;
   auto contexts = ReadContextsCsv(contexts_path, &dim);
   if (!contexts.ok()) return ReportError(contexts.status());

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include "absl/strings/str_cat.h"
 #include "core/atomic_file.h"
 #include "core/csv_io.h"
 #include "core/status_macros.h"
@@ -44,6 +45,20 @@ absl::StatusOr<ModelFolder> LoadModelFolder(const std::string& dir) {
     folder.items = std::move(items);
   }
   return folder;
+}
+
+absl::StatusOr<ItemCatalog> CatalogForModel(const ModelFolder& model, const std::string& model_dir,
+                                            const std::string& items_path,
+                                            std::string* items_name) {
+  if (!items_path.empty()) {
+    if (items_name != nullptr) *items_name = items_path;
+    return ReadItemsCsv(items_path);
+  }
+  if (!model.items)
+    return absl::InvalidArgumentError(
+        absl::StrCat("--model=", model_dir, " has no items.csv: pass --items"));
+  if (items_name != nullptr) *items_name = model_dir + "/items.csv";
+  return *model.items;
 }
 
 }  // namespace optower

@@ -34,6 +34,13 @@ absl::Status SaveModelFolder(const std::string& dir, const TwoTowerModel& policy
 // Accepts a folder written by SaveModelFolder, or a bare policy folder (config.txt + weights.pt).
 absl::StatusOr<ModelFolder> LoadModelFolder(const std::string& dir);
 
+// The catalog to score a loaded model on: `items_path` when given, else the folder's items.csv
+// (InvalidArgument when neither exists). `*items_name` (optional) gets the catalog's file name, for
+// messages such as "action=17 is not an item in <items_name>".
+absl::StatusOr<ItemCatalog> CatalogForModel(const ModelFolder& model, const std::string& model_dir,
+                                            const std::string& items_path,
+                                            std::string* items_name = nullptr);
+
 }  // namespace optower
 
 #endif  // OPTOWER_CORE_MODEL_FOLDER_H_

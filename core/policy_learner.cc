@@ -160,14 +160,9 @@ absl::StatusOr<PolicyTrainResult> TrainPolicy(const BanditLog& log, const ItemCa
     policy = qhat.Clone();
     policy->impl().config.temperature = options.temperature;
   } else {
-    TwoTowerConfig config;
-    config.dim_context = log.dim_context;
-    config.dim_item = items.dim_features;
-    config.hidden = options.hidden;
-    config.embedding_dim = options.embedding_dim;
-    config.activation = options.activation;
-    config.item_id_embedding = options.item_id_embedding || items.dim_features == 0;
-    config.temperature = options.temperature;
+    const TwoTowerConfig config =
+        MakeTowerConfig(log.dim_context, items, options.hidden, options.embedding_dim,
+                        options.activation, options.item_id_embedding, options.temperature);
     ASSIGN_OR_RETURN(TwoTowerModel fresh, TwoTowerModel::Create(config, items.ids, options.seed));
     policy = std::move(fresh);
   }

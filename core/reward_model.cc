@@ -28,14 +28,9 @@ absl::StatusOr<TwoTowerModel> FitRewardModel(const BanditLog& log, const ItemCat
     return absl::InvalidArgumentError(absl::StrFormat(
         "epochs=%d batch_size=%d: both must be >= 1", options.epochs, options.batch_size));
   const bool binary = RewardsAreBinary(log);
-  TwoTowerConfig config;
-  config.dim_context = log.dim_context;
-  config.dim_item = items.dim_features;
-  config.hidden = options.hidden;
-  config.embedding_dim = options.embedding_dim;
-  config.activation = options.activation;
-  config.item_id_embedding = options.item_id_embedding || items.dim_features == 0;
-  config.temperature = 1.0;
+  TwoTowerConfig config =
+      MakeTowerConfig(log.dim_context, items, options.hidden, options.embedding_dim,
+                      options.activation, options.item_id_embedding, /*temperature=*/1.0);
   config.reward_link = binary ? "sigmoid" : "identity";
   ASSIGN_OR_RETURN(TwoTowerModel model, TwoTowerModel::Create(config, items.ids, options.seed));
 

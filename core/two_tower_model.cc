@@ -160,6 +160,21 @@ int ConfigureTorchForTraining(int threads) {
   return at::get_num_threads();
 }
 
+TwoTowerConfig MakeTowerConfig(int64_t dim_context, const ItemCatalog& items,
+                               const std::vector<int64_t>& hidden, int64_t embedding_dim,
+                               const std::string& activation, bool item_id_embedding,
+                               double temperature) {
+  TwoTowerConfig config;
+  config.dim_context = dim_context;
+  config.dim_item = items.dim_features;
+  config.hidden = hidden;
+  config.embedding_dim = embedding_dim;
+  config.activation = activation;
+  config.item_id_embedding = item_id_embedding || items.dim_features == 0;
+  config.temperature = temperature;
+  return config;
+}
+
 TwoTowerNetImpl::TwoTowerNetImpl(const TwoTowerConfig& c, int64_t n_item_ids) {
   user = register_module("user", MakeMlp(c.dim_context, c.hidden, c.embedding_dim, c.activation));
   if (c.dim_item > 0) {

@@ -35,6 +35,13 @@ struct TwoTowerConfig {
   std::string reward_link = "sigmoid";
 };
 
+// A config for towers over `dim_context` context features and the catalog's item features; the item
+// id embedding is forced on when items have no features (the item tower needs some input).
+TwoTowerConfig MakeTowerConfig(int64_t dim_context, const ItemCatalog& items,
+                               const std::vector<int64_t>& hidden, int64_t embedding_dim,
+                               const std::string& activation, bool item_id_embedding,
+                               double temperature);
+
 class TwoTowerModel {
  public:
   ~TwoTowerModel();

@@ -11,4 +11,4 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 "$here/scripts/build.sh"
 "${BUILD_DIR:-$here/build}/cli/optower" experiment --n-actions 100 --dim-context 5 --one-hot \
   --behavior linear --beta -3 --sizes 1000,2000,5000,10000,20000 --objectives dr,ipw,dm \
-  --seeds 3 --out "$here/out/main" --overwrite --quiet "$@"
+  --seeds 5 --out "$here/out/main" --overwrite --quiet "$@"
