@@ -1,0 +1,154 @@
+// optower-server: serves Retrieve/Feedback and the admin RPCs over gRPC (docs/SERVING.md).
+//
+//   optower-server --config server.textproto [--port 0 ...]
+//   optower-server --data_dir DATA --items items.csv --dim_context 8 --port 0
+//   optower-server --data_dir DATA --model MODEL_DIR            (MODEL_DIR from `optower train`)
+//
+// Configuration: a text-format optower.v1.ServerConfig file; every flag given on the command line
+// overrides the file's field. Prints "optower-server listening on HOST:PORT" on stdout once it
+// accepts calls (with --port 0 the port is chosen by the OS). SIGTERM/SIGINT shut it down gracefully.
+// Exit codes: 0 after a clean shutdown, 1 on a runtime failure, 2 for a bad flag or config.
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+#include "server/optower_server.h"
+#include "server/server_config.h"
+
+ABSL_FLAG(std::string, config, "", "text-format optower.v1.ServerConfig file (flags override it)");
+ABSL_FLAG(std::optional<std::string>, host, std::nullopt, "listen address (default 127.0.0.1)");
+ABSL_FLAG(std::optional<int>, port, std::nullopt, "listen port (default 50051; 0 = any free port)");
+ABSL_FLAG(std::optional<std::string>, data_dir, std::nullopt,
+          "folder for events.sqlite (created if missing)");
+ABSL_FLAG(std::optional<std::string>, items, std::nullopt, "items.csv (item,f0,...) to serve");
+ABSL_FLAG(std::optional<std::string>, model, std::nullopt,
+          "model folder from `optower train` (or its policy/ folder); none = random towers");
+ABSL_FLAG(std::optional<int>, dim_context, std::nullopt,
+          "context features (required without --model)");
+ABSL_FLAG(std::optional<std::string>, durability, std::nullopt,
+          "event log durability: group (default) | sync");
+ABSL_FLAG(std::optional<double>, max_commit_delay_ms, std::nullopt,
+          "group commit: longest delay before an acknowledged event is committed (default 5)");
+ABSL_FLAG(std::optional<double>, epsilon, std::nullopt, "uniform exploration share (default 0.1)");
+ABSL_FLAG(std::optional<double>, temperature, std::nullopt,
+          "softmax temperature (default 0 = the model's)");
+ABSL_FLAG(std::optional<int>, top_m, std::nullopt, "index candidates per request (default 100)");
+ABSL_FLAG(std::optional<int>, max_k, std::nullopt, "largest slate size k (default 100)");
+ABSL_FLAG(std::optional<std::string>, index, std::nullopt, "auto (default) | exact | ivf | hnsw");
+ABSL_FLAG(std::optional<double>, shutdown_deadline_ms, std::nullopt,
+          "how long to drain in-flight calls on SIGTERM (default 5000)");
+ABSL_FLAG(std::optional<double>, shutdown_health_grace_ms, std::nullopt,
+          "NOT_SERVING this long before draining (default 0)");
+ABSL_FLAG(std::optional<uint64_t>, init_seed, std::nullopt, "seed of random towers (default 0)");
+
+namespace optower::server {
+namespace {
+
+absl::StatusOr<v1::ServerConfig> ConfigFromFlags() {
+  v1::ServerConfig config;
+  if (const std::string path = absl::GetFlag(FLAGS_config); !path.empty()) {
+    ASSIGN_OR_RETURN(config, LoadServerConfigFile(path));
+  }
+  if (auto v = absl::GetFlag(FLAGS_host)) config.set_host(*v);
+  if (auto v = absl::GetFlag(FLAGS_port)) config.set_port(*v);
+  if (auto v = absl::GetFlag(FLAGS_data_dir)) config.set_data_dir(*v);
+  if (auto v = absl::GetFlag(FLAGS_items)) config.set_items_path(*v);
+  if (auto v = absl::GetFlag(FLAGS_model)) config.set_model_dir(*v);
+  if (auto v = absl::GetFlag(FLAGS_dim_context)) config.set_dim_context(*v);
+  if (auto v = absl::GetFlag(FLAGS_durability)) {
+    ASSIGN_OR_RETURN(const v1::EventLogConfig::Durability d, ParseDurability(*v, "--durability"));
+    config.mutable_event_log()->set_durability(d);
+  }
+  if (auto v = absl::GetFlag(FLAGS_max_commit_delay_ms)) {
+    config.mutable_event_log()->set_max_commit_delay_ms(*v);
+  }
+  if (auto v = absl::GetFlag(FLAGS_epsilon)) config.set_epsilon(*v);
+  if (auto v = absl::GetFlag(FLAGS_temperature)) config.set_temperature(*v);
+  if (auto v = absl::GetFlag(FLAGS_top_m)) config.set_top_m(*v);
+  if (auto v = absl::GetFlag(FLAGS_max_k)) config.set_max_k(*v);
+  if (auto v = absl::GetFlag(FLAGS_index)) {
+    ASSIGN_OR_RETURN(const v1::IndexConfig::Type t, ParseIndexType(*v, "--index"));
+    config.mutable_index()->set_type(t);
+  }
+  if (auto v = absl::GetFlag(FLAGS_shutdown_deadline_ms)) config.set_shutdown_deadline_ms(*v);
+  if (auto v = absl::GetFlag(FLAGS_shutdown_health_grace_ms)) {
+    config.set_shutdown_health_grace_ms(*v);
+  }
+  if (auto v = absl::GetFlag(FLAGS_init_seed)) config.set_init_seed(*v);
+  ApplyServerConfigDefaults(&config);
+  RETURN_IF_ERROR(ValidateServerConfig(config));
+  return config;
+}
+
+int Fail(const absl::Status& status) {
+  std::string message(status.message());
+  for (char& c : message) {
+    if (c == '\n') c = ' ';
+  }
+  std::fprintf(stderr, "optower-server: %s\n", message.c_str());
+  return absl::IsInvalidArgument(status) || absl::IsNotFound(status) ? 2 : 1;
+}
+
+int Main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "serves optower's Retrieve/Feedback/admin RPCs.\n"
+      "  optower-server --config FILE | --data_dir DIR --items items.csv "
+      "(--model MODEL_DIR | --dim_context D) [--port P]");
+  const std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+  if (rest.size() > 1) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat("unexpected argument '", rest[1], "'")));
+  }
+  absl::StatusOr<v1::ServerConfig> config = ConfigFromFlags();
+  if (!config.ok()) return Fail(config.status());
+
+  // Block the shutdown signals in this thread before any other thread exists, so every thread
+  // (gRPC's, LibTorch's, the event log's) inherits the mask and only sigwait below receives them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  absl::StatusOr<std::unique_ptr<OptowerServer>> server = OptowerServer::Start(*config);
+  if (!server.ok()) return Fail(server.status());
+  const std::shared_ptr<const ModelSnapshot> snap = (*server)->engine().snapshot();
+  std::fprintf(stderr,
+               "optower-server: model %s, %lld items (%s index, recall@10 %.3f), epsilon %g, "
+               "event log %s (%s)\n",
+               snap->model_version().c_str(), static_cast<long long>(snap->catalog().size()),
+               snap->index().type_name().c_str(), snap->index().recall_at_10(),
+               (*server)->config().epsilon(), EventLogPath((*server)->config()).c_str(),
+               DurabilityName((*server)->config().event_log().durability()).c_str());
+  std::printf("optower-server listening on %s\n", (*server)->address().c_str());
+  std::fflush(stdout);
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  std::fprintf(stderr, "optower-server: %s received, shutting down\n",
+               sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  const absl::Status closed = (*server)->Shutdown();
+  const RetrievalEngine::Stats stats = (*server)->engine().stats();
+  std::fprintf(stderr,
+               "optower-server: stopped after %lld retrieves (%lld items served), %lld feedback "
+               "accepted; event log %s\n",
+               static_cast<long long>(stats.retrieve_ok), static_cast<long long>(stats.items_served),
+               static_cast<long long>(stats.feedback_accepted),
+               closed.ok() ? "closed" : std::string(closed.message()).c_str());
+  return closed.ok() ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace optower::server
+
+int main(int argc, char** argv) { return optower::server::Main(argc, argv); }

@@ -1,0 +1,144 @@
+#include "server/optower_server.h"
+
+#include <errno.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include <ATen/Parallel.h>
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_builder.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "core/model_snapshot.h"
+#include "core/status_macros.h"
+#include "server/model_loader.h"
+#include "server/server_config.h"
+
+namespace optower::server {
+namespace {
+
+// Turns server reflection on or off for one builder. Linking libgrpc++_reflection registers the
+// reflection plugin for every server of the process (a static initializer), so "off" must remove it
+// and "on" must add it only if that registration is missing.
+class ReflectionOption : public grpc::ServerBuilderOption {
+ public:
+  explicit ReflectionOption(bool enable) : enable_(enable) {}
+  void UpdateArguments(grpc::ChannelArguments* args) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    const std::string name = grpc::reflection::ProtoServerReflectionPlugin().name();
+    auto is_reflection = [&](const std::unique_ptr<grpc::ServerBuilderPlugin>& p) {
+      return p != nullptr && p->name() == name;
+    };
+    const bool present = std::any_of(plugins->begin(), plugins->end(), is_reflection);
+    if (!enable_) {
+      plugins->erase(std::remove_if(plugins->begin(), plugins->end(), is_reflection),
+                     plugins->end());
+    } else if (!present) {
+      plugins->push_back(std::make_unique<grpc::reflection::ProtoServerReflectionPlugin>());
+    }
+  }
+
+ private:
+  bool enable_;
+};
+
+absl::Status EnsureDirectory(const std::string& path) {
+  if (::mkdir(path.c_str(), 0755) == 0) return absl::OkStatus();
+  const int err = errno;
+  struct stat st;
+  if (err == EEXIST && ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return absl::OkStatus();
+  return absl::Status(err == ENOENT ? absl::StatusCode::kNotFound
+                                    : absl::StatusCode::kFailedPrecondition,
+                      absl::StrCat("data_dir=", path, ": cannot create it (", std::strerror(err),
+                                   "; its parent folder must exist)"));
+}
+
+constexpr const char* kServiceNames[] = {"", "optower.v1.RetrievalService",
+                                         "optower.v1.AdminService"};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<OptowerServer>> OptowerServer::Start(v1::ServerConfig config) {
+  ApplyServerConfigDefaults(&config);
+  RETURN_IF_ERROR(ValidateServerConfig(config));
+  // One intra-op thread per request thread: gRPC supplies the concurrency (DESIGN §6).
+  at::set_num_threads(config.intra_op_threads());
+  RETURN_IF_ERROR(EnsureDirectory(config.data_dir()));
+
+  std::unique_ptr<OptowerServer> s(new OptowerServer());
+  s->config_ = config;
+  ASSIGN_OR_RETURN(ServingModel serving, LoadServingModel(config));
+  ModelSnapshot::Options snapshot_options;
+  snapshot_options.index = IndexOptionsFromConfig(config);
+  ASSIGN_OR_RETURN(std::shared_ptr<const ModelSnapshot> snapshot,
+                   ModelSnapshot::Build(serving.version, serving.model, std::move(serving.catalog),
+                                        /*catalog_version=*/0, snapshot_options));
+  ASSIGN_OR_RETURN(s->event_log_, EventLog::Open(EventLogOptionsFromConfig(config)));
+  ASSIGN_OR_RETURN(s->engine_, RetrievalEngine::Create(EngineOptionsFromConfig(config),
+                                                       std::move(snapshot), s->event_log_.get()));
+  s->retrieval_service_ = std::make_unique<RetrievalServiceImpl>(s->engine_.get(), &s->metrics_);
+  AdminServiceImpl::Info info;
+  info.event_log_path = EventLogPath(config);
+  info.durability = DurabilityName(config.event_log().durability());
+  info.started = absl::Now();
+  s->admin_service_ = std::make_unique<AdminServiceImpl>(s->engine_.get(), s->event_log_.get(),
+                                                         &s->metrics_, std::move(info));
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::ServerBuilder builder;
+  const std::string listen = absl::StrCat(config.host(), ":", config.port());
+  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &s->port_);
+  builder.SetMaxReceiveMessageSize(config.max_receive_message_bytes());
+  builder.SetMaxSendMessageSize(config.max_send_message_bytes());
+  // gRPC sets SO_REUSEPORT by default, which would let a second server (with its own event log)
+  // silently share the port; refuse a busy port instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.RegisterService(s->retrieval_service_.get());
+  builder.RegisterService(s->admin_service_.get());
+  builder.SetOption(std::make_unique<ReflectionOption>(!config.disable_reflection()));
+  s->server_ = builder.BuildAndStart();
+  if (s->server_ == nullptr || s->port_ == 0) {
+    s->admin_service_->Stop();
+    (void)s->event_log_->Close();
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", listen, " (address in use, or host not a local address?)"));
+  }
+  grpc::HealthCheckServiceInterface* health = s->server_->GetHealthCheckService();
+  if (health != nullptr) {
+    for (const char* name : kServiceNames) health->SetServingStatus(name, true);
+  }
+  return s;
+}
+
+OptowerServer::~OptowerServer() { (void)Shutdown(); }
+
+std::string OptowerServer::address() const { return absl::StrCat(config_.host(), ":", port_); }
+
+absl::Status OptowerServer::Shutdown() {
+  absl::MutexLock lock(&shutdown_mu_);
+  if (shut_down_) return close_status_;
+  shut_down_ = true;
+  if (server_ != nullptr) {
+    if (grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService()) {
+      health->SetServingStatus(false);  // every service NOT_SERVING
+    }
+    if (config_.shutdown_health_grace_ms() > 0) {
+      absl::SleepFor(absl::Milliseconds(config_.shutdown_health_grace_ms()));
+    }
+    server_->Shutdown(absl::ToChronoTime(absl::Now() +
+                                         absl::Milliseconds(config_.shutdown_deadline_ms())));
+    server_->Wait();
+  }
+  if (admin_service_ != nullptr) admin_service_->Stop();
+  close_status_ = event_log_ != nullptr ? event_log_->Close() : absl::OkStatus();
+  return close_status_;
+}
+
+}  // namespace optower::server

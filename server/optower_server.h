@@ -1,0 +1,78 @@
+// OptowerServer: one running optower-server — the event log, the retrieval engine with its first
+// snapshot, the gRPC services and the grpc::Server — with a graceful shutdown. Used by main.cc and,
+// in-process, by tests (port 0 picks a free port).
+//
+// Start-up (Start): defaults + validation of the config, LibTorch intra-op threads, data_dir (created
+// if missing; its parent must exist), model + catalog (server/model_loader.h), the first snapshot
+// (item embeddings + index), the event log at data_dir/events.sqlite, then the gRPC server with
+// health checking (every service SERVING), reflection (unless disabled) and message-size limits.
+//
+// Shutdown: health NOT_SERVING for every service -> wait shutdown_health_grace_ms (load balancers
+// stop sending) -> grpc::Server::Shutdown with a deadline of shutdown_deadline_ms (in-flight calls
+// finish, later ones are cancelled; new calls are refused) -> the admin worker finishes -> the event
+// log is flushed and closed (every acknowledged row committed).
+//
+// Thread safety: all methods may be called from any thread; Shutdown is idempotent (later calls
+// return the first result). Note that Start sets process-wide state: LibTorch's intra-op thread
+// count and gRPC's default health-check-service flag.
+#ifndef OPTOWER_SERVER_OPTOWER_SERVER_H_
+#define OPTOWER_SERVER_OPTOWER_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include <grpcpp/server.h>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "core/event_log.h"
+#include "core/retrieval_engine.h"
+#include "optower/v1/optower.pb.h"
+#include "server/admin_service.h"
+#include "server/retrieval_service.h"
+#include "server/server_metrics.h"
+
+namespace optower::server {
+
+class OptowerServer {
+ public:
+  // Blocks until the server listens. Defaults are applied to `config` here. Errors: the config's
+  // InvalidArgument, model/catalog/event-log errors, Unavailable when the address cannot be bound.
+  static absl::StatusOr<std::unique_ptr<OptowerServer>> Start(v1::ServerConfig config);
+
+  // Shuts down (if not done yet) and releases everything.
+  ~OptowerServer();
+  OptowerServer(const OptowerServer&) = delete;
+  OptowerServer& operator=(const OptowerServer&) = delete;
+
+  int port() const { return port_; }
+  std::string address() const;  // "host:port"
+  const v1::ServerConfig& config() const { return config_; }  // with defaults applied
+  RetrievalEngine& engine() { return *engine_; }
+  EventLog& event_log() { return *event_log_; }
+
+  // Graceful shutdown (see the file comment). Returns the event log's Close status.
+  absl::Status Shutdown();
+
+ private:
+  OptowerServer() = default;
+
+  v1::ServerConfig config_;
+  int port_ = 0;
+  ServerMetrics metrics_;
+  std::unique_ptr<EventLog> event_log_;
+  std::unique_ptr<RetrievalEngine> engine_;
+  std::unique_ptr<RetrievalServiceImpl> retrieval_service_;
+  std::unique_ptr<AdminServiceImpl> admin_service_;
+  std::unique_ptr<grpc::Server> server_;
+
+  absl::Mutex shutdown_mu_;
+  bool shut_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;
+  absl::Status close_status_ ABSL_GUARDED_BY(shutdown_mu_);
+};
+
+}  // namespace optower::server
+
+#endif  // OPTOWER_SERVER_OPTOWER_SERVER_H_

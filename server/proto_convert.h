@@ -1,0 +1,35 @@
+// Conversions between the API messages (optower.v1) and core's request/result types. Pure data
+// copies: validation is core's job (RetrievalEngine), except for what only the wire format can get
+// wrong (items of unequal feature lengths), which is checked here with the API's field names.
+// Thread safety: reentrant.
+#ifndef OPTOWER_SERVER_PROTO_CONVERT_H_
+#define OPTOWER_SERVER_PROTO_CONVERT_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/bandit_data.h"
+#include "core/event_log.h"
+#include "core/retrieval_engine.h"
+#include "optower/v1/optower.pb.h"
+
+namespace optower::server {
+
+RetrieveRequest FromProto(const v1::RetrieveRequest& request);
+void ToProto(const RetrieveResult& result, v1::RetrieveResponse* response);
+
+std::vector<FeedbackEvent> FromProto(const v1::FeedbackRequest& request);
+void ToProto(const FeedbackResult& result, v1::FeedbackResponse* response);
+
+// The items as a catalog fragment. InvalidArgument when an item's feature count differs from
+// `dim_features` (the served catalog's): "items[3].features has 4 values: the catalog has
+// dim_features=5".
+absl::StatusOr<ItemCatalog> FromProto(const v1::UpsertItemsRequest& request, int64_t dim_features);
+
+void ToProto(const CatalogChangeResult& result, v1::UpsertItemsResponse* response);
+void ToProto(const CatalogChangeResult& result, v1::DeleteItemsResponse* response);
+
+}  // namespace optower::server
+
+#endif  // OPTOWER_SERVER_PROTO_CONVERT_H_

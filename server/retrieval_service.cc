@@ -1,0 +1,49 @@
+#include "server/retrieval_service.h"
+
+#include "absl/time/clock.h"
+#include "core/status_macros.h"
+#include "server/proto_convert.h"
+#include "server/status_util.h"
+
+namespace optower::server {
+namespace {
+
+absl::Status DoRetrieve(const RetrievalEngine& engine, const v1::RetrieveRequest& request,
+                        v1::RetrieveResponse* response) {
+  ASSIGN_OR_RETURN(const RetrieveResult result, engine.Retrieve(FromProto(request)));
+  ToProto(result, response);
+  return absl::OkStatus();
+}
+
+absl::Status DoFeedback(const RetrievalEngine& engine, const v1::FeedbackRequest& request,
+                        v1::FeedbackResponse* response) {
+  ASSIGN_OR_RETURN(const FeedbackResult result, engine.Feedback(FromProto(request)));
+  ToProto(result, response);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* RetrievalServiceImpl::Retrieve(grpc::CallbackServerContext* context,
+                                                         const v1::RetrieveRequest* request,
+                                                         v1::RetrieveResponse* response) {
+  const absl::Time start = absl::Now();
+  const absl::Status status = DoRetrieve(*engine_, *request, response);
+  metrics_->retrieve.Record(absl::Now() - start, status.ok());
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* RetrievalServiceImpl::Feedback(grpc::CallbackServerContext* context,
+                                                         const v1::FeedbackRequest* request,
+                                                         v1::FeedbackResponse* response) {
+  const absl::Time start = absl::Now();
+  const absl::Status status = DoFeedback(*engine_, *request, response);
+  metrics_->feedback.Record(absl::Now() - start, status.ok());
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+}  // namespace optower::server

@@ -1,0 +1,56 @@
+// Server configuration: reading the text-format ServerConfig file (proto/optower/v1/optower.proto),
+// filling defaults, validating, and turning it into the options of core components. Flags are
+// applied on top of the file by main.cc (flags override the file), before ValidateServerConfig.
+//
+//   ASSIGN_OR_RETURN(v1::ServerConfig config, LoadServerConfigFile(path));   // or an empty message
+//   ... apply flag overrides ...
+//   ApplyServerConfigDefaults(&config);
+//   RETURN_IF_ERROR(ValidateServerConfig(config));
+//
+// Errors name the config field and its value ("top_m=0: must be >= 1"); a syntax error in the file is
+// "<path>:<line>:<column>: <what protobuf's parser says>".
+// Thread safety: all functions are reentrant.
+#ifndef OPTOWER_SERVER_SERVER_CONFIG_H_
+#define OPTOWER_SERVER_SERVER_CONFIG_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/event_log.h"
+#include "core/retrieval_engine.h"
+#include "optower/v1/optower.pb.h"
+
+namespace optower::server {
+
+inline constexpr int kDefaultPort = 50051;
+
+// Parses the file (text format). NotFound etc. when it cannot be read; InvalidArgument for syntax.
+absl::StatusOr<v1::ServerConfig> LoadServerConfigFile(const std::string& path);
+// Same for text held in memory; `name` is used in error messages in place of a path.
+absl::StatusOr<v1::ServerConfig> ParseServerConfig(const std::string& text, const std::string& name);
+
+// Replaces zero/unset fields by their documented defaults (idempotent).
+void ApplyServerConfigDefaults(v1::ServerConfig* config);
+
+// Checks a config after ApplyServerConfigDefaults. InvalidArgument naming the field and value.
+absl::Status ValidateServerConfig(const v1::ServerConfig& config);
+
+RetrievalEngineOptions EngineOptionsFromConfig(const v1::ServerConfig& config);
+ItemIndexOptions IndexOptionsFromConfig(const v1::ServerConfig& config);
+// The event log lives at `<data_dir>/events.sqlite`.
+EventLogOptions EventLogOptionsFromConfig(const v1::ServerConfig& config);
+std::string EventLogPath(const v1::ServerConfig& config);
+
+// "group" | "sync".
+std::string DurabilityName(v1::EventLogConfig::Durability durability);
+// "group" | "sync" -> the enum; InvalidArgument otherwise (naming `field`).
+absl::StatusOr<v1::EventLogConfig::Durability> ParseDurability(const std::string& name,
+                                                               const std::string& field);
+// "auto" | "exact" | "ivf" | "hnsw" -> the enum; InvalidArgument otherwise (naming `field`).
+absl::StatusOr<v1::IndexConfig::Type> ParseIndexType(const std::string& name,
+                                                     const std::string& field);
+
+}  // namespace optower::server
+
+#endif  // OPTOWER_SERVER_SERVER_CONFIG_H_

@@ -1,0 +1,19 @@
+#include "server/status_util.h"
+
+#include <string>
+
+namespace optower::server {
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  // absl::StatusCode and grpc::StatusCode share the canonical numbering 1..16; anything outside it
+  // (a future absl code) is reported as UNKNOWN rather than as a made-up number.
+  const int code = static_cast<int>(status.code());
+  const grpc::StatusCode grpc_code = (code >= grpc::StatusCode::CANCELLED &&
+                                      code <= grpc::StatusCode::UNAUTHENTICATED)
+                                         ? static_cast<grpc::StatusCode>(code)
+                                         : grpc::StatusCode::UNKNOWN;
+  return grpc::Status(grpc_code, std::string(status.message()));
+}
+
+}  // namespace optower::server

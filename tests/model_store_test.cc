@@ -1,0 +1,288 @@
+// ModelStore: numbered versions, manifests, CURRENT, LatestPromoted, partial folders.
+#include "core/model_store.h"
+
+#include <stdlib.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace optower {
+namespace {
+
+using ::testing::HasSubstr;
+
+ItemCatalog TinyCatalog() {
+  ItemCatalog items;
+  items.dim_features = 2;
+  items.ids = {7, 8, 9};
+  items.features = {0.f, 1.f, 1.f, 0.f, 0.5f, 0.5f};
+  return items;
+}
+
+TwoTowerModel TinyModel(uint64_t seed) {
+  TwoTowerConfig c;
+  c.dim_context = 3;
+  c.dim_item = 2;
+  c.hidden = {};
+  c.embedding_dim = 4;
+  absl::StatusOr<TwoTowerModel> m = TwoTowerModel::Create(c, {7, 8, 9}, seed);
+  EXPECT_TRUE(m.ok()) << m.status();
+  return std::move(*m);
+}
+
+OpeEstimate Estimate(const std::string& name, double value, double se) {
+  OpeEstimate e;
+  e.estimator = name;
+  e.value = value;
+  e.std_error = se;
+  e.ci_low = value - 1.96 * se;
+  e.ci_high = value + 1.96 * se;
+  e.n = 123;
+  e.max_weight = 4.5;
+  e.effective_sample_size = 99.25;
+  return e;
+}
+
+ModelManifest FullManifest() {
+  ModelManifest m;
+  m.parent_version = "000001";
+  m.created_time_us = 1700000000123456;
+  m.job_id = "job-1";
+  m.data_watermark = 4242;
+  m.objective = "dr";
+  m.n_events = 1000;
+  m.n_train = 800;
+  m.n_holdout = 200;
+  m.metrics.objective = "dr";
+  m.metrics.n_train = 640;
+  m.metrics.n_validation = 160;
+  m.metrics.n_items = 3;
+  m.metrics.epochs_run = 4;
+  m.metrics.best_epoch = 3;
+  m.metrics.validation_dr_initial = 0.1;
+  m.metrics.validation_dr_best = 1.0 / 3.0;  // not exactly representable: tests %.17g round trip
+  m.metrics.history = {{1, 0.5, 0.2}};
+  OpeComparison c;
+  c.confidence = 0.9;
+  c.tolerance = 0.01;
+  c.old_policy = Estimate("dr", 0.4, 0.02);
+  c.new_policy = Estimate("dr", 0.45, 0.03);
+  c.difference = Estimate("dr_diff", 0.05, std::numeric_limits<double>::infinity());
+  m.ope = c;
+  m.promoted = true;
+  m.decision = "promoted";
+  m.reason = "line one\nline two with = and \\ backslash";
+  m.index_recall = 0.987;
+  return m;
+}
+
+class ModelStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = ::testing::TempDir() + "/model_store_test.XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    root_ = tmpl;
+    auto store = ModelStore::Open(root_);
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(*store);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    std::filesystem::remove_all(root_, ec);
+  }
+
+  // Saves a new version with the given decision and returns its name.
+  std::string SaveVersion(bool promoted, uint64_t seed = 1) {
+    absl::StatusOr<std::string> v = store_->NextVersion();
+    EXPECT_TRUE(v.ok()) << v.status();
+    ModelManifest m;
+    m.promoted = promoted;
+    m.decision = promoted ? "promoted" : "rejected";
+    m.reason = "test";
+    const TwoTowerModel policy = TinyModel(seed);
+    const TwoTowerModel qhat = TinyModel(seed + 100);
+    absl::Status s = store_->Save(*v, policy, &qhat, TinyCatalog(), m);
+    EXPECT_TRUE(s.ok()) << s;
+    return *v;
+  }
+
+  std::string root_;
+  std::unique_ptr<ModelStore> store_;
+};
+
+TEST_F(ModelStoreTest, VersionsStartAtOneAndIncrease) {
+  EXPECT_EQ(*store_->NextVersion(), "000001");
+  EXPECT_EQ(SaveVersion(true), "000001");
+  EXPECT_EQ(SaveVersion(false), "000002");
+  EXPECT_EQ(*store_->NextVersion(), "000003");
+  std::vector<ModelManifest> all = *store_->List();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].version, "000001");
+  EXPECT_EQ(all[1].version, "000002");
+}
+
+TEST_F(ModelStoreTest, SavedVersionLoadsAndManifestRoundTrips) {
+  const ModelManifest in = FullManifest();
+  const TwoTowerModel policy = TinyModel(3);
+  ASSERT_TRUE(store_->Save("000001", policy, nullptr, TinyCatalog(), in).ok());
+
+  absl::StatusOr<ModelManifest> out = store_->GetManifest("000001");
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->version, "000001");
+  EXPECT_EQ(out->parent_version, in.parent_version);
+  EXPECT_EQ(out->created_time_us, in.created_time_us);
+  EXPECT_EQ(out->job_id, in.job_id);
+  EXPECT_EQ(out->data_watermark, in.data_watermark);
+  EXPECT_EQ(out->n_holdout, in.n_holdout);
+  EXPECT_EQ(out->metrics.best_epoch, 3);
+  EXPECT_EQ(out->metrics.validation_dr_best, in.metrics.validation_dr_best);  // exact
+  EXPECT_TRUE(out->metrics.history.empty());  // history lives in manifest.json only
+  ASSERT_TRUE(out->ope.has_value());
+  EXPECT_EQ(out->ope->confidence, 0.9);
+  EXPECT_EQ(out->ope->new_policy.value, 0.45);
+  EXPECT_EQ(out->ope->old_policy.ci_high, in.ope->old_policy.ci_high);
+  EXPECT_EQ(out->ope->difference.estimator, "dr_diff");
+  EXPECT_TRUE(std::isinf(out->ope->difference.std_error));
+  EXPECT_EQ(out->ope->difference.effective_sample_size, 99.25);
+  EXPECT_TRUE(out->promoted);
+  EXPECT_EQ(out->reason, in.reason);  // newline, '=' and backslash survive
+  ASSERT_TRUE(out->index_recall.has_value());
+  EXPECT_EQ(*out->index_recall, 0.987);
+
+  absl::StatusOr<ModelFolder> folder = store_->Load("000001");
+  ASSERT_TRUE(folder.ok()) << folder.status();
+  EXPECT_EQ(folder->policy.config().dim_context, 3);
+  EXPECT_FALSE(folder->reward_model.has_value());
+  ASSERT_TRUE(folder->items.has_value());
+  EXPECT_EQ(folder->items->ids, TinyCatalog().ids);
+
+  std::ifstream json(store_->VersionDir("000001") + "/manifest.json");
+  std::stringstream ss;
+  ss << json.rdbuf();
+  EXPECT_THAT(ss.str(), HasSubstr("\"parent_version\": \"000001\""));
+  EXPECT_THAT(ss.str(), HasSubstr("\"data_watermark\": 4242"));
+  EXPECT_THAT(ss.str(), HasSubstr("\"history\""));
+}
+
+TEST_F(ModelStoreTest, ManifestWithoutOpeOrRecallRoundTrips) {
+  ModelManifest m;
+  m.version = "000005";
+  m.decision = "rejected";
+  absl::StatusOr<ModelManifest> back = ParseManifestText(FormatManifestText(m));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_FALSE(back->ope.has_value());
+  EXPECT_FALSE(back->index_recall.has_value());
+  EXPECT_FALSE(back->promoted);
+  EXPECT_EQ(back->decision, "rejected");
+}
+
+TEST_F(ModelStoreTest, ListIgnoresLeftoverTemporaryAndForeignFolders) {
+  SaveVersion(true);
+  // What a crash during Save leaves behind, plus entries the store did not write.
+  std::filesystem::create_directories(store_->models_dir() + "/000002.tmp-abc123/policy");
+  std::ofstream(store_->models_dir() + "/000002.tmp-abc123/manifest.txt") << "garbage";
+  std::filesystem::create_directories(store_->models_dir() + "/notes");
+  std::filesystem::create_directories(store_->models_dir() + "/000004");  // no manifest
+  std::vector<ModelManifest> all = *store_->List();
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].version, "000001");
+  // The incomplete 000004 still reserves its number.
+  EXPECT_EQ(*store_->NextVersion(), "000005");
+  EXPECT_EQ(store_->GetManifest("000004").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(ModelStoreTest, CurrentStartsEmptyAndFollowsSetCurrentAcrossReopen) {
+  EXPECT_FALSE(store_->Current()->has_value());
+  SaveVersion(true);
+  SaveVersion(true);
+  EXPECT_EQ(store_->SetCurrent("000003").code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(store_->SetCurrent("000002").ok());
+  EXPECT_EQ(**store_->Current(), "000002");
+  ASSERT_TRUE(store_->SetCurrent("000001").ok());
+  auto reopened = ModelStore::Open(root_);
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_EQ(**(*reopened)->Current(), "000001");
+}
+
+TEST_F(ModelStoreTest, CurrentNamingAMissingVersionIsDataLoss) {
+  std::ofstream(store_->models_dir() + "/CURRENT") << "000009\n";
+  absl::StatusOr<std::optional<std::string>> c = store_->Current();
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(c.status().message(), HasSubstr("000009"));
+}
+
+TEST_F(ModelStoreTest, LatestPromotedSkipsRejectedVersions) {
+  EXPECT_FALSE(store_->LatestPromoted()->has_value());
+  EXPECT_FALSE(store_->ServingVersion()->has_value());
+  SaveVersion(true);
+  SaveVersion(true);
+  SaveVersion(false);
+  EXPECT_EQ((*store_->LatestPromoted())->version, "000002");
+  // Without CURRENT a restart serves the latest promoted version; CURRENT (a rollback) wins.
+  EXPECT_EQ(**store_->ServingVersion(), "000002");
+  ASSERT_TRUE(store_->SetCurrent("000001").ok());
+  EXPECT_EQ(**store_->ServingVersion(), "000001");
+}
+
+TEST_F(ModelStoreTest, RejectsBadVersionNamesAndOverwrites) {
+  const TwoTowerModel policy = TinyModel(1);
+  for (const std::string bad : {"", "12", "../../etc", "00000a", "000001/.."}) {
+    EXPECT_EQ(store_->Save(bad, policy, nullptr, TinyCatalog(), {}).code(),
+              absl::StatusCode::kInvalidArgument)
+        << bad;
+    EXPECT_EQ(store_->GetManifest(bad).status().code(), absl::StatusCode::kInvalidArgument)
+        << bad;
+    EXPECT_EQ(store_->SetCurrent(bad).code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+  SaveVersion(true);
+  EXPECT_EQ(store_->Save("000001", policy, nullptr, TinyCatalog(), {}).code(),
+            absl::StatusCode::kAlreadyExists);
+  ModelManifest other;
+  other.version = "000007";
+  EXPECT_EQ(store_->Save("000002", policy, nullptr, TinyCatalog(), other).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(ModelStoreTest, UpdateManifestRewritesTheRecord) {
+  SaveVersion(true);
+  ASSERT_TRUE(store_
+                  ->UpdateManifest("000001",
+                                   [](ModelManifest& m) {
+                                     m.index_recall = 0.5;
+                                     m.promoted = false;
+                                   })
+                  .ok());
+  ModelManifest m = *store_->GetManifest("000001");
+  EXPECT_EQ(*m.index_recall, 0.5);
+  EXPECT_FALSE(m.promoted);
+  EXPECT_EQ(store_->UpdateManifest("000001", [](ModelManifest& m) { m.version = "000002"; }).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->UpdateManifest("000003", [](ModelManifest&) {}).code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(ModelStoreTest, MalformedManifestIsDataLossNamingTheFile) {
+  SaveVersion(true);
+  std::ofstream(store_->VersionDir("000001") + "/manifest.txt")
+      << "# optower model manifest v1\nversion=000001\npromoted=maybe\n";
+  absl::StatusOr<std::vector<ModelManifest>> all = store_->List();
+  EXPECT_EQ(all.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(all.status().message(), HasSubstr("000001/manifest.txt"));
+  EXPECT_THAT(all.status().message(), HasSubstr("promoted=\"maybe\""));
+  EXPECT_EQ(ParseManifestText("version=000001\n").status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(ModelStoreOpenTest, MissingRootIsNotFound) {
+  EXPECT_EQ(ModelStore::Open("/nonexistent/optower/root").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace optower
