@@ -13,6 +13,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   libsqlite3-dev        # embedded durable event log (WAL)
   python3-matplotlib python3-numpy  # PNG plots (run with /usr/bin/python3)
+  python3-yaml          # deploy manifest lint test
 )
 
 missing=()
