@@ -118,6 +118,83 @@ absl::StatusOr<v1::GetStatsResponse> OptowerClient::GetStats(const CallOptions& 
   return response;
 }
 
+absl::StatusOr<std::string> OptowerClient::TriggerRetrain(bool force,
+                                                         const CallOptions& call) const {
+  grpc::ClientContext context;
+  Prepare(call, &context);
+  v1::TriggerRetrainRequest request;
+  request.set_force(force);
+  v1::TriggerRetrainResponse response;
+  const grpc::Status status = admin_->TriggerRetrain(&context, request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response.job_id();
+}
+
+absl::Status OptowerClient::WatchTraining(
+    const std::string& job_id, const std::function<void(const v1::TrainingEvent&)>& on_event,
+    const CallOptions& call) const {
+  grpc::ClientContext context;
+  Prepare(call, &context);
+  v1::WatchTrainingRequest request;
+  request.set_job_id(job_id);
+  std::unique_ptr<grpc::ClientReader<v1::TrainingEvent>> reader =
+      admin_->WatchTraining(&context, request);
+  v1::TrainingEvent event;
+  bool saw_final = false;
+  while (reader->Read(&event)) {
+    saw_final = saw_final || event.final();
+    if (on_event) on_event(event);
+  }
+  const grpc::Status status = reader->Finish();
+  if (!status.ok()) return FromGrpcStatus(status);
+  if (!saw_final) {
+    return absl::UnavailableError(
+        absl::StrCat("WatchTraining: the stream of job ", job_id, " ended before its final event"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::TrainingJob> OptowerClient::GetTrainingJob(const std::string& job_id,
+                                                              const CallOptions& call) const {
+  grpc::ClientContext context;
+  Prepare(call, &context);
+  v1::GetTrainingJobRequest request;
+  request.set_job_id(job_id);
+  v1::TrainingJob response;
+  const grpc::Status status = admin_->GetTrainingJob(&context, request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response;
+}
+
+absl::StatusOr<v1::ListTrainingJobsResponse> OptowerClient::ListTrainingJobs(
+    const CallOptions& call) const {
+  grpc::ClientContext context;
+  Prepare(call, &context);
+  v1::ListTrainingJobsResponse response;
+  const grpc::Status status =
+      admin_->ListTrainingJobs(&context, v1::ListTrainingJobsRequest(), &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response;
+}
+
+absl::StatusOr<v1::ListModelsResponse> OptowerClient::ListModels(const CallOptions& call) const {
+  grpc::ClientContext context;
+  Prepare(call, &context);
+  v1::ListModelsResponse response;
+  const grpc::Status status = admin_->ListModels(&context, v1::ListModelsRequest(), &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response;
+}
+
+absl::Status OptowerClient::Rollback(const std::string& version, const CallOptions& call) const {
+  grpc::ClientContext context;
+  Prepare(call, &context);
+  v1::RollbackRequest request;
+  request.set_version(version);
+  v1::RollbackResponse response;
+  return FromGrpcStatus(admin_->Rollback(&context, request, &response));
+}
+
 absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> OptowerClient::CheckHealth(
     const std::string& service, const CallOptions& call) const {
   grpc::ClientContext context;

@@ -17,6 +17,7 @@
 #define OPTOWER_CLIENT_OPTOWER_CLIENT_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -77,6 +78,31 @@ class OptowerClient {
   absl::StatusOr<v1::DeleteItemsResponse> DeleteItems(const v1::DeleteItemsRequest& request,
                                                       const CallOptions& call = {}) const;
   absl::StatusOr<v1::GetStatsResponse> GetStats(const CallOptions& call = {}) const;
+
+  // ---- The trainer (docs/TRAINING.md) ----
+  // Starts a retraining job; returns its id at once. FailedPrecondition naming the running job when
+  // one is queued or running (or when the server runs without a trainer). `force` promotes even if
+  // the OPE gate rejects.
+  absl::StatusOr<std::string> TriggerRetrain(bool force, const CallOptions& call = {}) const;
+  // Streams the job's progress: calls `on_event` (on this thread) for every event in order, and
+  // blocks until the stream ends. OK after the final event (event.final() == true; its `state`,
+  // `decision`, `reason`, `new_version` and `ope` say how the job ended — a rejected or failed job
+  // is still an OK stream). NotFound for an unknown job id. The deadline (CallOptions::deadline, else
+  // ClientOptions::default_deadline) bounds the whole stream: give a long one for long jobs.
+  absl::Status WatchTraining(const std::string& job_id,
+                             const std::function<void(const v1::TrainingEvent&)>& on_event,
+                             const CallOptions& call = {}) const;
+  // NotFound for an unknown (or no longer kept) job id.
+  absl::StatusOr<v1::TrainingJob> GetTrainingJob(const std::string& job_id,
+                                                 const CallOptions& call = {}) const;
+  // Jobs kept in memory by the server, oldest first.
+  absl::StatusOr<v1::ListTrainingJobsResponse> ListTrainingJobs(const CallOptions& call = {}) const;
+  // Every stored model version, ascending, with the served one marked.
+  absl::StatusOr<v1::ListModelsResponse> ListModels(const CallOptions& call = {}) const;
+  // Serves a stored version again (returns once it is served). InvalidArgument for a malformed
+  // version, NotFound for an unknown one.
+  absl::Status Rollback(const std::string& version, const CallOptions& call = {}) const;
+
   // The standard gRPC health check of `service` ("" = the whole server).
   absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> CheckHealth(
       const std::string& service = "", const CallOptions& call = {}) const;

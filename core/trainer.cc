@@ -5,6 +5,8 @@
 #include <limits>
 #include <utility>
 
+#include <ATen/Parallel.h>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -482,7 +484,12 @@ void Trainer::RunJob(const std::string& job_id) {
       feedback_baseline_ = *count;
     }
   }
+  // The learner sets LibTorch's intra-op thread count to learner.threads, and that setting is
+  // process-wide: threads that run their first parallel op later (e.g. new gRPC threads) inherit
+  // it. Put the serving process's value back when the job ends (docs/TRAINING.md, "Threads").
+  const int torch_threads = at::get_num_threads();
   absl::StatusOr<JobState> outcome = ExecuteJob(job_id, force, generation);
+  at::set_num_threads(torch_threads);
   if (outcome.ok()) {
     FinishJob(job_id, *outcome, absl::OkStatus());
   } else {

@@ -1,8 +1,11 @@
 #include "server/admin_service.h"
 
+#include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/status_macros.h"
 #include "server/proto_convert.h"
@@ -42,11 +45,72 @@ void AddLatency(const char* method, const LatencyHistogram& histogram,
   out->set_max_ms(s.max_ms);
 }
 
+absl::Status RequireTrainer(const Trainer* trainer) {
+  if (trainer != nullptr) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      "the trainer is disabled on this server (trainer { disabled: true } in its config)");
+}
+
+absl::Status DoTriggerRetrain(Trainer* trainer, const v1::TriggerRetrainRequest& request,
+                              v1::TriggerRetrainResponse* response) {
+  RETURN_IF_ERROR(RequireTrainer(trainer));
+  ASSIGN_OR_RETURN(const std::string job_id, trainer->Trigger(request.force()));
+  response->set_job_id(job_id);
+  return absl::OkStatus();
+}
+
+absl::Status CheckJobId(const std::string& job_id) {
+  if (!job_id.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      "job_id: empty (TriggerRetrain returns one; ListTrainingJobs lists them)");
+}
+
+absl::Status DoGetTrainingJob(const Trainer* trainer, const v1::GetTrainingJobRequest& request,
+                              v1::TrainingJob* response) {
+  RETURN_IF_ERROR(RequireTrainer(trainer));
+  RETURN_IF_ERROR(CheckJobId(request.job_id()));
+  ASSIGN_OR_RETURN(const JobInfo job, trainer->GetJob(request.job_id()));
+  ToProto(job, response);
+  return absl::OkStatus();
+}
+
+absl::Status DoListTrainingJobs(const Trainer* trainer, v1::ListTrainingJobsResponse* response) {
+  RETURN_IF_ERROR(RequireTrainer(trainer));
+  for (const JobInfo& job : trainer->ListJobs()) ToProto(job, response->add_jobs());
+  return absl::OkStatus();
+}
+
+absl::Status DoListModels(const ModelStore* store, const RetrievalEngine& engine,
+                          v1::ListModelsResponse* response) {
+  if (store == nullptr) return absl::FailedPreconditionError("this server has no model store");
+  ASSIGN_OR_RETURN(const std::vector<ModelManifest> versions, store->List());
+  ASSIGN_OR_RETURN(const std::optional<std::string> current, store->Current());
+  const std::string serving = engine.snapshot()->model_version();
+  for (const ModelManifest& m : versions) {
+    ToProto(m, m.version == serving, current.has_value() && *current == m.version,
+            response->add_models());
+  }
+  response->set_serving_version(serving);
+  return absl::OkStatus();
+}
+
+absl::Status DoRollback(Trainer* trainer, const RetrievalEngine& engine,
+                        const v1::RollbackRequest& request, v1::RollbackResponse* response) {
+  if (request.version().empty()) {
+    return absl::InvalidArgumentError(
+        "version: empty (want a stored version such as \"000001\"; ListModels lists them)");
+  }
+  RETURN_IF_ERROR(RequireTrainer(trainer));
+  const std::string previous = engine.snapshot()->model_version();
+  RETURN_IF_ERROR(trainer->Rollback(request.version()));
+  response->set_version(request.version());
+  response->set_previous_version(previous);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
-AdminServiceImpl::AdminServiceImpl(RetrievalEngine* engine, const EventLog* event_log,
-                                   ServerMetrics* metrics, Info info)
-    : engine_(engine), event_log_(event_log), metrics_(metrics), info_(std::move(info)) {
+AdminServiceImpl::AdminServiceImpl(Deps deps, Info info) : deps_(deps), info_(std::move(info)) {
   worker_ = std::thread([this] { WorkerLoop(); });
 }
 
@@ -58,6 +122,9 @@ void AdminServiceImpl::Stop() {
     stopping_ = true;
   }
   if (worker_.joinable()) worker_.join();
+  // Streams end within one poll interval of the flag; the bound only guards against a stuck
+  // client write (gRPC's own shutdown deadline cancels those).
+  (void)watches_.StopAndWait(absl::Seconds(30));
 }
 
 bool AdminServiceImpl::Offload(std::function<void()> job) {
@@ -85,41 +152,48 @@ void AdminServiceImpl::WorkerLoop() {
   }
 }
 
-grpc::ServerUnaryReactor* AdminServiceImpl::UpsertItems(grpc::CallbackServerContext* context,
-                                                        const v1::UpsertItemsRequest* request,
-                                                        v1::UpsertItemsResponse* response) {
+grpc::ServerUnaryReactor* AdminServiceImpl::RunOnWorker(grpc::CallbackServerContext* context,
+                                                        const char* method,
+                                                        LatencyHistogram* latency,
+                                                        std::function<absl::Status()> work) {
   const absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  // request/response stay valid until Finish.
-  const bool queued = Offload([this, reactor, request, response, start] {
-    const absl::Status status = DoUpsert(*engine_, *request, response);
-    metrics_->upsert_items.Record(absl::Now() - start, status.ok());
+  // The request and response stay valid until Finish.
+  const bool queued = Offload([reactor, latency, start, work = std::move(work)] {
+    const absl::Status status = work();
+    latency->Record(absl::Now() - start, status.ok());
     reactor->Finish(ToGrpcStatus(status));
   });
   if (!queued) {
-    const absl::Status status = absl::UnavailableError("UpsertItems: the server is shutting down");
-    metrics_->upsert_items.Record(absl::Now() - start, false);
-    reactor->Finish(ToGrpcStatus(status));
+    latency->Record(absl::Now() - start, false);
+    reactor->Finish(ToGrpcStatus(
+        absl::UnavailableError(absl::StrCat(method, ": the server is shutting down"))));
   }
   return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::FinishInline(grpc::CallbackServerContext* context,
+                                                         LatencyHistogram* latency,
+                                                         absl::Time start,
+                                                         const absl::Status& status) {
+  latency->Record(absl::Now() - start, status.ok());
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::UpsertItems(grpc::CallbackServerContext* context,
+                                                        const v1::UpsertItemsRequest* request,
+                                                        v1::UpsertItemsResponse* response) {
+  return RunOnWorker(context, "UpsertItems", &deps_.metrics->upsert_items,
+                     [this, request, response] { return DoUpsert(*deps_.engine, *request, response); });
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::DeleteItems(grpc::CallbackServerContext* context,
                                                         const v1::DeleteItemsRequest* request,
                                                         v1::DeleteItemsResponse* response) {
-  const absl::Time start = absl::Now();
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  const bool queued = Offload([this, reactor, request, response, start] {
-    const absl::Status status = DoDelete(*engine_, *request, response);
-    metrics_->delete_items.Record(absl::Now() - start, status.ok());
-    reactor->Finish(ToGrpcStatus(status));
-  });
-  if (!queued) {
-    const absl::Status status = absl::UnavailableError("DeleteItems: the server is shutting down");
-    metrics_->delete_items.Record(absl::Now() - start, false);
-    reactor->Finish(ToGrpcStatus(status));
-  }
-  return reactor;
+  return RunOnWorker(context, "DeleteItems", &deps_.metrics->delete_items,
+                     [this, request, response] { return DoDelete(*deps_.engine, *request, response); });
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::GetStats(grpc::CallbackServerContext* context,
@@ -127,15 +201,72 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetStats(grpc::CallbackServerContext
                                                      v1::GetStatsResponse* response) {
   const absl::Time start = absl::Now();
   FillStats(response);
-  metrics_->get_stats.Record(absl::Now() - start, true);
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
+  return FinishInline(context, &deps_.metrics->get_stats, start, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::TriggerRetrain(grpc::CallbackServerContext* context,
+                                                           const v1::TriggerRetrainRequest* request,
+                                                           v1::TriggerRetrainResponse* response) {
+  const absl::Time start = absl::Now();
+  const absl::Status status = DoTriggerRetrain(deps_.trainer, *request, response);
+  return FinishInline(context, &deps_.metrics->trigger_retrain, start, status);
+}
+
+grpc::ServerWriteReactor<v1::TrainingEvent>* AdminServiceImpl::WatchTraining(
+    grpc::CallbackServerContext* context, const v1::WatchTrainingRequest* request) {
+  const absl::Time start = absl::Now();
+  absl::Status refusal = RequireTrainer(deps_.trainer);
+  if (refusal.ok()) refusal = CheckJobId(request->job_id());
+  if (refusal.ok() && request->after_seq() < 0) {
+    refusal = absl::InvalidArgumentError(
+        absl::StrCat("after_seq=", request->after_seq(), ": must be >= 0"));
+  }
+  if (refusal.ok()) refusal = deps_.trainer->GetJob(request->job_id()).status();
+  if (refusal.ok() && watches_.stopping()) {
+    refusal = absl::UnavailableError("WatchTraining: the server is shutting down");
+  }
+  LatencyHistogram* latency = &deps_.metrics->watch_training;
+  return new TrainingWatchReactor(
+      deps_.trainer, request->job_id(), request->after_seq(), &watches_, std::move(refusal),
+      [latency, start](const absl::Status& s) { latency->Record(absl::Now() - start, s.ok()); });
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::GetTrainingJob(grpc::CallbackServerContext* context,
+                                                           const v1::GetTrainingJobRequest* request,
+                                                           v1::TrainingJob* response) {
+  const absl::Time start = absl::Now();
+  const absl::Status status = DoGetTrainingJob(deps_.trainer, *request, response);
+  return FinishInline(context, &deps_.metrics->get_training_job, start, status);
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::ListTrainingJobs(
+    grpc::CallbackServerContext* context, const v1::ListTrainingJobsRequest* request,
+    v1::ListTrainingJobsResponse* response) {
+  const absl::Time start = absl::Now();
+  const absl::Status status = DoListTrainingJobs(deps_.trainer, response);
+  return FinishInline(context, &deps_.metrics->list_training_jobs, start, status);
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::ListModels(grpc::CallbackServerContext* context,
+                                                       const v1::ListModelsRequest* request,
+                                                       v1::ListModelsResponse* response) {
+  const absl::Time start = absl::Now();
+  const absl::Status status = DoListModels(deps_.store, *deps_.engine, response);
+  return FinishInline(context, &deps_.metrics->list_models, start, status);
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::Rollback(grpc::CallbackServerContext* context,
+                                                     const v1::RollbackRequest* request,
+                                                     v1::RollbackResponse* response) {
+  return RunOnWorker(context, "Rollback", &deps_.metrics->rollback, [this, request, response] {
+    return DoRollback(deps_.trainer, *deps_.engine, *request, response);
+  });
 }
 
 void AdminServiceImpl::FillStats(v1::GetStatsResponse* r) const {
-  const std::shared_ptr<const ModelSnapshot> snap = engine_->snapshot();
-  const RetrievalEngineOptions& o = engine_->options();
+  const RetrievalEngine* engine = deps_.engine;
+  const std::shared_ptr<const ModelSnapshot> snap = engine->snapshot();
+  const RetrievalEngineOptions& o = engine->options();
   r->set_model_version(snap->model_version());
   r->set_catalog_size(snap->catalog().size());
   r->set_catalog_version(snap->catalog_version());
@@ -145,10 +276,10 @@ void AdminServiceImpl::FillStats(v1::GetStatsResponse* r) const {
   r->set_dim_item(static_cast<int32_t>(snap->catalog().dim_features));
   r->set_embedding_dim(static_cast<int32_t>(snap->embedding_dim()));
   r->set_epsilon(o.greedy ? 0.0 : o.epsilon);
-  r->set_temperature(engine_->ServedTemperature(*snap));
+  r->set_temperature(engine->ServedTemperature(*snap));
   r->set_top_m(static_cast<int32_t>(o.top_m));
   r->set_max_k(static_cast<int32_t>(o.max_k));
-  const RetrievalEngine::Stats s = engine_->stats();
+  const RetrievalEngine::Stats s = engine->stats();
   r->set_retrieve_ok(s.retrieve_ok);
   r->set_retrieve_errors(s.retrieve_errors);
   r->set_items_served(s.items_served);
@@ -156,8 +287,8 @@ void AdminServiceImpl::FillStats(v1::GetStatsResponse* r) const {
   r->set_feedback_duplicate(s.feedback_duplicate);
   r->set_feedback_unknown(s.feedback_unknown);
   r->set_feedback_errors(s.feedback_errors);
-  if (event_log_ != nullptr) {
-    const EventLog::Stats ls = event_log_->stats();
+  if (deps_.event_log != nullptr) {
+    const EventLog::Stats ls = deps_.event_log->stats();
     v1::EventLogStats* out = r->mutable_event_log();
     out->set_path(info_.event_log_path);
     out->set_durability(info_.durability);
@@ -170,11 +301,27 @@ void AdminServiceImpl::FillStats(v1::GetStatsResponse* r) const {
     out->set_errors(ls.errors);
   }
   r->set_uptime_seconds(absl::ToDoubleSeconds(absl::Now() - info_.started));
-  AddLatency("Retrieve", metrics_->retrieve, r);
-  AddLatency("Feedback", metrics_->feedback, r);
-  AddLatency("UpsertItems", metrics_->upsert_items, r);
-  AddLatency("DeleteItems", metrics_->delete_items, r);
-  AddLatency("GetStats", metrics_->get_stats, r);
+  if (deps_.publisher != nullptr) {
+    r->set_model_trained(deps_.publisher->served_trained());
+    r->set_model_swaps(deps_.publisher->publications());
+  }
+  if (deps_.trainer != nullptr) {
+    ToProto(deps_.trainer->stats(), r->mutable_training());
+  } else {
+    r->mutable_training()->set_enabled(false);
+  }
+  const ServerMetrics& m = *deps_.metrics;
+  AddLatency("Retrieve", m.retrieve, r);
+  AddLatency("Feedback", m.feedback, r);
+  AddLatency("UpsertItems", m.upsert_items, r);
+  AddLatency("DeleteItems", m.delete_items, r);
+  AddLatency("GetStats", m.get_stats, r);
+  AddLatency("TriggerRetrain", m.trigger_retrain, r);
+  AddLatency("WatchTraining", m.watch_training, r);
+  AddLatency("GetTrainingJob", m.get_training_job, r);
+  AddLatency("ListTrainingJobs", m.list_training_jobs, r);
+  AddLatency("ListModels", m.list_models, r);
+  AddLatency("Rollback", m.rollback, r);
 }
 
 }  // namespace optower::server

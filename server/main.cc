@@ -7,11 +7,14 @@
 // Configuration: a text-format optower.v1.ServerConfig file; every flag given on the command line
 // overrides the file's field. Prints "optower-server listening on HOST:PORT" on stdout once it
 // accepts calls (with --port 0 the port is chosen by the OS). SIGTERM/SIGINT shut it down gracefully.
+// The background trainer (docs/TRAINING.md) is on unless --disable_trainer; its model store is
+// data_dir/models, and a restart serves the store's CURRENT (else latest promoted) version.
 // Exit codes: 0 after a clean shutdown, 1 on a runtime failure, 2 for a bad flag or config.
 #include <pthread.h>
 #include <signal.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,6 +24,7 @@
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
 #include "server/optower_server.h"
@@ -51,6 +55,26 @@ ABSL_FLAG(std::optional<double>, shutdown_deadline_ms, std::nullopt,
 ABSL_FLAG(std::optional<double>, shutdown_health_grace_ms, std::nullopt,
           "NOT_SERVING this long before draining (default 0)");
 ABSL_FLAG(std::optional<uint64_t>, init_seed, std::nullopt, "seed of random towers (default 0)");
+// The trainer (trainer { ... } in the config; docs/TRAINING.md).
+ABSL_FLAG(std::optional<bool>, disable_trainer, std::nullopt, "run without the background trainer");
+ABSL_FLAG(std::optional<std::string>, objective, std::nullopt, "trainer objective: dr (default) | ipw | dm");
+ABSL_FLAG(std::optional<double>, attribution_window_seconds, std::nullopt,
+          "served items without feedback count as default_reward after this long (default 3600)");
+ABSL_FLAG(std::optional<double>, default_reward, std::nullopt,
+          "reward of unrewarded served items past the attribution window (default 0)");
+ABSL_FLAG(std::optional<int64_t>, min_events, std::nullopt,
+          "usable logged samples a training job needs (default 100)");
+ABSL_FLAG(std::optional<double>, holdout_fraction, std::nullopt,
+          "newest share of the samples held out for the promotion gate (default 0.2; 0 = gate off)");
+ABSL_FLAG(std::optional<double>, promotion_tolerance, std::nullopt,
+          "promote unless DR(new) - DR(old) is below -tolerance beyond its interval (default 0)");
+ABSL_FLAG(std::optional<int64_t>, auto_retrain_every_feedback, std::nullopt,
+          "retrain after this many new feedback rows (default 0 = off)");
+ABSL_FLAG(std::optional<double>, auto_retrain_every_minutes, std::nullopt,
+          "retrain every this many minutes (default 0 = off)");
+ABSL_FLAG(std::optional<int>, train_epochs, std::nullopt, "policy epochs per job (default 20)");
+ABSL_FLAG(std::optional<int>, trainer_threads, std::nullopt,
+          "LibTorch intra-op threads of a training job (default 1)");
 
 namespace optower::server {
 namespace {
@@ -86,6 +110,21 @@ absl::StatusOr<v1::ServerConfig> ConfigFromFlags() {
     config.set_shutdown_health_grace_ms(*v);
   }
   if (auto v = absl::GetFlag(FLAGS_init_seed)) config.set_init_seed(*v);
+  v1::TrainerConfig* t = config.mutable_trainer();
+  if (auto v = absl::GetFlag(FLAGS_disable_trainer)) t->set_disabled(*v);
+  if (auto v = absl::GetFlag(FLAGS_objective)) {
+    ASSIGN_OR_RETURN(const v1::TrainerConfig::Objective o, ParseObjectiveName(*v, "--objective"));
+    t->set_objective(o);
+  }
+  if (auto v = absl::GetFlag(FLAGS_attribution_window_seconds)) t->set_attribution_window_seconds(*v);
+  if (auto v = absl::GetFlag(FLAGS_default_reward)) t->set_default_reward(*v);
+  if (auto v = absl::GetFlag(FLAGS_min_events)) t->set_min_events(*v);
+  if (auto v = absl::GetFlag(FLAGS_holdout_fraction)) t->set_holdout_fraction(*v);
+  if (auto v = absl::GetFlag(FLAGS_promotion_tolerance)) t->set_promotion_tolerance(*v);
+  if (auto v = absl::GetFlag(FLAGS_auto_retrain_every_feedback)) t->set_auto_retrain_every_feedback(*v);
+  if (auto v = absl::GetFlag(FLAGS_auto_retrain_every_minutes)) t->set_auto_retrain_every_minutes(*v);
+  if (auto v = absl::GetFlag(FLAGS_train_epochs)) t->set_epochs(*v);
+  if (auto v = absl::GetFlag(FLAGS_trainer_threads)) t->set_threads(*v);
   ApplyServerConfigDefaults(&config);
   RETURN_IF_ERROR(ValidateServerConfig(config));
   return config;
@@ -120,16 +159,31 @@ int Main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  // Measured (docs/TRAINING.md "Threads"): with more than one trainer thread and OpenMP's default
+  // (active) waiting, the idle OpenMP worker spins between parallel regions, on 2 cores that made
+  // the job 3-6x slower and serving p99 several times worse.
+  if (!config->trainer().disabled() && config->trainer().threads() > 1) {
+    const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
+    if (wait_policy == nullptr || !absl::EqualsIgnoreCase(wait_policy, "passive")) {
+      std::fprintf(stderr,
+                   "optower-server: warning: trainer.threads=%d with OMP_WAIT_POLICY=%s: idle "
+                   "OpenMP threads spin and take CPU from serving; set OMP_WAIT_POLICY=PASSIVE "
+                   "(docs/TRAINING.md)\n",
+                   config->trainer().threads(), wait_policy == nullptr ? "(unset)" : wait_policy);
+    }
+  }
   absl::StatusOr<std::unique_ptr<OptowerServer>> server = OptowerServer::Start(*config);
   if (!server.ok()) return Fail(server.status());
   const std::shared_ptr<const ModelSnapshot> snap = (*server)->engine().snapshot();
   std::fprintf(stderr,
-               "optower-server: model %s, %lld items (%s index, recall@10 %.3f), epsilon %g, "
-               "event log %s (%s)\n",
-               snap->model_version().c_str(), static_cast<long long>(snap->catalog().size()),
+               "optower-server: model %s (%s), %lld items (%s index, recall@10 %.3f), epsilon %g, "
+               "event log %s (%s), trainer %s\n",
+               snap->model_version().c_str(), (*server)->model_source().c_str(),
+               static_cast<long long>(snap->catalog().size()),
                snap->index().type_name().c_str(), snap->index().recall_at_10(),
                (*server)->config().epsilon(), EventLogPath((*server)->config()).c_str(),
-               DurabilityName((*server)->config().event_log().durability()).c_str());
+               DurabilityName((*server)->config().event_log().durability()).c_str(),
+               (*server)->trainer() != nullptr ? "on" : "off");
   std::printf("optower-server listening on %s\n", (*server)->address().c_str());
   std::fflush(stdout);
 

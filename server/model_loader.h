@@ -1,15 +1,21 @@
-// Start-up: what the server serves first — the model (loaded from ServerConfig.model_dir, or fresh
-// random towers) and the catalog (ServerConfig.items_path, or the model folder's items.csv).
+// Start-up: what the server serves first — the model and the catalog.
 //
-// model_dir may be an `optower train` output folder (DIR/policy/ + DIR/items.csv, see
-// core/model_folder.h), or a bare policy folder (config.txt + weights.pt), e.g. DIR/policy itself.
-// Its version is the folder's name (the parent's name for a bare ".../policy" folder).
-// Without model_dir, towers are created with TwoTowerModel::Create from the catalog's feature
-// dimension and ServerConfig.dim_context (init_hidden, init_embedding_dim, init_seed; an item-id
-// embedding when the items have no features), version "init-<seed>": the server then serves with
-// exploration from the first request (softmax over random scores mixed with epsilon-uniform).
+// Order (docs/TRAINING.md "Restart"):
+//   1. the model store (<data_dir>/models, core/model_store.h) has a serving version — CURRENT, else
+//      the latest promoted one: serve it (this is how a restarted server continues with what the
+//      trainer promoted or an operator rolled back to; model_dir is then ignored);
+//   2. else ServerConfig.model_dir: an `optower train` output folder (DIR/policy/ + DIR/items.csv,
+//      core/model_folder.h) or a bare policy folder. It is imported into the store as the next
+//      version (000001 in a fresh store), promoted and CURRENT, so that a rollback can return to it;
+//      it is served under that version;
+//   3. else fresh random towers (TwoTowerModel::Create from the catalog's feature dimension and
+//      ServerConfig.dim_context; init_hidden, init_embedding_dim, init_seed; an item-id embedding
+//      when the items have no features), version "init-<seed>", not stored: the server serves with
+//      exploration from the first request, and the first trainer job does not warm-start from them.
+// The catalog is ServerConfig.items_path when given, else the stored version's (or model folder's)
+// items.csv.
 //
-// Thread safety: reentrant. Blocks on file reads.
+// Thread safety: reentrant. Blocks on file reads (and, for an import, the store's writes).
 #ifndef OPTOWER_SERVER_MODEL_LOADER_H_
 #define OPTOWER_SERVER_MODEL_LOADER_H_
 
@@ -18,6 +24,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/bandit_data.h"
+#include "core/model_store.h"
 #include "core/two_tower_model.h"
 #include "optower/v1/optower.pb.h"
 
@@ -27,11 +34,16 @@ struct ServingModel {
   std::shared_ptr<const TwoTowerModel> model;
   std::string version;
   ItemCatalog catalog;
+  // The towers come from training (a stored version or a model folder), not from random init.
+  bool trained = false;
+  // For the start-up line, e.g. "stored version 000003 (CURRENT)".
+  std::string source;
 };
 
-// `config` must have passed ValidateServerConfig. Errors name the config field (model_dir,
-// items_path, dim_context) and the offending value.
-absl::StatusOr<ServingModel> LoadServingModel(const v1::ServerConfig& config);
+// `config` must have passed ValidateServerConfig. `store` may be null (no store: steps 2 without the
+// import, and 3). Errors name the config field (model_dir, items_path, dim_context) and the offending
+// value, or the stored version.
+absl::StatusOr<ServingModel> LoadServingModel(const v1::ServerConfig& config, ModelStore* store);
 
 }  // namespace optower::server
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -74,7 +75,10 @@ absl::StatusOr<std::unique_ptr<OptowerServer>> OptowerServer::Start(v1::ServerCo
 
   std::unique_ptr<OptowerServer> s(new OptowerServer());
   s->config_ = config;
-  ASSIGN_OR_RETURN(ServingModel serving, LoadServingModel(config));
+  ASSIGN_OR_RETURN(s->store_, ModelStore::Open(config.data_dir()));
+  ASSIGN_OR_RETURN(ServingModel serving, LoadServingModel(config, s->store_.get()));
+  s->model_source_ = serving.source;
+  const std::string untrained_version = serving.trained ? "" : serving.version;
   ModelSnapshot::Options snapshot_options;
   snapshot_options.index = IndexOptionsFromConfig(config);
   ASSIGN_OR_RETURN(std::shared_ptr<const ModelSnapshot> snapshot,
@@ -83,13 +87,26 @@ absl::StatusOr<std::unique_ptr<OptowerServer>> OptowerServer::Start(v1::ServerCo
   ASSIGN_OR_RETURN(s->event_log_, EventLog::Open(EventLogOptionsFromConfig(config)));
   ASSIGN_OR_RETURN(s->engine_, RetrievalEngine::Create(EngineOptionsFromConfig(config),
                                                        std::move(snapshot), s->event_log_.get()));
+  s->publisher_ =
+      std::make_unique<ModelPublisher>(s->engine_.get(), s->store_.get(), untrained_version);
+  if (!config.trainer().disabled()) {
+    ASSIGN_OR_RETURN(s->trainer_,
+                     Trainer::Create(TrainerOptionsFromConfig(config), s->event_log_.get(),
+                                     s->store_.get(), s->publisher_->Hooks()));
+  }
   s->retrieval_service_ = std::make_unique<RetrievalServiceImpl>(s->engine_.get(), &s->metrics_);
+  AdminServiceImpl::Deps deps;
+  deps.engine = s->engine_.get();
+  deps.event_log = s->event_log_.get();
+  deps.metrics = &s->metrics_;
+  deps.store = s->store_.get();
+  deps.trainer = s->trainer_.get();
+  deps.publisher = s->publisher_.get();
   AdminServiceImpl::Info info;
   info.event_log_path = EventLogPath(config);
   info.durability = DurabilityName(config.event_log().durability());
   info.started = absl::Now();
-  s->admin_service_ = std::make_unique<AdminServiceImpl>(s->engine_.get(), s->event_log_.get(),
-                                                         &s->metrics_, std::move(info));
+  s->admin_service_ = std::make_unique<AdminServiceImpl>(deps, std::move(info));
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
@@ -105,6 +122,7 @@ absl::StatusOr<std::unique_ptr<OptowerServer>> OptowerServer::Start(v1::ServerCo
   builder.SetOption(std::make_unique<ReflectionOption>(!config.disable_reflection()));
   s->server_ = builder.BuildAndStart();
   if (s->server_ == nullptr || s->port_ == 0) {
+    if (s->trainer_ != nullptr) s->trainer_->Shutdown();
     s->admin_service_->Stop();
     (void)s->event_log_->Close();
     return absl::UnavailableError(absl::StrCat(
@@ -132,10 +150,17 @@ absl::Status OptowerServer::Shutdown() {
     if (config_.shutdown_health_grace_ms() > 0) {
       absl::SleepFor(absl::Milliseconds(config_.shutdown_health_grace_ms()));
     }
+  }
+  // Stop the trainer while gRPC drains: a job ends at its next phase boundary with a final event,
+  // which ends its WatchTraining streams with OK instead of a cancellation at the deadline.
+  std::thread trainer_stop;
+  if (trainer_ != nullptr) trainer_stop = std::thread([this] { trainer_->Shutdown(); });
+  if (server_ != nullptr) {
     server_->Shutdown(absl::ToChronoTime(absl::Now() +
                                          absl::Milliseconds(config_.shutdown_deadline_ms())));
     server_->Wait();
   }
+  if (trainer_stop.joinable()) trainer_stop.join();
   if (admin_service_ != nullptr) admin_service_->Stop();
   close_status_ = event_log_ != nullptr ? event_log_->Close() : absl::OkStatus();
   return close_status_;

@@ -1,16 +1,22 @@
-// OptowerServer: one running optower-server — the event log, the retrieval engine with its first
-// snapshot, the gRPC services and the grpc::Server — with a graceful shutdown. Used by main.cc and,
-// in-process, by tests (port 0 picks a free port).
+// OptowerServer: one running optower-server — the event log, the model store, the retrieval engine
+// with its first snapshot, the background trainer, the gRPC services and the grpc::Server — with a
+// graceful shutdown. Used by main.cc and, in-process, by tests (port 0 picks a free port).
 //
 // Start-up (Start): defaults + validation of the config, LibTorch intra-op threads, data_dir (created
-// if missing; its parent must exist), model + catalog (server/model_loader.h), the first snapshot
-// (item embeddings + index), the event log at data_dir/events.sqlite, then the gRPC server with
-// health checking (every service SERVING), reflection (unless disabled) and message-size limits.
+// if missing; its parent must exist), the model store at data_dir/models, the model + catalog to
+// serve (server/model_loader.h: the store's serving version, else model_dir imported into the store,
+// else random towers), the first snapshot (item embeddings + index), the event log at
+// data_dir/events.sqlite (appended to), the trainer (unless trainer.disabled; core/trainer.h, hooks
+// in server/model_publisher.h), then the gRPC server with health checking (every service SERVING),
+// reflection (unless disabled) and message-size limits.
 //
 // Shutdown: health NOT_SERVING for every service -> wait shutdown_health_grace_ms (load balancers
-// stop sending) -> grpc::Server::Shutdown with a deadline of shutdown_deadline_ms (in-flight calls
-// finish, later ones are cancelled; new calls are refused) -> the admin worker finishes -> the event
-// log is flushed and closed (every acknowledged row committed).
+// stop sending) -> the trainer is told to stop (a queued job is cancelled, a running one stops at
+// its next phase boundary, its watchers get the final event) while grpc::Server::Shutdown drains
+// in-flight calls with a deadline of shutdown_deadline_ms (later ones are cancelled; new calls are
+// refused) -> the trainer's worker is joined (a job inside the learner finishes that phase first)
+// -> the admin worker finishes -> the event log is flushed and closed (every acknowledged row
+// committed).
 //
 // Thread safety: all methods may be called from any thread; Shutdown is idempotent (later calls
 // return the first result). Note that Start sets process-wide state: LibTorch's intra-op thread
@@ -28,9 +34,12 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "core/event_log.h"
+#include "core/model_store.h"
 #include "core/retrieval_engine.h"
+#include "core/trainer.h"
 #include "optower/v1/optower.pb.h"
 #include "server/admin_service.h"
+#include "server/model_publisher.h"
 #include "server/retrieval_service.h"
 #include "server/server_metrics.h"
 
@@ -52,6 +61,11 @@ class OptowerServer {
   const v1::ServerConfig& config() const { return config_; }  // with defaults applied
   RetrievalEngine& engine() { return *engine_; }
   EventLog& event_log() { return *event_log_; }
+  ModelStore& model_store() { return *store_; }
+  // Null when trainer.disabled.
+  Trainer* trainer() { return trainer_.get(); }
+  // Where the first served model came from (for the start-up line).
+  const std::string& model_source() const { return model_source_; }
 
   // Graceful shutdown (see the file comment). Returns the event log's Close status.
   absl::Status Shutdown();
@@ -62,8 +76,12 @@ class OptowerServer {
   v1::ServerConfig config_;
   int port_ = 0;
   ServerMetrics metrics_;
+  std::string model_source_;
   std::unique_ptr<EventLog> event_log_;
+  std::unique_ptr<ModelStore> store_;
   std::unique_ptr<RetrievalEngine> engine_;
+  std::unique_ptr<ModelPublisher> publisher_;
+  std::unique_ptr<Trainer> trainer_;
   std::unique_ptr<RetrievalServiceImpl> retrieval_service_;
   std::unique_ptr<AdminServiceImpl> admin_service_;
   std::unique_ptr<grpc::Server> server_;

@@ -11,7 +11,9 @@
 #include "absl/status/statusor.h"
 #include "core/bandit_data.h"
 #include "core/event_log.h"
+#include "core/model_store.h"
 #include "core/retrieval_engine.h"
+#include "core/trainer.h"
 #include "optower/v1/optower.pb.h"
 
 namespace optower::server {
@@ -29,6 +31,20 @@ absl::StatusOr<ItemCatalog> FromProto(const v1::UpsertItemsRequest& request, int
 
 void ToProto(const CatalogChangeResult& result, v1::UpsertItemsResponse* response);
 void ToProto(const CatalogChangeResult& result, v1::DeleteItemsResponse* response);
+
+// ---- The trainer ----
+v1::TrainingJobState ToProto(JobState state);
+void ToProto(const OpeEstimate& estimate, v1::OpeEstimate* out);
+void ToProto(const OpeComparison& comparison, v1::OpeComparison* out);
+void ToProto(const PolicyTrainMetrics& metrics, v1::TrainingMetrics* out);
+void ToProto(const JobInfo& job, v1::TrainingJob* out);
+// `job` (optional): the job's current info, used for what an event does not carry itself — on
+// evaluate and final events the OPE numbers and reason, on the final event the saved version.
+void ToProto(const JobEvent& event, const std::string& job_id, const JobInfo* job,
+             v1::TrainingEvent* out);
+void ToProto(const TrainerStats& stats, v1::TrainingState* out);
+// `serving`: the version is served now; `current`: CURRENT names it.
+void ToProto(const ModelManifest& manifest, bool serving, bool current, v1::ModelVersion* out);
 
 }  // namespace optower::server
 

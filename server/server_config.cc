@@ -91,6 +91,76 @@ void ApplyServerConfigDefaults(v1::ServerConfig* c) {
   if (!log->has_max_commit_delay_ms()) log->set_max_commit_delay_ms(5);
   if (log->max_batch_events() == 0) log->set_max_batch_events(4096);
   if (log->max_queue_events() == 0) log->set_max_queue_events(int64_t{1} << 20);
+
+  v1::TrainerConfig* t = c->mutable_trainer();
+  if (!t->has_attribution_window_seconds()) t->set_attribution_window_seconds(3600);
+  if (t->min_events() == 0) t->set_min_events(100);
+  if (!t->has_holdout_fraction()) t->set_holdout_fraction(0.2);
+  if (t->min_holdout() == 0) t->set_min_holdout(20);
+  if (t->confidence() == 0) t->set_confidence(0.95);
+  if (t->epochs() == 0) t->set_epochs(20);
+  if (t->learning_rate() == 0) t->set_learning_rate(1e-3);
+  if (t->temperature() == 0) t->set_temperature(0.1);
+  if (t->hidden_size() == 0) t->add_hidden(64);
+  if (t->embedding_dim() == 0) t->set_embedding_dim(32);
+  if (t->threads() == 0) t->set_threads(1);
+  if (t->batch_size() == 0) t->set_batch_size(256);
+  if (t->patience() == 0) t->set_patience(5);
+  if (t->reward_model_epochs() == 0) t->set_reward_model_epochs(30);
+  if (!t->has_warm_start_from_served()) t->set_warm_start_from_served(true);
+  if (t->max_jobs_kept() == 0) t->set_max_jobs_kept(100);
+}
+
+absl::Status ValidateTrainerConfig(const v1::TrainerConfig& t) {
+  auto bad = [](const std::string& field, auto value, const std::string& why) {
+    return absl::InvalidArgumentError(absl::StrCat("trainer.", field, "=", value, ": ", why));
+  };
+  auto finite = [](double v) { return std::isfinite(v); };
+  if (!(t.attribution_window_seconds() >= 0) || !finite(t.attribution_window_seconds())) {
+    return bad("attribution_window_seconds", t.attribution_window_seconds(),
+               "must be finite and >= 0");
+  }
+  if (!finite(t.default_reward())) return bad("default_reward", t.default_reward(), "must be finite");
+  if (t.min_events() < 10) return bad("min_events", t.min_events(), "must be >= 10");
+  if (t.max_events() < 0) return bad("max_events", t.max_events(), "must be >= 0 (0 = all)");
+  if (!(t.holdout_fraction() >= 0 && t.holdout_fraction() <= 0.9)) {
+    return bad("holdout_fraction", t.holdout_fraction(), "must be in [0, 0.9] (0 = gate off)");
+  }
+  if (t.min_holdout() < 2) return bad("min_holdout", t.min_holdout(), "must be >= 2");
+  if (!(t.confidence() > 0 && t.confidence() < 1)) {
+    return bad("confidence", t.confidence(), "must be in (0, 1)");
+  }
+  if (!(t.promotion_tolerance() >= 0) || !finite(t.promotion_tolerance())) {
+    return bad("promotion_tolerance", t.promotion_tolerance(), "must be finite and >= 0");
+  }
+  if (!(t.gate_weight_clip() >= 0) || !finite(t.gate_weight_clip())) {
+    return bad("gate_weight_clip", t.gate_weight_clip(), "must be finite and >= 0 (0 = none)");
+  }
+  if (t.auto_retrain_every_feedback() < 0) {
+    return bad("auto_retrain_every_feedback", t.auto_retrain_every_feedback(), "must be >= 0 (0 = off)");
+  }
+  if (!(t.auto_retrain_every_minutes() >= 0) || !finite(t.auto_retrain_every_minutes())) {
+    return bad("auto_retrain_every_minutes", t.auto_retrain_every_minutes(), "must be >= 0 (0 = off)");
+  }
+  if (t.epochs() < 1) return bad("epochs", t.epochs(), "must be >= 1");
+  if (!(t.learning_rate() > 0) || !finite(t.learning_rate())) {
+    return bad("learning_rate", t.learning_rate(), "must be finite and > 0");
+  }
+  if (!(t.temperature() > 0) || !finite(t.temperature())) {
+    return bad("temperature", t.temperature(), "must be finite and > 0");
+  }
+  for (int i = 0; i < t.hidden_size(); ++i) {
+    if (t.hidden(i) < 1) return bad(absl::StrCat("hidden[", i, "]"), t.hidden(i), "must be >= 1");
+  }
+  if (t.embedding_dim() < 1) return bad("embedding_dim", t.embedding_dim(), "must be >= 1");
+  if (t.threads() < 1) return bad("threads", t.threads(), "must be >= 1");
+  if (t.batch_size() < 1) return bad("batch_size", t.batch_size(), "must be >= 1");
+  if (t.patience() < 1) return bad("patience", t.patience(), "must be >= 1");
+  if (t.reward_model_epochs() < 1) {
+    return bad("reward_model_epochs", t.reward_model_epochs(), "must be >= 1");
+  }
+  if (t.max_jobs_kept() < 1) return bad("max_jobs_kept", t.max_jobs_kept(), "must be >= 1");
+  return absl::OkStatus();
 }
 
 absl::Status ValidateServerConfig(const v1::ServerConfig& c) {
@@ -167,7 +237,7 @@ absl::Status ValidateServerConfig(const v1::ServerConfig& c) {
   if (log.max_queue_events() < 1) {
     return bad("event_log.max_queue_events", log.max_queue_events(), "must be >= 1");
   }
-  return absl::OkStatus();
+  return ValidateTrainerConfig(c.trainer());
 }
 
 ItemIndexOptions IndexOptionsFromConfig(const v1::ServerConfig& c) {
@@ -214,6 +284,60 @@ RetrievalEngineOptions EngineOptionsFromConfig(const v1::ServerConfig& c) {
 }
 
 std::string EventLogPath(const v1::ServerConfig& c) { return c.data_dir() + "/events.sqlite"; }
+
+TrainerOptions TrainerOptionsFromConfig(const v1::ServerConfig& c) {
+  const v1::TrainerConfig& t = c.trainer();
+  TrainerOptions o;
+  switch (t.objective()) {
+    case v1::TrainerConfig::IPW:
+      o.learner.objective = Objective::kIpw;
+      break;
+    case v1::TrainerConfig::DM:
+      o.learner.objective = Objective::kDm;
+      break;
+    default:
+      o.learner.objective = Objective::kDr;
+      break;
+  }
+  o.learner.hidden.assign(t.hidden().begin(), t.hidden().end());
+  o.learner.embedding_dim = t.embedding_dim();
+  o.learner.temperature = t.temperature();
+  o.learner.epochs = t.epochs();
+  o.learner.batch_size = t.batch_size();
+  o.learner.learning_rate = t.learning_rate();
+  o.learner.patience = t.patience();
+  o.learner.seed = t.seed();
+  o.learner.threads = t.threads();
+  // DR and DM start the policy from q̂'s towers, so q̂ gets the same architecture.
+  o.learner.reward_model.hidden = o.learner.hidden;
+  o.learner.reward_model.embedding_dim = t.embedding_dim();
+  o.learner.reward_model.epochs = t.reward_model_epochs();
+  o.learner.reward_model.batch_size = t.batch_size();
+  o.learner.reward_model.threads = t.threads();
+  o.warm_start_from_served = t.warm_start_from_served();
+  o.snapshot.attribution_window = absl::Seconds(t.attribution_window_seconds());
+  o.snapshot.default_reward = t.default_reward();
+  o.min_events = t.min_events();
+  o.max_events = t.max_events();
+  o.holdout_fraction = t.holdout_fraction();
+  o.min_holdout = t.min_holdout();
+  o.gate.confidence = t.confidence();
+  o.gate.tolerance = t.promotion_tolerance();
+  o.gate.weight_clip = t.gate_weight_clip();
+  o.auto_every_feedback = t.auto_retrain_every_feedback();
+  o.auto_every = absl::Seconds(t.auto_retrain_every_minutes() * 60);
+  o.max_jobs_kept = t.max_jobs_kept();
+  return o;
+}
+
+absl::StatusOr<v1::TrainerConfig::Objective> ParseObjectiveName(const std::string& name,
+                                                                const std::string& field) {
+  const std::string lower = absl::AsciiStrToLower(name);
+  if (lower == "dr") return v1::TrainerConfig::DR;
+  if (lower == "ipw") return v1::TrainerConfig::IPW;
+  if (lower == "dm") return v1::TrainerConfig::DM;
+  return absl::InvalidArgumentError(absl::StrCat(field, "=", name, ": must be dr, ipw or dm"));
+}
 
 EventLogOptions EventLogOptionsFromConfig(const v1::ServerConfig& c) {
   EventLogOptions o;

@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "core/event_log.h"
 #include "core/retrieval_engine.h"
+#include "core/trainer.h"
 #include "optower/v1/optower.pb.h"
 
 namespace optower::server {
@@ -38,6 +39,10 @@ absl::Status ValidateServerConfig(const v1::ServerConfig& config);
 
 RetrievalEngineOptions EngineOptionsFromConfig(const v1::ServerConfig& config);
 ItemIndexOptions IndexOptionsFromConfig(const v1::ServerConfig& config);
+// The trainer's options from config.trainer (after ApplyServerConfigDefaults).
+TrainerOptions TrainerOptionsFromConfig(const v1::ServerConfig& config);
+// Checks config.trainer (part of ValidateServerConfig); errors name "trainer.<field>=<value>".
+absl::Status ValidateTrainerConfig(const v1::TrainerConfig& trainer);
 // The event log lives at `<data_dir>/events.sqlite`.
 EventLogOptions EventLogOptionsFromConfig(const v1::ServerConfig& config);
 std::string EventLogPath(const v1::ServerConfig& config);
@@ -47,6 +52,9 @@ std::string DurabilityName(v1::EventLogConfig::Durability durability);
 // "group" | "sync" -> the enum; InvalidArgument otherwise (naming `field`).
 absl::StatusOr<v1::EventLogConfig::Durability> ParseDurability(const std::string& name,
                                                                const std::string& field);
+// "dr" | "ipw" | "dm" -> the enum; InvalidArgument otherwise (naming `field`).
+absl::StatusOr<v1::TrainerConfig::Objective> ParseObjectiveName(const std::string& name,
+                                                                const std::string& field);
 // "auto" | "exact" | "ivf" | "hnsw" -> the enum; InvalidArgument otherwise (naming `field`).
 absl::StatusOr<v1::IndexConfig::Type> ParseIndexType(const std::string& name,
                                                      const std::string& field);

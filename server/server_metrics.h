@@ -13,6 +13,12 @@ struct ServerMetrics {
   LatencyHistogram upsert_items;
   LatencyHistogram delete_items;
   LatencyHistogram get_stats;
+  LatencyHistogram trigger_retrain;
+  LatencyHistogram watch_training;  // whole stream: start to Finish
+  LatencyHistogram get_training_job;
+  LatencyHistogram list_training_jobs;
+  LatencyHistogram list_models;
+  LatencyHistogram rollback;  // includes the wait for the admin worker and the index build
 };
 
 }  // namespace optower::server

@@ -367,13 +367,16 @@ TEST_F(ServerTest, ServesAModelFolderFromOptowerTrain) {
   Start(config);
   absl::StatusOr<v1::RetrieveResponse> r = client_->Retrieve(Request(2));
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->model_version(), "model-17");
+  // Imported into the model store (data_dir/models) as its first version (docs/TRAINING.md).
+  EXPECT_EQ(r->model_version(), "000001");
   absl::StatusOr<v1::GetStatsResponse> stats = client_->GetStats();
   ASSERT_TRUE(stats.ok());
   EXPECT_EQ(stats->embedding_dim(), 8);
   EXPECT_DOUBLE_EQ(stats->temperature(), 0.7);
   ASSERT_TRUE(server_->Shutdown().ok());
 
+  // A fresh data_dir: in the old one the store's version 000001 would now be served instead.
+  config.set_data_dir(dir_.File("data-bare"));
   config.set_model_dir(model_dir + "/policy");  // the bare policy folder needs items_path
   absl::StatusOr<std::unique_ptr<OptowerServer>> bare = OptowerServer::Start(config);
   EXPECT_TRUE(absl::IsInvalidArgument(bare.status())) << bare.status();
@@ -385,7 +388,7 @@ TEST_F(ServerTest, ServesAModelFolderFromOptowerTrain) {
   config.set_dim_context(kDimContext);
   bare = OptowerServer::Start(config);
   ASSERT_TRUE(bare.ok()) << bare.status();
-  EXPECT_EQ((*bare)->engine().snapshot()->model_version(), "model-17");
+  EXPECT_EQ((*bare)->engine().snapshot()->model_version(), "000001");
 }
 
 TEST_F(ServerTest, ReflectionListsTheServicesUnlessDisabled) {
