@@ -33,6 +33,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/serving_fixture.h"
+#include "tests/testing/paths.h"
 #include "tests/testing/subprocess.h"
 
 extern char** environ;
@@ -43,7 +44,7 @@ namespace {
 using ::testing::HasSubstr;
 using testutil::TempDir;
 
-std::string ServerBinary() { return OPTOWER_BINARY_DIR "/server/optower-server"; }
+std::string ServerBinary() { return testutil::BinaryDir() + "/server/optower-server"; }
 
 // An optower-server child process. Start returns once it printed its "listening on" line.
 class ServerProcess {

@@ -1,4 +1,5 @@
 #include "core/synthetic_env.h"
+#include "tests/testing/paths.h"
 
 #include <gtest/gtest.h>
 
@@ -41,8 +42,7 @@ double Logit(double p) { return std::log(p / (1.0 - p)); }
 // 1. Fidelity against OBP's own generator statistics (shared/obp/generator_stats.csv).
 
 std::string SharedDir() {
-  if (const char* env = std::getenv("OPTOWER_SHARED_DIR")) return env;
-  return OPTOWER_SHARED_DIR;
+  return testutil::SharedDir();
 }
 
 // setting name -> column name -> value, from generator_stats.csv.

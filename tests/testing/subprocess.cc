@@ -1,5 +1,7 @@
 #include "tests/testing/subprocess.h"
 
+#include "tests/testing/paths.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -184,13 +186,7 @@ absl::StatusOr<SubprocessResult> RunSubprocess(const std::vector<std::string>& a
   return result;
 }
 
-std::string OptowerBinaryPath() {
-#ifdef OPTOWER_BINARY_DIR
-  return OPTOWER_BINARY_DIR "/cli/optower";
-#else
-  return "optower";
-#endif
-}
+std::string OptowerBinaryPath() { return BinaryDir() + "/cli/optower"; }
 
 absl::StatusOr<SubprocessResult> RunOptower(const std::vector<std::string>& args,
                                             const SubprocessOptions& options) {

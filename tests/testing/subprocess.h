@@ -41,7 +41,7 @@ struct SubprocessResult {
 absl::StatusOr<SubprocessResult> RunSubprocess(const std::vector<std::string>& argv,
                                                const SubprocessOptions& options = {});
 
-// Path of the built `optower` tool: OPTOWER_BINARY_DIR "/cli/optower".
+// Path of the built `optower` tool: BinaryDir() + "/cli/optower" (see paths.h).
 std::string OptowerBinaryPath();
 
 // RunSubprocess({OptowerBinaryPath(), args...}).
