@@ -39,6 +39,7 @@ struct AdminFlags {
   std::string action;
   std::string argument;  // JOB_ID (jobs) or VERSION (rollback)
   std::string server;
+  ConnectionFlags connection;  // --token, --tls-ca, --tls-cert, --tls-key
   double timeout = 0;  // 0 = kDefaultCallTimeout (kDefaultWatchTimeout for the --watch stream)
   bool force = false;
   bool watch = false;
@@ -376,6 +377,7 @@ int AdminMain(int argc, char** argv) {
       "  models                       list the stored model versions\n"
       "  rollback VERSION             serve a stored version again");
   parser.AddString("server", &f.server, "server address host:port");
+  f.connection.Register(&parser);
   parser.AddDouble("timeout", &f.timeout,
                    "deadline in seconds (0 = 30 s per call, 24 h for the --watch stream; "
                    "rollback 600 s)");
@@ -406,7 +408,7 @@ int AdminMain(int argc, char** argv) {
   if (!(f.timeout >= 0)) return UsageError(absl::StrCat("--timeout=", f.timeout, ": must be >= 0"));
 
   absl::StatusOr<std::unique_ptr<client::OptowerClient>> client =
-      ConnectToServer(f.server, kDefaultWatchTimeout);
+      ConnectToServer(f.server, kDefaultWatchTimeout, f.connection);
   if (!client.ok()) return ReportError(client.status());
   int exit_code = kExitOk;
   absl::Status s;

@@ -15,6 +15,7 @@ namespace {
 
 struct FeedbackFlags {
   std::string server;
+  ConnectionFlags connection;  // --token, --tls-ca, --tls-cert, --tls-key
   std::string request_id;
   int64_t item = 0;
   double reward = 0;
@@ -36,7 +37,7 @@ const char* OutcomeName(int outcome) {
 }
 
 absl::Status RunFeedback(const FeedbackFlags& f) {
-  ASSIGN_OR_RETURN(auto client, ConnectToServer(f.server, f.timeout));
+  ASSIGN_OR_RETURN(auto client, ConnectToServer(f.server, f.timeout, f.connection));
   absl::StatusOr<v1::FeedbackResponse> response = client->Feedback(f.request_id, f.item, f.reward);
   if (!response.ok()) return RpcError("Feedback", response.status());
   const char* outcome = response->outcomes_size() > 0 ? OutcomeName(response->outcomes(0)) : "none";
@@ -68,6 +69,7 @@ int FeedbackMain(int argc, char** argv) {
       "already recorded; the first one stays) or unknown (that item was not served in that\n"
       "request; nothing is recorded).");
   parser.AddString("server", &f.server, "server address host:port");
+  f.connection.Register(&parser);
   parser.AddString("request-id", &f.request_id, "request id returned by retrieve");
   parser.AddInt("item", &f.item, "served item id");
   parser.AddDouble("reward", &f.reward, "reward (finite)");

@@ -17,6 +17,7 @@ namespace {
 
 struct HealthFlags {
   std::string server;
+  ConnectionFlags connection;  // --token, --tls-ca, --tls-cert, --tls-key
   std::string service;  // "" = the whole server
   double timeout = 3;
   bool json = false;
@@ -31,6 +32,7 @@ int HealthMain(int argc, char** argv) {
       "Services: \"\" (the whole server, default), optower.v1.RetrievalService,\n"
       "optower.v1.AdminService.");
   parser.AddString("server", &f.server, "server address host:port");
+  f.connection.Register(&parser);
   parser.AddString("service", &f.service, "service to check (empty = the whole server)");
   parser.AddDouble("timeout", &f.timeout, "deadline in seconds");
   parser.AddBool("json", &f.json, "print one JSON object");
@@ -43,7 +45,8 @@ int HealthMain(int argc, char** argv) {
   if (!parser.positional().empty()) {
     return UsageError(absl::StrCat("unexpected argument '", parser.positional()[0], "'"));
   }
-  absl::StatusOr<std::unique_ptr<client::OptowerClient>> client = ConnectToServer(f.server, f.timeout);
+  absl::StatusOr<std::unique_ptr<client::OptowerClient>> client =
+      ConnectToServer(f.server, f.timeout, f.connection);
   if (!client.ok()) return UsageError(std::string(client.status().message()));
 
   using ServingStatus = grpc::health::v1::HealthCheckResponse;

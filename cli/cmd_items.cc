@@ -22,6 +22,7 @@ namespace {
 struct ItemsFlags {
   std::string action;
   std::string server;
+  ConnectionFlags connection;  // --token, --tls-ca, --tls-cert, --tls-key
   std::string items;
   int64_t batch = 0;
   double timeout = 600;
@@ -81,7 +82,7 @@ absl::Status RunItems(const ItemsFlags& f) {
   if (f.batch < 0) return absl::InvalidArgumentError(absl::StrCat("--batch=", f.batch, ": must be >= 0"));
   ASSIGN_OR_RETURN(const ItemCatalog items, ReadItemsCsv(f.items));
   const int64_t batch = f.batch > 0 ? f.batch : std::max<int64_t>(1, items.size());
-  ASSIGN_OR_RETURN(auto client, ConnectToServer(f.server, f.timeout));
+  ASSIGN_OR_RETURN(auto client, ConnectToServer(f.server, f.timeout, f.connection));
   Totals t;
   if (f.action == "upsert") {
     RETURN_IF_ERROR(Upsert(*client, items, batch, &t));
@@ -124,6 +125,7 @@ int ItemsMain(int argc, char** argv) {
       "replaces the features of those that exist; delete removes the ids of its item column.\n"
       "Each call makes the server rebuild its index once: prefer one call (the default).");
   parser.AddString("server", &f.server, "server address host:port");
+  f.connection.Register(&parser);
   parser.AddString("items", &f.items, "items.csv (item,f0,...)");
   parser.AddInt("batch", &f.batch, "items per call (0 = all in one call)");
   parser.AddDouble("timeout", &f.timeout, "deadline of each call in seconds (index builds)");

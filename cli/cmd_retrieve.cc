@@ -18,6 +18,7 @@ namespace {
 
 struct RetrieveFlags {
   std::string server;
+  ConnectionFlags connection;  // --token, --tls-ca, --tls-cert, --tls-key
   std::string context;
   int64_t k = 0;
   std::string exclude;
@@ -61,7 +62,7 @@ absl::Status RunRetrieve(const RetrieveFlags& f) {
   request.set_request_id(f.request_id);
   if (f.seed >= 0) request.set_seed(static_cast<uint64_t>(f.seed));
 
-  ASSIGN_OR_RETURN(auto client, ConnectToServer(f.server, f.timeout));
+  ASSIGN_OR_RETURN(auto client, ConnectToServer(f.server, f.timeout, f.connection));
   absl::StatusOr<v1::RetrieveResponse> response = client->Retrieve(request);
   if (!response.ok()) return RpcError("Retrieve", response.status());
   if (f.json) {
@@ -86,6 +87,7 @@ int RetrieveMain(int argc, char** argv) {
       "Asks a running optower-server for K items for one context and prints them with the\n"
       "propensity each was logged with.");
   parser.AddString("server", &f.server, "server address host:port");
+  f.connection.Register(&parser);
   parser.AddString("context", &f.context, "dense context features, comma-separated");
   parser.AddInt("k", &f.k, "slate size");
   parser.AddString("exclude", &f.exclude, "item ids never to serve, comma-separated");

@@ -15,6 +15,7 @@ namespace {
 
 struct StatsFlags {
   std::string server;
+  ConnectionFlags connection;  // --token, --tls-ca, --tls-cert, --tls-key
   double timeout = 10;
   bool json = false;
 };
@@ -102,7 +103,7 @@ void PrintText(const v1::GetStatsResponse& s) {
 }
 
 absl::Status RunStats(const StatsFlags& f) {
-  ASSIGN_OR_RETURN(auto client, ConnectToServer(f.server, f.timeout));
+  ASSIGN_OR_RETURN(auto client, ConnectToServer(f.server, f.timeout, f.connection));
   absl::StatusOr<v1::GetStatsResponse> stats = client->GetStats();
   if (!stats.ok()) return RpcError("GetStats", stats.status());
   if (f.json) {
@@ -120,6 +121,7 @@ int StatsMain(int argc, char** argv) {
                     "Prints a running optower-server's model, catalog, traffic, event-log and "
                     "latency statistics.");
   parser.AddString("server", &f.server, "server address host:port");
+  f.connection.Register(&parser);
   parser.AddDouble("timeout", &f.timeout, "call deadline in seconds");
   parser.AddBool("json", &f.json, "print one JSON object");
   parser.Require("server");

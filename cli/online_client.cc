@@ -1,16 +1,27 @@
 #include "cli/online_client.h"
 
 #include <cmath>
+#include <cstdlib>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "client/tls_credentials.h"
 
 namespace optower::cli {
 
-absl::StatusOr<std::unique_ptr<client::OptowerClient>> ConnectToServer(const std::string& address,
-                                                                      double timeout_seconds) {
+void ConnectionFlags::Register(FlagParser* parser) {
+  parser->AddString("token", &token,
+                    "bearer token sent with every call (default: $OPTOWER_TOKEN; prefer the "
+                    "environment: command lines are visible in ps)");
+  parser->AddString("tls-ca", &tls_ca, "PEM CA of the server's certificate: connect with TLS");
+  parser->AddString("tls-cert", &tls_cert, "PEM client certificate (mutual TLS; with --tls-key)");
+  parser->AddString("tls-key", &tls_key, "PEM private key of --tls-cert");
+}
+
+absl::StatusOr<std::unique_ptr<client::OptowerClient>> ConnectToServer(
+    const std::string& address, double timeout_seconds, const ConnectionFlags& connection) {
   if (address.empty()) return absl::InvalidArgumentError("--server: empty (want host:port)");
   if (!(timeout_seconds > 0) || !std::isfinite(timeout_seconds)) {
     return absl::InvalidArgumentError(
@@ -19,6 +30,32 @@ absl::StatusOr<std::unique_ptr<client::OptowerClient>> ConnectToServer(const std
   client::ClientOptions options;
   options.address = address;
   options.default_deadline = absl::Seconds(timeout_seconds);
+  std::string token = connection.token;
+  const char* token_source = "--token";
+  if (token.empty()) {
+    const char* env = std::getenv("OPTOWER_TOKEN");
+    token = env != nullptr ? env : "";
+    token_source = "OPTOWER_TOKEN";
+  }
+  token = std::string(absl::StripAsciiWhitespace(token));
+  if (!token.empty()) {
+    for (const char c : token) {
+      if (static_cast<unsigned char>(c) < 0x21 || static_cast<unsigned char>(c) > 0x7e) {
+        // Never echo the token itself.
+        return absl::InvalidArgumentError(absl::StrCat(
+            token_source, ": the token has a space, a line break or a non-ASCII byte"));
+      }
+    }
+    options.metadata.push_back({"authorization", absl::StrCat("Bearer ", token)});
+  }
+  client::ClientTlsOptions tls;
+  tls.root_ca_path = connection.tls_ca;
+  tls.cert_path = connection.tls_cert;
+  tls.key_path = connection.tls_key;
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      client::MakeChannelCredentials(tls);
+  if (!credentials.ok()) return credentials.status();
+  options.credentials = *std::move(credentials);
   return client::OptowerClient::Connect(options);
 }
 

@@ -44,7 +44,8 @@ struct ClientOptions {
   // Used when a call sets no deadline of its own; must be > 0.
   absl::Duration default_deadline = absl::Seconds(10);
   Metadata metadata;  // sent with every call (keys lower-case, as gRPC requires)
-  // Null = plaintext (grpc::InsecureChannelCredentials()).
+  // Null = plaintext (grpc::InsecureChannelCredentials()); MakeChannelCredentials
+  // (client/tls_credentials.h) builds TLS ones from PEM files.
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   int max_receive_message_bytes = 64 << 20;
   int max_send_message_bytes = 64 << 20;

@@ -521,6 +521,9 @@ absl::StatusOr<JobState> Trainer::ExecuteJob(const std::string& job_id, bool for
     return absl::FailedPreconditionError(absl::StrFormat(
         "the served model takes %d item features but the catalog has %d",
         served.model->config().dim_item, catalog.dim_features));
+  // Group commit acknowledges feedback before it is committed; make everything acknowledged so far
+  // visible to this job's snapshot (a retrain right after feedback must see it).
+  RETURN_IF_ERROR(log_->Flush());
   ASSIGN_OR_RETURN(const int64_t watermark, log_->MaxServedId());
   UpdateJob(job_id, [&](JobInfo& j) {
     j.parent_version = served.version;

@@ -14,6 +14,8 @@ PACKAGES=(
   libsqlite3-dev        # embedded durable event log (WAL)
   python3-matplotlib python3-numpy  # PNG plots (run with /usr/bin/python3)
   python3-yaml          # deploy manifest lint test
+  python3-grpcio python3-protobuf  # the Python client and its tests
+  openssl               # test-time CA and certificates for the TLS tests
 )
 
 missing=()

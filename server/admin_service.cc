@@ -31,9 +31,8 @@ absl::Status DoDelete(RetrievalEngine& engine, const v1::DeleteItemsRequest& req
   return absl::OkStatus();
 }
 
-void AddLatency(const char* method, const LatencyHistogram& histogram,
-                v1::GetStatsResponse* response) {
-  const LatencyHistogram::Summary s = histogram.Summarize();
+void AddLatency(const char* method, const RpcStat& stat, v1::GetStatsResponse* response) {
+  const LatencyHistogram::Summary s = stat.latency_histogram.Summarize();
   v1::RpcLatency* out = response->add_rpc_latency();
   out->set_method(method);
   out->set_count(s.count);
@@ -152,31 +151,38 @@ void AdminServiceImpl::WorkerLoop() {
   }
 }
 
+absl::Status AdminServiceImpl::Authenticate(const grpc::CallbackServerContext* context) const {
+  if (deps_.auth == nullptr) return absl::OkStatus();
+  return deps_.auth->CheckAdmin(context->client_metadata());
+}
+
 grpc::ServerUnaryReactor* AdminServiceImpl::RunOnWorker(grpc::CallbackServerContext* context,
-                                                        const char* method,
-                                                        LatencyHistogram* latency,
+                                                        const char* method, RpcStat* stat,
                                                         std::function<absl::Status()> work) {
   const absl::Time start = absl::Now();
+  if (absl::Status denied = Authenticate(context); !denied.ok()) {
+    return FinishInline(context, stat, start, denied);
+  }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   // The request and response stay valid until Finish.
-  const bool queued = Offload([reactor, latency, start, work = std::move(work)] {
+  const bool queued = Offload([reactor, stat, start, work = std::move(work)] {
     const absl::Status status = work();
-    latency->Record(absl::Now() - start, status.ok());
+    stat->Record(absl::Now() - start, status);
     reactor->Finish(ToGrpcStatus(status));
   });
   if (!queued) {
-    latency->Record(absl::Now() - start, false);
-    reactor->Finish(ToGrpcStatus(
-        absl::UnavailableError(absl::StrCat(method, ": the server is shutting down"))));
+    const absl::Status status =
+        absl::UnavailableError(absl::StrCat(method, ": the server is shutting down"));
+    stat->Record(absl::Now() - start, status);
+    reactor->Finish(ToGrpcStatus(status));
   }
   return reactor;
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::FinishInline(grpc::CallbackServerContext* context,
-                                                         LatencyHistogram* latency,
-                                                         absl::Time start,
+                                                         RpcStat* stat, absl::Time start,
                                                          const absl::Status& status) {
-  latency->Record(absl::Now() - start, status.ok());
+  stat->Record(absl::Now() - start, status);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(status));
   return reactor;
@@ -200,22 +206,25 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetStats(grpc::CallbackServerContext
                                                      const v1::GetStatsRequest* request,
                                                      v1::GetStatsResponse* response) {
   const absl::Time start = absl::Now();
-  FillStats(response);
-  return FinishInline(context, &deps_.metrics->get_stats, start, absl::OkStatus());
+  const absl::Status status = Authenticate(context);
+  if (status.ok()) FillStats(response);
+  return FinishInline(context, &deps_.metrics->get_stats, start, status);
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::TriggerRetrain(grpc::CallbackServerContext* context,
                                                            const v1::TriggerRetrainRequest* request,
                                                            v1::TriggerRetrainResponse* response) {
   const absl::Time start = absl::Now();
-  const absl::Status status = DoTriggerRetrain(deps_.trainer, *request, response);
+  absl::Status status = Authenticate(context);
+  if (status.ok()) status = DoTriggerRetrain(deps_.trainer, *request, response);
   return FinishInline(context, &deps_.metrics->trigger_retrain, start, status);
 }
 
 grpc::ServerWriteReactor<v1::TrainingEvent>* AdminServiceImpl::WatchTraining(
     grpc::CallbackServerContext* context, const v1::WatchTrainingRequest* request) {
   const absl::Time start = absl::Now();
-  absl::Status refusal = RequireTrainer(deps_.trainer);
+  absl::Status refusal = Authenticate(context);
+  if (refusal.ok()) refusal = RequireTrainer(deps_.trainer);
   if (refusal.ok()) refusal = CheckJobId(request->job_id());
   if (refusal.ok() && request->after_seq() < 0) {
     refusal = absl::InvalidArgumentError(
@@ -225,17 +234,18 @@ grpc::ServerWriteReactor<v1::TrainingEvent>* AdminServiceImpl::WatchTraining(
   if (refusal.ok() && watches_.stopping()) {
     refusal = absl::UnavailableError("WatchTraining: the server is shutting down");
   }
-  LatencyHistogram* latency = &deps_.metrics->watch_training;
+  RpcStat* stat = &deps_.metrics->watch_training;
   return new TrainingWatchReactor(
       deps_.trainer, request->job_id(), request->after_seq(), &watches_, std::move(refusal),
-      [latency, start](const absl::Status& s) { latency->Record(absl::Now() - start, s.ok()); });
+      [stat, start](const absl::Status& s) { stat->Record(absl::Now() - start, s); });
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::GetTrainingJob(grpc::CallbackServerContext* context,
                                                            const v1::GetTrainingJobRequest* request,
                                                            v1::TrainingJob* response) {
   const absl::Time start = absl::Now();
-  const absl::Status status = DoGetTrainingJob(deps_.trainer, *request, response);
+  absl::Status status = Authenticate(context);
+  if (status.ok()) status = DoGetTrainingJob(deps_.trainer, *request, response);
   return FinishInline(context, &deps_.metrics->get_training_job, start, status);
 }
 
@@ -243,7 +253,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListTrainingJobs(
     grpc::CallbackServerContext* context, const v1::ListTrainingJobsRequest* request,
     v1::ListTrainingJobsResponse* response) {
   const absl::Time start = absl::Now();
-  const absl::Status status = DoListTrainingJobs(deps_.trainer, response);
+  absl::Status status = Authenticate(context);
+  if (status.ok()) status = DoListTrainingJobs(deps_.trainer, response);
   return FinishInline(context, &deps_.metrics->list_training_jobs, start, status);
 }
 
@@ -251,7 +262,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListModels(grpc::CallbackServerConte
                                                        const v1::ListModelsRequest* request,
                                                        v1::ListModelsResponse* response) {
   const absl::Time start = absl::Now();
-  const absl::Status status = DoListModels(deps_.store, *deps_.engine, response);
+  absl::Status status = Authenticate(context);
+  if (status.ok()) status = DoListModels(deps_.store, *deps_.engine, response);
   return FinishInline(context, &deps_.metrics->list_models, start, status);
 }
 

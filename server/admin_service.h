@@ -8,7 +8,8 @@
 // published. WatchTraining streams from a thread of its own per call (server/training_watch.h).
 // Everything else is short and runs inline: GetStats, TriggerRetrain (queues a job and returns),
 // GetTrainingJob, ListTrainingJobs, ListModels (reads the small manifest files of the store).
-// Handlers validate, convert, delegate to core and convert the status with ToGrpcStatus.
+// Handlers check the caller's bearer token (AuthPolicy::CheckAdmin, docs/SECURITY.md) before
+// anything else, then validate, convert, delegate to core and convert the status with ToGrpcStatus.
 //
 // Without a trainer (TrainerConfig.disabled) the training RPCs answer FAILED_PRECONDITION;
 // ListModels still lists the store.
@@ -32,6 +33,7 @@
 #include "core/retrieval_engine.h"
 #include "core/trainer.h"
 #include "optower/v1/optower.grpc.pb.h"
+#include "server/auth.h"
 #include "server/model_publisher.h"
 #include "server/server_metrics.h"
 #include "server/training_watch.h"
@@ -47,6 +49,7 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
     const ModelStore* store = nullptr;      // null: no model store (ListModels fails)
     Trainer* trainer = nullptr;             // null: no trainer (training RPCs fail)
     const ModelPublisher* publisher = nullptr;  // optional: served_trained, publications
+    const AuthPolicy* auth = nullptr;       // null: no token required
   };
   struct Info {
     std::string event_log_path;
@@ -92,15 +95,15 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
   bool Offload(std::function<void()> job);
   void WorkerLoop();
   void FillStats(v1::GetStatsResponse* response) const;
-  // Runs `work` on the worker thread and finishes the call with its status; UNAVAILABLE (naming
-  // `method`) once stopped.
+  // UNAUTHENTICATED unless the call carries the admin token (when one is configured).
+  absl::Status Authenticate(const grpc::CallbackServerContext* context) const;
+  // Authenticates, runs `work` on the worker thread and finishes the call with its status;
+  // UNAVAILABLE (naming `method`) once stopped.
   grpc::ServerUnaryReactor* RunOnWorker(grpc::CallbackServerContext* context, const char* method,
-                                        LatencyHistogram* latency,
-                                        std::function<absl::Status()> work);
-  // Finishes a call inline with `status` and records its latency.
-  grpc::ServerUnaryReactor* FinishInline(grpc::CallbackServerContext* context,
-                                         LatencyHistogram* latency, absl::Time start,
-                                         const absl::Status& status);
+                                        RpcStat* stat, std::function<absl::Status()> work);
+  // Finishes a call inline with `status` and records it.
+  grpc::ServerUnaryReactor* FinishInline(grpc::CallbackServerContext* context, RpcStat* stat,
+                                         absl::Time start, const absl::Status& status);
 
   const Deps deps_;
   const Info info_;

@@ -76,6 +76,23 @@ ABSL_FLAG(std::optional<int>, train_epochs, std::nullopt, "policy epochs per job
 ABSL_FLAG(std::optional<int>, trainer_threads, std::nullopt,
           "LibTorch intra-op threads of a training job (default 1)");
 
+// Security and metrics (docs/SECURITY.md, docs/METRICS.md).
+ABSL_FLAG(std::optional<int>, metrics_port, std::nullopt,
+          "Prometheus /metrics port (default 0 = off; -1 = any free port)");
+ABSL_FLAG(std::optional<std::string>, admin_token_file, std::nullopt,
+          "file holding the bearer token the admin RPCs require (else $OPTOWER_ADMIN_TOKEN; "
+          "none = admin RPCs open)");
+ABSL_FLAG(std::optional<std::string>, retrieve_token_file, std::nullopt,
+          "file holding the bearer token Retrieve/Feedback require (else $OPTOWER_RETRIEVE_TOKEN; "
+          "none = open)");
+ABSL_FLAG(std::optional<std::string>, tls_cert, std::nullopt,
+          "PEM certificate chain: serve TLS only (with --tls_key)");
+ABSL_FLAG(std::optional<std::string>, tls_key, std::nullopt, "PEM private key of --tls_cert");
+ABSL_FLAG(std::optional<std::string>, tls_client_ca, std::nullopt,
+          "PEM CA bundle: ask for client certificates and verify them");
+ABSL_FLAG(std::optional<bool>, tls_require_client_cert, std::nullopt,
+          "refuse clients without a certificate from --tls_client_ca (mutual TLS)");
+
 namespace optower::server {
 namespace {
 
@@ -125,9 +142,47 @@ absl::StatusOr<v1::ServerConfig> ConfigFromFlags() {
   if (auto v = absl::GetFlag(FLAGS_auto_retrain_every_minutes)) t->set_auto_retrain_every_minutes(*v);
   if (auto v = absl::GetFlag(FLAGS_train_epochs)) t->set_epochs(*v);
   if (auto v = absl::GetFlag(FLAGS_trainer_threads)) t->set_threads(*v);
+  if (auto v = absl::GetFlag(FLAGS_metrics_port)) config.set_metrics_port(*v);
+  if (auto v = absl::GetFlag(FLAGS_admin_token_file)) config.set_admin_token_file(*v);
+  if (auto v = absl::GetFlag(FLAGS_retrieve_token_file)) config.set_retrieve_token_file(*v);
+  if (auto v = absl::GetFlag(FLAGS_tls_cert)) config.set_tls_cert(*v);
+  if (auto v = absl::GetFlag(FLAGS_tls_key)) config.set_tls_key(*v);
+  if (auto v = absl::GetFlag(FLAGS_tls_client_ca)) config.set_tls_client_ca(*v);
+  if (auto v = absl::GetFlag(FLAGS_tls_require_client_cert)) config.set_tls_require_client_cert(*v);
   ApplyServerConfigDefaults(&config);
   RETURN_IF_ERROR(ValidateServerConfig(config));
   return config;
+}
+
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr ? v : "";
+}
+
+// One line about tokens, TLS and metrics; a warning when the admin RPCs are open.
+void PrintSecurityLine(const OptowerServer& server) {
+  const v1::ServerConfig& c = server.config();
+  const AuthPolicy& auth = server.auth();
+  std::string tls = "off";
+  if (server.tls()) {
+    tls = c.tls_require_client_cert() ? "on, client certificates required"
+          : c.tls_client_ca().empty() ? "on"
+                                      : "on, client certificates verified";
+  }
+  std::fprintf(stderr, "optower-server: admin token %s, retrieve token %s, TLS %s, metrics %s\n",
+               auth.admin_required() ? "required" : "NOT required",
+               auth.retrieve_required() ? "required" : "not required", tls.c_str(),
+               server.metrics_port() != 0
+                   ? absl::StrCat("on http://", c.host(), ":", server.metrics_port(), "/metrics")
+                         .c_str()
+                   : "off");
+  if (!auth.admin_required()) {
+    std::fprintf(stderr,
+                 "optower-server: warning: admin RPCs are NOT authenticated (anyone who reaches "
+                 "%s can retrain, roll back and change the catalog); set --admin_token_file or "
+                 "OPTOWER_ADMIN_TOKEN (docs/SECURITY.md)\n",
+                 server.address().c_str());
+  }
 }
 
 int Fail(const absl::Status& status) {
@@ -172,7 +227,10 @@ int Main(int argc, char** argv) {
                    config->trainer().threads(), wait_policy == nullptr ? "(unset)" : wait_policy);
     }
   }
-  absl::StatusOr<std::unique_ptr<OptowerServer>> server = OptowerServer::Start(*config);
+  OptowerServer::StartOptions start;
+  start.admin_token_env = Env("OPTOWER_ADMIN_TOKEN");
+  start.retrieve_token_env = Env("OPTOWER_RETRIEVE_TOKEN");
+  absl::StatusOr<std::unique_ptr<OptowerServer>> server = OptowerServer::Start(*config, start);
   if (!server.ok()) return Fail(server.status());
   const std::shared_ptr<const ModelSnapshot> snap = (*server)->engine().snapshot();
   std::fprintf(stderr,
@@ -184,6 +242,7 @@ int Main(int argc, char** argv) {
                (*server)->config().epsilon(), EventLogPath((*server)->config()).c_str(),
                DurabilityName((*server)->config().event_log().durability()).c_str(),
                (*server)->trainer() != nullptr ? "on" : "off");
+  PrintSecurityLine(**server);
   std::printf("optower-server listening on %s\n", (*server)->address().c_str());
   std::fflush(stdout);
 

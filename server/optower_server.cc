@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -21,6 +22,7 @@
 #include "core/status_macros.h"
 #include "server/model_loader.h"
 #include "server/server_config.h"
+#include "server/tls.h"
 
 namespace optower::server {
 namespace {
@@ -66,15 +68,28 @@ constexpr const char* kServiceNames[] = {"", "optower.v1.RetrievalService",
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<OptowerServer>> OptowerServer::Start(v1::ServerConfig config) {
+absl::StatusOr<std::unique_ptr<OptowerServer>> OptowerServer::Start(v1::ServerConfig config,
+                                                                    StartOptions options) {
   ApplyServerConfigDefaults(&config);
   RETURN_IF_ERROR(ValidateServerConfig(config));
+  // Secrets and certificates first: a bad one should fail the start before any slow work.
+  ASSIGN_OR_RETURN(std::optional<BearerToken> admin_token,
+                   LoadBearerToken(config.admin_token_file(), "admin_token_file",
+                                   options.admin_token_env.c_str(), "OPTOWER_ADMIN_TOKEN"));
+  ASSIGN_OR_RETURN(std::optional<BearerToken> retrieve_token,
+                   LoadBearerToken(config.retrieve_token_file(), "retrieve_token_file",
+                                   options.retrieve_token_env.c_str(), "OPTOWER_RETRIEVE_TOKEN"));
+  ASSIGN_OR_RETURN(const std::shared_ptr<grpc::ServerCredentials> credentials,
+                   MakeServerCredentials(TlsOptionsFromConfig(config)));
   // One intra-op thread per request thread: gRPC supplies the concurrency (DESIGN §6).
   at::set_num_threads(config.intra_op_threads());
   RETURN_IF_ERROR(EnsureDirectory(config.data_dir()));
 
   std::unique_ptr<OptowerServer> s(new OptowerServer());
   s->config_ = config;
+  s->auth_ = AuthPolicy(std::move(admin_token), std::move(retrieve_token));
+  ASSIGN_OR_RETURN(s->prometheus_, PrometheusExporter::Create());
+  s->metrics_.AttachPrometheus(*s->prometheus_);
   ASSIGN_OR_RETURN(s->store_, ModelStore::Open(config.data_dir()));
   ASSIGN_OR_RETURN(ServingModel serving, LoadServingModel(config, s->store_.get()));
   s->model_source_ = serving.source;
@@ -94,7 +109,8 @@ absl::StatusOr<std::unique_ptr<OptowerServer>> OptowerServer::Start(v1::ServerCo
                      Trainer::Create(TrainerOptionsFromConfig(config), s->event_log_.get(),
                                      s->store_.get(), s->publisher_->Hooks()));
   }
-  s->retrieval_service_ = std::make_unique<RetrievalServiceImpl>(s->engine_.get(), &s->metrics_);
+  s->retrieval_service_ =
+      std::make_unique<RetrievalServiceImpl>(s->engine_.get(), &s->metrics_, &s->auth_);
   AdminServiceImpl::Deps deps;
   deps.engine = s->engine_.get();
   deps.event_log = s->event_log_.get();
@@ -102,16 +118,32 @@ absl::StatusOr<std::unique_ptr<OptowerServer>> OptowerServer::Start(v1::ServerCo
   deps.store = s->store_.get();
   deps.trainer = s->trainer_.get();
   deps.publisher = s->publisher_.get();
+  deps.auth = &s->auth_;
   AdminServiceImpl::Info info;
   info.event_log_path = EventLogPath(config);
   info.durability = DurabilityName(config.event_log().durability());
   info.started = absl::Now();
+  PrometheusExporter::Sources sources;
+  sources.engine = s->engine_.get();
+  sources.event_log = s->event_log_.get();
+  sources.trainer = s->trainer_.get();
+  sources.publisher = s->publisher_.get();
+  sources.started = info.started;
+  RETURN_IF_ERROR(s->prometheus_->AttachSources(sources));
   s->admin_service_ = std::make_unique<AdminServiceImpl>(deps, std::move(info));
+
+  if (config.metrics_port() != 0) {
+    MetricsHttpServerOptions http;
+    http.host = config.host();
+    http.port = std::max(config.metrics_port(), 0);  // -1: any free port
+    // On failure the destructor (Shutdown) stops the trainer, the admin worker and the event log.
+    RETURN_IF_ERROR(s->prometheus_->StartHttp(http));
+  }
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   const std::string listen = absl::StrCat(config.host(), ":", config.port());
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &s->port_);
+  builder.AddListeningPort(listen, credentials, &s->port_);
   builder.SetMaxReceiveMessageSize(config.max_receive_message_bytes());
   builder.SetMaxSendMessageSize(config.max_send_message_bytes());
   // gRPC sets SO_REUSEPORT by default, which would let a second server (with its own event log)
@@ -126,7 +158,10 @@ absl::StatusOr<std::unique_ptr<OptowerServer>> OptowerServer::Start(v1::ServerCo
     s->admin_service_->Stop();
     (void)s->event_log_->Close();
     return absl::UnavailableError(absl::StrCat(
-        "cannot listen on ", listen, " (address in use, or host not a local address?)"));
+        "cannot listen on ", listen,
+        config.tls_cert().empty()
+            ? " (address in use, or host not a local address?)"
+            : " (address in use, host not a local address, or tls_key not the key of tls_cert?)"));
   }
   grpc::HealthCheckServiceInterface* health = s->server_->GetHealthCheckService();
   if (health != nullptr) {
@@ -163,6 +198,7 @@ absl::Status OptowerServer::Shutdown() {
   if (trainer_stop.joinable()) trainer_stop.join();
   if (admin_service_ != nullptr) admin_service_->Stop();
   close_status_ = event_log_ != nullptr ? event_log_->Close() : absl::OkStatus();
+  if (prometheus_ != nullptr) prometheus_->StopHttp();
   return close_status_;
 }
 

@@ -7,7 +7,9 @@
 // serve (server/model_loader.h: the store's serving version, else model_dir imported into the store,
 // else random towers), the first snapshot (item embeddings + index), the event log at
 // data_dir/events.sqlite (appended to), the trainer (unless trainer.disabled; core/trainer.h, hooks
-// in server/model_publisher.h), then the gRPC server with health checking (every service SERVING),
+// in server/model_publisher.h), the bearer tokens (server/auth.h), the Prometheus metrics
+// (server/prometheus_exporter.h; served on metrics_port when it is not 0), then the gRPC server
+// (TLS when tls_cert/tls_key are set, server/tls.h) with health checking (every service SERVING),
 // reflection (unless disabled) and message-size limits.
 //
 // Shutdown: health NOT_SERVING for every service -> wait shutdown_health_grace_ms (load balancers
@@ -16,7 +18,7 @@
 // in-flight calls with a deadline of shutdown_deadline_ms (later ones are cancelled; new calls are
 // refused) -> the trainer's worker is joined (a job inside the learner finishes that phase first)
 // -> the admin worker finishes -> the event log is flushed and closed (every acknowledged row
-// committed).
+// committed) -> the metrics endpoint stops (it answers until then).
 //
 // Thread safety: all methods may be called from any thread; Shutdown is idempotent (later calls
 // return the first result). Note that Start sets process-wide state: LibTorch's intra-op thread
@@ -39,7 +41,9 @@
 #include "core/trainer.h"
 #include "optower/v1/optower.pb.h"
 #include "server/admin_service.h"
+#include "server/auth.h"
 #include "server/model_publisher.h"
+#include "server/prometheus_exporter.h"
 #include "server/retrieval_service.h"
 #include "server/server_metrics.h"
 
@@ -47,9 +51,19 @@ namespace optower::server {
 
 class OptowerServer {
  public:
+  // What Start takes from outside the config: the bearer tokens from the environment (main reads
+  // OPTOWER_ADMIN_TOKEN / OPTOWER_RETRIEVE_TOKEN; unset = none). A token file in the config wins.
+  struct StartOptions {
+    std::string admin_token_env;
+    std::string retrieve_token_env;
+  };
+
   // Blocks until the server listens. Defaults are applied to `config` here. Errors: the config's
-  // InvalidArgument, model/catalog/event-log errors, Unavailable when the address cannot be bound.
-  static absl::StatusOr<std::unique_ptr<OptowerServer>> Start(v1::ServerConfig config);
+  // InvalidArgument (also for a bad token or TLS setting, naming it), NotFound & co. for unreadable
+  // token/certificate files, model/catalog/event-log errors, Unavailable when the address (or the
+  // metrics port) cannot be bound.
+  static absl::StatusOr<std::unique_ptr<OptowerServer>> Start(v1::ServerConfig config,
+                                                              StartOptions options = {});
 
   // Shuts down (if not done yet) and releases everything.
   ~OptowerServer();
@@ -66,6 +80,12 @@ class OptowerServer {
   Trainer* trainer() { return trainer_.get(); }
   // Where the first served model came from (for the start-up line).
   const std::string& model_source() const { return model_source_; }
+  const AuthPolicy& auth() const { return auth_; }
+  bool tls() const { return !config_.tls_cert().empty(); }
+  // The metrics endpoint's port; 0 when metrics_port is 0 (off).
+  int metrics_port() const { return prometheus_ != nullptr ? prometheus_->http_port() : 0; }
+  // The Prometheus text (what GET /metrics returns), also when the endpoint is off.
+  std::string MetricsText() const { return prometheus_->Render(); }
 
   // Graceful shutdown (see the file comment). Returns the event log's Close status.
   absl::Status Shutdown();
@@ -76,6 +96,7 @@ class OptowerServer {
   v1::ServerConfig config_;
   int port_ = 0;
   ServerMetrics metrics_;
+  AuthPolicy auth_;
   std::string model_source_;
   std::unique_ptr<EventLog> event_log_;
   std::unique_ptr<ModelStore> store_;
@@ -85,6 +106,8 @@ class OptowerServer {
   std::unique_ptr<RetrievalServiceImpl> retrieval_service_;
   std::unique_ptr<AdminServiceImpl> admin_service_;
   std::unique_ptr<grpc::Server> server_;
+  // Last: its HTTP thread reads the components above, so it goes first (Shutdown stops it anyway).
+  std::unique_ptr<PrometheusExporter> prometheus_;
 
   absl::Mutex shutdown_mu_;
   bool shut_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;

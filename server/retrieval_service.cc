@@ -28,8 +28,10 @@ grpc::ServerUnaryReactor* RetrievalServiceImpl::Retrieve(grpc::CallbackServerCon
                                                          const v1::RetrieveRequest* request,
                                                          v1::RetrieveResponse* response) {
   const absl::Time start = absl::Now();
-  const absl::Status status = DoRetrieve(*engine_, *request, response);
-  metrics_->retrieve.Record(absl::Now() - start, status.ok());
+  absl::Status status = auth_ != nullptr ? auth_->CheckRetrieve(context->client_metadata())
+                                         : absl::OkStatus();
+  if (status.ok()) status = DoRetrieve(*engine_, *request, response);
+  metrics_->retrieve.Record(absl::Now() - start, status);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(status));
   return reactor;
@@ -39,8 +41,10 @@ grpc::ServerUnaryReactor* RetrievalServiceImpl::Feedback(grpc::CallbackServerCon
                                                          const v1::FeedbackRequest* request,
                                                          v1::FeedbackResponse* response) {
   const absl::Time start = absl::Now();
-  const absl::Status status = DoFeedback(*engine_, *request, response);
-  metrics_->feedback.Record(absl::Now() - start, status.ok());
+  absl::Status status = auth_ != nullptr ? auth_->CheckRetrieve(context->client_metadata())
+                                         : absl::OkStatus();
+  if (status.ok()) status = DoFeedback(*engine_, *request, response);
+  metrics_->feedback.Record(absl::Now() - start, status);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(status));
   return reactor;

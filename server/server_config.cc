@@ -237,6 +237,14 @@ absl::Status ValidateServerConfig(const v1::ServerConfig& c) {
   if (log.max_queue_events() < 1) {
     return bad("event_log.max_queue_events", log.max_queue_events(), "must be >= 1");
   }
+  if (c.metrics_port() < -1 || c.metrics_port() > 65535) {
+    return bad("metrics_port", c.metrics_port(),
+               "must be in [0, 65535] (0 = off) or -1 (any free port)");
+  }
+  if (c.metrics_port() > 0 && c.metrics_port() == c.port()) {
+    return bad("metrics_port", c.metrics_port(),
+               "equals port: the metrics need a port of their own");
+  }
   return ValidateTrainerConfig(c.trainer());
 }
 
@@ -337,6 +345,15 @@ absl::StatusOr<v1::TrainerConfig::Objective> ParseObjectiveName(const std::strin
   if (lower == "ipw") return v1::TrainerConfig::IPW;
   if (lower == "dm") return v1::TrainerConfig::DM;
   return absl::InvalidArgumentError(absl::StrCat(field, "=", name, ": must be dr, ipw or dm"));
+}
+
+ServerTlsOptions TlsOptionsFromConfig(const v1::ServerConfig& c) {
+  ServerTlsOptions o;
+  o.cert_path = c.tls_cert();
+  o.key_path = c.tls_key();
+  o.client_ca_path = c.tls_client_ca();
+  o.require_client_cert = c.tls_require_client_cert();
+  return o;
 }
 
 EventLogOptions EventLogOptionsFromConfig(const v1::ServerConfig& c) {

@@ -21,6 +21,7 @@
 #include "core/retrieval_engine.h"
 #include "core/trainer.h"
 #include "optower/v1/optower.pb.h"
+#include "server/tls.h"
 
 namespace optower::server {
 
@@ -43,6 +44,8 @@ ItemIndexOptions IndexOptionsFromConfig(const v1::ServerConfig& config);
 TrainerOptions TrainerOptionsFromConfig(const v1::ServerConfig& config);
 // Checks config.trainer (part of ValidateServerConfig); errors name "trainer.<field>=<value>".
 absl::Status ValidateTrainerConfig(const v1::TrainerConfig& trainer);
+// tls_cert, tls_key, tls_client_ca, tls_require_client_cert (checked by MakeServerCredentials).
+ServerTlsOptions TlsOptionsFromConfig(const v1::ServerConfig& config);
 // The event log lives at `<data_dir>/events.sqlite`.
 EventLogOptions EventLogOptionsFromConfig(const v1::ServerConfig& config);
 std::string EventLogPath(const v1::ServerConfig& config);
