@@ -19,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "cli/command.h"
+#include "cli/script_path.h"
 #include "cli/flag_parser.h"
 #include "cli/learner_flags.h"
 #include "cli/synthetic_flags.h"
@@ -28,10 +29,6 @@
 #include "core/policy_value.h"
 #include "core/status_macros.h"
 #include "core/synthetic_env.h"
-
-#ifndef OPTOWER_SOURCE_DIR
-#define OPTOWER_SOURCE_DIR "."
-#endif
 
 namespace optower::cli {
 namespace {
@@ -83,10 +80,7 @@ absl::StatusOr<std::vector<int64_t>> ParseIntList(const std::string& flag, const
   return out;
 }
 
-std::string PlotScript() {
-  if (const char* dir = std::getenv("OPTOWER_SCRIPTS_DIR")) return absl::StrCat(dir, "/plot_experiment.py");
-  return absl::StrCat(OPTOWER_SOURCE_DIR, "/scripts/plot_experiment.py");
-}
+std::string PlotScript() { return ScriptPath("plot_experiment.py"); }
 
 int RunExperiment(int argc, char** argv) {
   SyntheticFlags synth;

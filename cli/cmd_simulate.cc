@@ -32,6 +32,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "cli/command.h"
+#include "cli/script_path.h"
 #include "cli/flag_parser.h"
 #include "cli/online_client.h"
 #include "cli/server_process.h"
@@ -41,10 +42,6 @@
 #include "core/json_writer.h"
 #include "core/status_macros.h"
 #include "core/synthetic_env.h"
-
-#ifndef OPTOWER_SOURCE_DIR
-#define OPTOWER_SOURCE_DIR "."
-#endif
 
 namespace optower::cli {
 namespace {
@@ -131,12 +128,7 @@ absl::Status Rpc(const std::string& rpc, const absl::Status& status) {
   return absl::Status(status.code(), absl::StrCat(rpc, ": ", absl::StatusCodeToString(status.code())));
 }
 
-std::string PlotScript() {
-  if (const char* dir = std::getenv("OPTOWER_SCRIPTS_DIR")) {
-    return absl::StrCat(dir, "/plot_simulation.py");
-  }
-  return absl::StrCat(OPTOWER_SOURCE_DIR, "/scripts/plot_simulation.py");
-}
+std::string PlotScript() { return ScriptPath("plot_simulation.py"); }
 
 // ---- Interruption (Ctrl-C / SIGTERM): stop between calls, clean up, exit non-zero. ----
 
