@@ -385,11 +385,7 @@ int AdminMain(int argc, char** argv) {
   parser.AddBool("watch", &f.watch, "retrain: stream the job's progress until its decision");
   parser.AddBool("json", &f.json, "print one JSON object");
   parser.Require("server");
-  if (absl::Status s = parser.Parse(argc, argv); !s.ok()) return UsageError(std::string(s.message()));
-  if (parser.help_requested()) {
-    std::printf("%s", parser.Help().c_str());
-    return kExitOk;
-  }
+  if (auto done = ParseCommandLine(parser, argc, argv, kAnyPositional)) return *done;
   const std::vector<std::string>& args = parser.positional();
   if (args.empty()) return UsageError("want an action: optower admin retrain|jobs|models|rollback");
   f.action = args[0];

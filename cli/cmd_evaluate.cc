@@ -30,11 +30,7 @@ int RunEvaluate(int argc, char** argv) {
   p.AddBool("json", &json, "print one JSON object");
   p.Require("model");
   p.Require("logs");
-  if (absl::Status s = p.Parse(argc, argv); !s.ok()) return UsageError(std::string(s.message()));
-  if (p.help_requested()) {
-    std::cout << p.Help();
-    return kExitOk;
-  }
+  if (auto done = ParseCommandLine(p, argc, argv, 0)) return *done;
   auto model = LoadModelFolder(model_dir);
   if (!model.ok()) return ReportError(model.status());
   std::string items_name;

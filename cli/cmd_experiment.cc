@@ -133,12 +133,7 @@ int RunExperiment(int argc, char** argv) {
   }
   std::vector<char*> cargv;
   for (auto& a : args) cargv.push_back(a.data());
-  if (absl::Status s = p.Parse(static_cast<int>(cargv.size()), cargv.data()); !s.ok())
-    return UsageError(std::string(s.message()));
-  if (p.help_requested()) {
-    std::cout << p.Help();
-    return kExitOk;
-  }
+  if (auto done = ParseCommandLine(p, static_cast<int>(cargv.size()), cargv.data())) return *done;
   auto size_list = ParseIntList("sizes", sizes);
   if (!size_list.ok()) return ReportError(size_list.status());
   std::vector<int64_t> seed_list;

@@ -76,14 +76,7 @@ int FeedbackMain(int argc, char** argv) {
   parser.AddDouble("timeout", &f.timeout, "call deadline in seconds");
   parser.AddBool("json", &f.json, "print one JSON object");
   for (const char* required : {"server", "request-id", "item", "reward"}) parser.Require(required);
-  if (absl::Status s = parser.Parse(argc, argv); !s.ok()) return UsageError(std::string(s.message()));
-  if (parser.help_requested()) {
-    std::printf("%s", parser.Help().c_str());
-    return kExitOk;
-  }
-  if (!parser.positional().empty()) {
-    return UsageError(absl::StrCat("unexpected argument '", parser.positional()[0], "'"));
-  }
+  if (auto done = ParseCommandLine(parser, argc, argv, 0)) return *done;
   const absl::Status s = RunFeedback(f);
   return s.ok() ? kExitOk : ReportError(s);
 }

@@ -37,14 +37,7 @@ int HealthMain(int argc, char** argv) {
   parser.AddDouble("timeout", &f.timeout, "deadline in seconds");
   parser.AddBool("json", &f.json, "print one JSON object");
   parser.Require("server");
-  if (absl::Status s = parser.Parse(argc, argv); !s.ok()) return UsageError(std::string(s.message()));
-  if (parser.help_requested()) {
-    std::printf("%s", parser.Help().c_str());
-    return kExitOk;
-  }
-  if (!parser.positional().empty()) {
-    return UsageError(absl::StrCat("unexpected argument '", parser.positional()[0], "'"));
-  }
+  if (auto done = ParseCommandLine(parser, argc, argv, 0)) return *done;
   absl::StatusOr<std::unique_ptr<client::OptowerClient>> client =
       ConnectToServer(f.server, f.timeout, f.connection);
   if (!client.ok()) return UsageError(std::string(client.status().message()));

@@ -131,11 +131,7 @@ int ItemsMain(int argc, char** argv) {
   parser.AddDouble("timeout", &f.timeout, "deadline of each call in seconds (index builds)");
   parser.AddBool("json", &f.json, "print one JSON object");
   for (const char* required : {"server", "items"}) parser.Require(required);
-  if (absl::Status s = parser.Parse(argc, argv); !s.ok()) return UsageError(std::string(s.message()));
-  if (parser.help_requested()) {
-    std::printf("%s", parser.Help().c_str());
-    return kExitOk;
-  }
+  if (auto done = ParseCommandLine(parser, argc, argv, kAnyPositional)) return *done;
   if (parser.positional().size() != 1) {
     return UsageError("want exactly one action: optower items upsert|delete --server ADDR --items FILE");
   }

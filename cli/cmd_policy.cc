@@ -30,11 +30,7 @@ int RunPolicy(int argc, char** argv) {
   p.Require("model");
   p.Require("contexts");
   p.Require("out");
-  if (absl::Status s = p.Parse(argc, argv); !s.ok()) return UsageError(std::string(s.message()));
-  if (p.help_requested()) {
-    std::cout << p.Help();
-    return kExitOk;
-  }
+  if (auto done = ParseCommandLine(p, argc, argv, 0)) return *done;
   if (top_k < 0) return UsageError(absl::StrFormat("--top-k=%d: must be >= 0", top_k));
   auto model = LoadModelFolder(model_dir);
   if (!model.ok()) return ReportError(model.status());

@@ -96,14 +96,7 @@ int RetrieveMain(int argc, char** argv) {
   parser.AddDouble("timeout", &f.timeout, "call deadline in seconds");
   parser.AddBool("json", &f.json, "print one JSON object");
   for (const char* required : {"server", "context", "k"}) parser.Require(required);
-  if (absl::Status s = parser.Parse(argc, argv); !s.ok()) return UsageError(std::string(s.message()));
-  if (parser.help_requested()) {
-    std::printf("%s", parser.Help().c_str());
-    return kExitOk;
-  }
-  if (!parser.positional().empty()) {
-    return UsageError(absl::StrCat("unexpected argument '", parser.positional()[0], "'"));
-  }
+  if (auto done = ParseCommandLine(parser, argc, argv, 0)) return *done;
   if (parser.was_set("seed") && f.seed < 0) {
     return UsageError(absl::StrCat("--seed=", f.seed, ": must be >= 0"));
   }

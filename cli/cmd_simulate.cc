@@ -796,14 +796,7 @@ int RunSimulate(int argc, char** argv) {
   p.AddDouble("retrain-timeout", &f.retrain_timeout, "seconds per retraining job");
   p.AddBool("no-plot", &f.no_plot, "skip the PNG");
   p.AddBool("quiet", &f.quiet, "only the final table");
-  if (absl::Status s = p.Parse(argc, argv); !s.ok()) return UsageError(std::string(s.message()));
-  if (p.help_requested()) {
-    std::cout << p.Help();
-    return kExitOk;
-  }
-  if (!p.positional().empty()) {
-    return UsageError(absl::StrCat("unexpected argument '", p.positional()[0], "'"));
-  }
+  if (auto done = ParseCommandLine(p, argc, argv, 0)) return *done;
   if (absl::Status s = Validate(f); !s.ok()) return UsageError(std::string(s.message()));
   absl::StatusOr<std::string> binary = FindServerBinary(f.server_binary);
   if (!binary.ok()) return UsageError(std::string(binary.status().message()));

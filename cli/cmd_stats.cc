@@ -125,14 +125,7 @@ int StatsMain(int argc, char** argv) {
   parser.AddDouble("timeout", &f.timeout, "call deadline in seconds");
   parser.AddBool("json", &f.json, "print one JSON object");
   parser.Require("server");
-  if (absl::Status s = parser.Parse(argc, argv); !s.ok()) return UsageError(std::string(s.message()));
-  if (parser.help_requested()) {
-    std::printf("%s", parser.Help().c_str());
-    return kExitOk;
-  }
-  if (!parser.positional().empty()) {
-    return UsageError(absl::StrCat("unexpected argument '", parser.positional()[0], "'"));
-  }
+  if (auto done = ParseCommandLine(parser, argc, argv, 0)) return *done;
   const absl::Status s = RunStats(f);
   return s.ok() ? kExitOk : ReportError(s);
 }

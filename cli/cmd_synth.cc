@@ -170,14 +170,7 @@ int SynthMain(int argc, char** argv) {
   for (const char* required : {"n-actions", "dim-context", "rounds", "out"})
     parser.Require(required);
 
-  if (absl::Status s = parser.Parse(argc, argv); !s.ok())
-    return UsageError(std::string(s.message()));
-  if (parser.help_requested()) {
-    std::printf("%s", parser.Help().c_str());
-    return kExitOk;
-  }
-  if (!parser.positional().empty())
-    return UsageError(absl::StrCat("unexpected argument '", parser.positional()[0], "'"));
+  if (auto done = ParseCommandLine(parser, argc, argv, 0)) return *done;
   absl::Status s = RunSynth(f, parser);
   if (absl::IsAlreadyExists(s))
     return UsageError(absl::StrCat("--out: ", s.message(), " (pass --overwrite to replace it)"));

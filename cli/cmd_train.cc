@@ -75,11 +75,7 @@ int RunTrain(int argc, char** argv) {
   p.Require("logs");
   p.Require("items");
   p.Require("out");
-  if (absl::Status s = p.Parse(argc, argv); !s.ok()) return UsageError(std::string(s.message()));
-  if (p.help_requested()) {
-    std::cout << p.Help();
-    return kExitOk;
-  }
+  if (auto done = ParseCommandLine(p, argc, argv, 0)) return *done;
   PolicyLearnerOptions options;
   if (absl::Status s = lf.Apply(options); !s.ok()) return ReportError(s);
   if (!overwrite && NonEmptyPathExists(out))

@@ -1,5 +1,7 @@
 #include "cli/command.h"
 
+#include "cli/flag_parser.h"
+
 #include <iostream>
 #include <string>
 
@@ -25,6 +27,18 @@ int ReportError(const absl::Status& status) {
     default:
       return kExitFailure;
   }
+}
+
+std::optional<int> ParseCommandLine(FlagParser& parser, int argc, char** argv,
+                                    size_t max_positional) {
+  if (absl::Status s = parser.Parse(argc, argv); !s.ok()) return UsageError(std::string(s.message()));
+  if (parser.help_requested()) {
+    std::cout << parser.Help();
+    return kExitOk;
+  }
+  if (parser.positional().size() > max_positional)
+    return UsageError("unexpected argument '" + parser.positional()[max_positional] + "'");
+  return std::nullopt;
 }
 
 int UsageError(const std::string& message) {

@@ -8,6 +8,7 @@
 #define OPTOWER_CLI_COMMAND_H_
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,15 @@ int ReportError(const absl::Status& status);
 
 // Prints a one-line usage error and returns kExitUsage.
 int UsageError(const std::string& message);
+
+class FlagParser;
+// The start of every subcommand: parses argv with `parser`. Returns the exit code when the command
+// must stop here — --help printed to stdout (0), or a one-line usage error: a bad flag, or more than
+// `max_positional` positional arguments (2) — and nullopt to go on.
+std::optional<int> ParseCommandLine(FlagParser& parser, int argc, char** argv,
+                                    size_t max_positional = 0);
+// For commands that check their positional arguments themselves.
+inline constexpr size_t kAnyPositional = static_cast<size_t>(-1);
 
 }  // namespace optower::cli
 
