@@ -43,6 +43,24 @@ absl::StatusOr<std::string> ToJson(const v1::GetStatsResponse& s) {
   w.Field("feedback_unknown", s.feedback_unknown());
   w.Field("feedback_errors", s.feedback_errors());
   w.Field("uptime_seconds", s.uptime_seconds());
+  w.Field("model_trained", s.model_trained());
+  w.Field("model_swaps", s.model_swaps());
+  if (s.has_training()) {
+    const v1::TrainingState& t = s.training();
+    w.Key("training").BeginObject();
+    w.Field("enabled", t.enabled()).Field("running_job_id", t.running_job_id());
+    w.Field("last_job_id", t.last_job_id())
+        .Field("last_state", v1::TrainingJobState_Name(t.last_state()))
+        .Field("last_reason", t.last_reason());
+    w.Field("succeeded", t.succeeded()).Field("rejected", t.rejected());
+    w.Field("failed", t.failed()).Field("cancelled", t.cancelled());
+    if (t.has_last_ope()) {
+      w.Field("last_ope_old_value", t.last_ope().old_value().value())
+          .Field("last_ope_new_value", t.last_ope().new_value().value())
+          .Field("last_ope_diff", t.last_ope().diff().value());
+    }
+    w.EndObject();
+  }
   if (s.has_event_log()) {
     const v1::EventLogStats& e = s.event_log();
     w.Key("event_log").BeginObject();
@@ -98,6 +116,19 @@ void PrintText(const v1::GetStatsResponse& s) {
     std::printf("%-12s %10lld %8lld %9.3f %9.3f %9.3f %9.3f\n", l.method().c_str(),
                 static_cast<long long>(l.count()), static_cast<long long>(l.errors()), l.mean_ms(),
                 l.p50_ms(), l.p99_ms(), l.max_ms());
+  }
+  if (s.has_training()) {
+    const v1::TrainingState& t = s.training();
+    std::printf("training: %s; running %s; last %s %s%s%s; jobs %lld succeeded, %lld rejected, "
+                "%lld failed, %lld cancelled; model swaps %lld\n",
+                t.enabled() ? "enabled" : "disabled",
+                t.running_job_id().empty() ? "-" : t.running_job_id().c_str(),
+                t.last_job_id().empty() ? "-" : t.last_job_id().c_str(),
+                t.last_job_id().empty() ? "" : v1::TrainingJobState_Name(t.last_state()).c_str(),
+                t.last_reason().empty() ? "" : ": ", t.last_reason().c_str(),
+                static_cast<long long>(t.succeeded()), static_cast<long long>(t.rejected()),
+                static_cast<long long>(t.failed()), static_cast<long long>(t.cancelled()),
+                static_cast<long long>(s.model_swaps()));
   }
   std::printf("uptime %.1f s\n", s.uptime_seconds());
 }
