@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <utility>
 
 #include <grpcpp/client_context.h>
@@ -58,10 +59,18 @@ uint32_t VersionTag(const std::string& model_version) {
 }
 
 LoadResult::Quantiles LoadResult::LatencyMs(int64_t from_ns, int64_t to_ns) const {
+  return LatencyMsIn({{from_ns, to_ns}});
+}
+
+LoadResult::Quantiles LoadResult::LatencyMsIn(
+    const std::vector<std::pair<int64_t, int64_t>>& windows) const {
   std::vector<double> ms;
   ms.reserve(records.size());
   for (const CallRecord& r : records) {
-    if (r.code != 0 || r.end_ns < 0 || r.start_ns < from_ns || r.start_ns >= to_ns) continue;
+    if (r.code != 0 || r.end_ns < 0) continue;
+    bool in = false;
+    for (const auto& w : windows) in = in || (r.start_ns >= w.first && r.start_ns < w.second);
+    if (!in) continue;
     ms.push_back(1e-6 * static_cast<double>(r.end_ns - r.start_ns));
   }
   Quantiles q;

@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <grpcpp/channel.h>
@@ -74,6 +75,8 @@ struct LoadResult {
     double p50 = 0, p95 = 0, p99 = 0, max = 0, mean = 0;
   };
   Quantiles LatencyMs(int64_t from_ns = 0, int64_t to_ns = INT64_MAX) const;
+  // The same over the union of [from, to) windows.
+  Quantiles LatencyMsIn(const std::vector<std::pair<int64_t, int64_t>>& windows) const;
   // OK calls per second over the run.
   double Qps() const { return elapsed_s > 0 ? static_cast<double>(ok) / elapsed_s : 0; }
 };

@@ -3,12 +3,14 @@
 // scripts/bench_serving.sh runs it.
 //
 // What it does, per catalog size N (d = 64):
-//  1. Data (stated in the output): item features from a mixture of well-separated Gaussian clusters
-//     in R^16 (N/1000 clusters, at least 10; centres ~ N(0, I), per-coordinate sd 0.15 within a
-//     cluster, cluster sizes uniform at random); contexts from a mixture of 32 Gaussian user segments in
-//     R^16 (centres ~ N(0, I), sd 0.5). Item embeddings = the item tower of a two-tower model
-//     (MLP 16 -> 64 -> 64, ReLU; randomly initialised, seed 1 — the towers optower-server creates
-//     without a trained model) applied to those features; queries = its user tower on the contexts.
+//  1. Data (stated in the output): item features from a mixture of Gaussian clusters in R^16 —
+//     max(10, N/items_per_cluster) clusters taken from a fixed universe of 1,000 centres ~ N(0, I),
+//     item = centre + N(0, within_sd^2 I) (0.15), clusters picked uniformly; contexts from 32 user
+//     segments ~ N(0, I) in R^16 (+ N(0, 0.5^2 I)). The served model (--model trained, default):
+//     towers MLP 16 -> 64 -> 64 (ReLU) trained by optower's learner (objective dm) on uniformly
+//     logged rounds over a 4,000-item sample of the universe with Bernoulli rewards from
+//     q(x, a) = sigmoid(x'Wf/4 - 1); --model random: randomly initialised towers. Item embeddings =
+//     its item tower on the catalog; queries = its user tower on the contexts.
 //  2. Per index type (exact, ivf, hnsw): builds the ModelSnapshot (item embedding + index) once,
 //     measures recall@10/@100 of the index on the bench's own queries against exact search (plus
 //     the recall ItemIndex measured at build), and the raw FAISS throughput of that same index
@@ -24,11 +26,16 @@
 //     the server-side handler latency. With logging on it then flushes the log and checks that
 //     every (request_id, item_id) acknowledged to the client is a row in the log
 //     (EventLog::ReadJoined).
-//  4. --swap: at one size, an open-loop steady load at a fixed rate while the engine swaps models
-//     (RetrievalEngine::ReplaceModel: re-embeds the catalog with the new item tower, builds a new
-//     index, publishes); p99 before / during / after each swap, failed calls, and when responses
-//     switched to the new version.
-// Every loop is bounded by time and count. Load averages are printed next to the numbers.
+//  4. --swap: at one size, an open-loop steady load at a fixed rate while the model is swapped:
+//     --swap_via engine: in-process RetrievalEngine::ReplaceModel (re-embeds the catalog with the
+//     new item tower, builds a new index, publishes), optionally on a thread at lower priority
+//     (--swap_nice); --swap_via rpc: a real optower-server child process (--server_binary), swapped
+//     through the admin RPCs (TriggerRetrain(force) followed with WatchTraining, then Rollback
+//     twice). p99 before / during / after each swap, failed calls, when responses switched to the
+//     new version, and the log check.
+//  5. --crosscheck_items N: the closed-loop runs of 3. against a real optower-server child process.
+// Every loop is bounded by time and count. Load averages, and the CPU that OTHER processes used
+// during each measurement (/proc/stat minus this process), are printed next to the numbers.
 //
 // usage: optower_bench [--sizes 10000,100000,1000000] [--indexes exact,ivf,hnsw]
 //                      [--concurrency 1,4,16] [--logging off,on] [--repeats 3] [--duration 5]
@@ -959,6 +966,31 @@ int RunSwap(const Flags& f, const World& world, const Models& models) {
                         t.status.ok() ? absl::StrFormat("%.0f ms", first_new_ms)
                                       : "SWAP FAILED: " + std::string(t.status.message())));
   }
+  // Pooled over all swaps: every before-window call vs every during-window call (less sensitive to
+  // one unlucky 10 s window than the per-swap ratios).
+  {
+    std::vector<std::pair<int64_t, int64_t>> before_w, during_w;
+    for (const SwapTimes& t : swaps) {
+      const int64_t s0 = t.start_ns - load.t0_ns, s1 = t.end_ns - load.t0_ns;
+      before_w.push_back({s0 - window_ns, s0});
+      during_w.push_back({s0, s1});
+    }
+    const auto b = load.LatencyMsIn(before_w), d = load.LatencyMsIn(during_w);
+    Say(absl::StrFormat("pooled over %d swaps: p99 before %.3f ms (n=%d), during %.3f ms (n=%d): "
+                        "%.2fx; p50 before %.3f, during %.3f ms",
+                        swaps.size(), b.p99, b.n, d.p99, d.n, b.p99 > 0 ? d.p99 / b.p99 : 0.0,
+                        b.p50, d.p50));
+  }
+  // Where the tail comes from: p99 (and max) in 0.5 s slices around each swap.
+  for (size_t i = 0; i < swaps.size(); ++i) {
+    const int64_t s0 = swaps[i].start_ns - load.t0_ns, s1 = swaps[i].end_ns - load.t0_ns;
+    std::string line = absl::StrFormat("swap %d, p99/max ms per 0.5 s slice from -1 s:", i + 1);
+    for (int64_t a = s0 - 1000000000; a < s1 + 1000000000; a += 500000000) {
+      const auto q = load.LatencyMs(a, a + 500000000);
+      absl::StrAppendFormat(&line, " %s%.1f/%.0f", a >= s0 && a < s1 ? "*" : "", q.p99, q.max);
+    }
+    Say(line + "   (* = during the swap)");
+  }
   const auto all = load.LatencyMs();
   Say(absl::StrFormat(
       "\nsteady load: %d calls issued, %d ok, %d failed, %d unfinished; offered %.0f qps, achieved "
@@ -1273,6 +1305,20 @@ int RunSwapRpc(const Flags& f, const World& world, const Models& models) {
                         !op.status.ok() ? "FAILED: " + std::string(op.status.message())
                         : op.to.empty() ? op.note
                                         : absl::StrFormat("%.0f ms after the start", first_new_ms)));
+  }
+  {
+    std::vector<std::pair<int64_t, int64_t>> before_w, during_w;
+    for (const Op& op : ops) {
+      if (op.to.empty()) continue;  // the training phase is not a swap
+      const int64_t s0 = op.start_ns - load.t0_ns, s1 = op.end_ns - load.t0_ns;
+      const int64_t b1 = (op.before_end_ns != 0 ? op.before_end_ns : op.start_ns) - load.t0_ns;
+      before_w.push_back({b1 - window_ns, b1});
+      during_w.push_back({s0, s1});
+    }
+    const auto b = load.LatencyMsIn(before_w), d = load.LatencyMsIn(during_w);
+    Say(absl::StrFormat("pooled over the %d swaps: p99 before %.3f ms (n=%d), during %.3f ms "
+                        "(n=%d): %.2fx",
+                        during_w.size(), b.p99, b.n, d.p99, d.n, b.p99 > 0 ? d.p99 / b.p99 : 0.0));
   }
   const auto all = load.LatencyMs();
   Say(absl::StrFormat(

@@ -10,7 +10,7 @@
 # server's default 16 does not reach recall@10 0.95 on this data, see §4), MAX_BUSY (before each
 # stage, wait until other processes use fewer cores than this, at most WAIT_MAX s; 0 = do not wait).
 # The bench itself reports, per run, the CPU other processes used during it ("others' CPU").
-# Each stage takes: serving ≈ 25-40 min (1M-item IVF builds dominate), swap ≈ 2 min.
+# Each stage takes (quiet machine): serving ≈ 20 min, crosscheck ≈ 2 min, swap ≈ 7 min.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -102,11 +102,14 @@ if [[ "$STAGE" == "all" || "$STAGE" == "swap" ]]; then
     --swap_load_fraction 0.3 --swap_window 10 --seed_requests 600 --trainer_epochs 2 \
     --channels 4 --threads 2 2>&1 | tee -a "$OUT/swap.txt"
   # (b) In-process: RetrievalEngine::ReplaceModel (the same swap the publish/rollback run) under the
-  # same kind of load, 3 swaps, with the index build on 1 and on 2 OpenMP threads.
+  # same kind of load, 3 swaps each, with the index build on 1 or 2 OpenMP threads, and the swapping
+  # thread at normal priority or at nice 19 (an experiment: the server does not lower it today).
   for bt in 1 2; do
-    "$BENCH" --sizes "" --swap --swap_via engine --swap_items 100000 --swap_index ivf \
-      --ivf_nprobe 64 --swap_build_threads "$bt" --swap_load_fraction 0.3 --swap_window 10 \
-      --swaps 3 --channels 4 --threads 2 2>&1 | tee -a "$OUT/swap.txt"
+    for nice in 0 19; do
+      "$BENCH" --sizes "" --swap --swap_via engine --swap_items 100000 --swap_index ivf \
+        --ivf_nprobe 64 --swap_build_threads "$bt" --swap_nice "$nice" --swap_load_fraction 0.3 \
+        --swap_window 10 --swaps 3 --channels 4 --threads 2 2>&1 | tee -a "$OUT/swap.txt"
+    done
   done
   set +x
   echo "load after swap: $(uptime)" | tee -a "$OUT/swap.txt"
