@@ -10,6 +10,7 @@
 #include <thread>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
@@ -24,19 +25,26 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "context BLOBs assume l
 namespace optower {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+// 2: one `requests` row per Retrieve + one small `served` row per item (1: one wide `served` row per
+// item). No migration: a file of another version is refused at Open (docs/EVENT_LOG.md).
+constexpr int kSchemaVersion = 2;
 
-constexpr const char* kSchemaSql = R"sql(
+constexpr const char* kMetaSql = R"sql(
 CREATE TABLE IF NOT EXISTS meta (
   key   TEXT PRIMARY KEY,
   value TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS served (
-  id            INTEGER PRIMARY KEY AUTOINCREMENT,
-  request_id    TEXT    NOT NULL,
-  item_id       INTEGER NOT NULL,
-  position      INTEGER NOT NULL,
-  propensity    REAL    NOT NULL CHECK (propensity > 0 AND propensity <= 1),
+)sql";
+
+// No AUTOINCREMENT: the log is append-only (nothing ever deletes rows), so max(rowid)+1 never hands
+// out an id twice, and we save the sqlite_sequence update per insert. served.id is assigned by the
+// writer (first_served + position in the slate's item list), so the items of one request are the
+// contiguous id range [first_served, first_served + number of items) and the feedback lookup needs
+// no index on served (see ExecuteFeedback).
+constexpr const char* kSchemaSql = R"sql(
+CREATE TABLE IF NOT EXISTS requests (
+  id            INTEGER PRIMARY KEY,
+  request_id    TEXT    NOT NULL UNIQUE,
   k             INTEGER NOT NULL,
   m             INTEGER NOT NULL,
   epsilon       REAL    NOT NULL,
@@ -44,7 +52,14 @@ CREATE TABLE IF NOT EXISTS served (
   model_version TEXT    NOT NULL,
   context       BLOB    NOT NULL,
   time_us       INTEGER NOT NULL,
-  UNIQUE (request_id, item_id)
+  first_served  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS served (
+  id         INTEGER PRIMARY KEY,
+  request    INTEGER NOT NULL,
+  item_id    INTEGER NOT NULL,
+  position   INTEGER NOT NULL,
+  propensity REAL    NOT NULL CHECK (propensity > 0 AND propensity <= 1)
 );
 CREATE TABLE IF NOT EXISTS feedback (
   request_id TEXT    NOT NULL,
@@ -100,6 +115,28 @@ absl::Status StepDone(sqlite3* db, sqlite3_stmt* s, absl::string_view what) {
   absl::Status status = rc == SQLITE_DONE ? absl::OkStatus() : SqliteError(db, rc, what);
   sqlite3_reset(s);
   return status;
+}
+// The same with the description built only on error (the per-row inserts run this per item).
+template <typename What>
+absl::Status StepDoneLazy(sqlite3* db, sqlite3_stmt* s, const What& what) {
+  const int rc = sqlite3_step(s);
+  if (rc == SQLITE_DONE) {
+    sqlite3_reset(s);
+    return absl::OkStatus();
+  }
+  absl::Status status = SqliteError(db, rc, what());
+  sqlite3_reset(s);
+  return status;
+}
+
+// Runs a one-integer query (prepared) and resets it.
+absl::StatusOr<int64_t> QueryInt(sqlite3* db, sqlite3_stmt* st, absl::string_view what) {
+  const int rc = sqlite3_step(st);
+  absl::StatusOr<int64_t> out =
+      rc == SQLITE_ROW ? absl::StatusOr<int64_t>(sqlite3_column_int64(st, 0))
+                       : absl::StatusOr<int64_t>(SqliteError(db, rc, what));
+  sqlite3_reset(st);
+  return out;
 }
 
 absl::Status Exec(sqlite3* db, const char* sql) {
@@ -161,46 +198,172 @@ absl::Status ValidateOptions(const EventLogOptions& o) {
   return absl::OkStatus();
 }
 
-absl::Status ValidateServed(const std::vector<ServedEvent>& events) {
-  absl::flat_hash_set<std::pair<absl::string_view, int64_t>> seen;
-  for (size_t i = 0; i < events.size(); ++i) {
-    const ServedEvent& e = events[i];
-    const std::string at = absl::StrCat("served event ", i, " (request_id=", Quoted(e.request_id),
-                                        ", item_id=", e.item_id, "): ");
-    if (e.request_id.empty()) return absl::InvalidArgumentError(at + "request_id must not be empty");
-    // NaN fails both comparisons, so it is rejected too.
-    if (!(e.propensity > 0.0 && e.propensity <= 1.0)) {
+// Validation runs on the request path (AppendSlate per Retrieve), so it allocates nothing unless it
+// fails: `at()` builds the message prefix naming the record only when there is an error to report.
+template <typename At>
+absl::Status CheckRequestFields(absl::string_view request_id, int32_t k, int32_t m, double epsilon,
+                                double temperature, const std::vector<float>& context,
+                                const At& at) {
+  if (request_id.empty()) return absl::InvalidArgumentError(at() + "request_id must not be empty");
+  if (k < 1) return absl::InvalidArgumentError(absl::StrCat(at(), "k=", k, ": must be >= 1"));
+  if (m < k) return absl::InvalidArgumentError(absl::StrCat(at(), "m=", m, ": must be >= k=", k));
+  // NaN fails both comparisons, so it is rejected too.
+  if (!(epsilon >= 0.0 && epsilon <= 1.0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(at(), "epsilon=", epsilon, ": must be in [0, 1]"));
+  }
+  if (!(temperature >= 0.0 && std::isfinite(temperature))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(at(), "temperature=", temperature, ": must be finite and >= 0"));
+  }
+  for (size_t j = 0; j < context.size(); ++j) {
+    if (!std::isfinite(context[j])) {
       return absl::InvalidArgumentError(
-          absl::StrCat(at, "propensity=", e.propensity, ": must be in (0, 1]"));
-    }
-    if (e.k < 1) return absl::InvalidArgumentError(absl::StrCat(at, "k=", e.k, ": must be >= 1"));
-    if (e.m < e.k) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(at, "m=", e.m, ": must be >= k=", e.k));
-    }
-    if (e.position < 0 || e.position >= e.k) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(at, "position=", e.position, ": must be in [0, k=", e.k, ")"));
-    }
-    if (!(e.epsilon >= 0.0 && e.epsilon <= 1.0)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(at, "epsilon=", e.epsilon, ": must be in [0, 1]"));
-    }
-    if (!(e.temperature >= 0.0 && std::isfinite(e.temperature))) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(at, "temperature=", e.temperature, ": must be finite and >= 0"));
-    }
-    for (size_t j = 0; j < e.context.size(); ++j) {
-      if (!std::isfinite(e.context[j])) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(at, "context[", j, "]=", e.context[j], ": must be finite"));
-      }
-    }
-    if (!seen.insert({e.request_id, e.item_id}).second) {
-      return absl::InvalidArgumentError(at + "this (request_id, item_id) appears twice in the call");
+          absl::StrCat(at(), "context[", j, "]=", context[j], ": must be finite"));
     }
   }
   return absl::OkStatus();
+}
+
+template <typename At>
+absl::Status CheckItemFields(int32_t position, double propensity, int32_t k, const At& at) {
+  if (!(propensity > 0.0 && propensity <= 1.0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(at(), "propensity=", propensity, ": must be in (0, 1]"));
+  }
+  if (position < 0 || position >= k) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(at(), "position=", position, ": must be in [0, k=", k, ")"));
+  }
+  return absl::OkStatus();
+}
+
+// Index of the first item whose item_id repeats an earlier one, or -1. Pairwise for slate-sized
+// inputs (K <= 64: ~2k comparisons, no allocation); a hash set beyond that.
+int64_t FirstRepeatedItem(const std::vector<ServedItem>& items) {
+  constexpr size_t kPairwiseMax = 64;
+  if (items.size() <= kPairwiseMax) {
+    for (size_t i = 1; i < items.size(); ++i) {
+      for (size_t j = 0; j < i; ++j) {
+        if (items[j].item_id == items[i].item_id) return static_cast<int64_t>(i);
+      }
+    }
+    return -1;
+  }
+  absl::flat_hash_set<int64_t> seen;
+  seen.reserve(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (!seen.insert(items[i].item_id).second) return static_cast<int64_t>(i);
+  }
+  return -1;
+}
+
+absl::Status ValidateSlate(const ServedSlate& s) {
+  const auto at = [&s] { return absl::StrCat("slate (request_id=", Quoted(s.request_id), "): "); };
+  RETURN_IF_ERROR(
+      CheckRequestFields(s.request_id, s.k, s.m, s.epsilon, s.temperature, s.context, at));
+  // The feedback lookup scans served ids [first_served, first_served + k): a slate never has more
+  // than k items (Retrieve serves at most k).
+  if (s.items.size() > static_cast<size_t>(s.k)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(at(), "items.size()=", s.items.size(), ": must be <= k=", s.k));
+  }
+  for (size_t j = 0; j < s.items.size(); ++j) {
+    const ServedItem& item = s.items[j];
+    RETURN_IF_ERROR(CheckItemFields(item.position, item.propensity, s.k, [&] {
+      return absl::StrCat("slate (request_id=", Quoted(s.request_id), ") item ", j,
+                          " (item_id=", item.item_id, "): ");
+    }));
+  }
+  if (const int64_t j = FirstRepeatedItem(s.items); j >= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(at(), "item ", j, " (item_id=",
+                                                   s.items[static_cast<size_t>(j)].item_id,
+                                                   "): this item_id appears twice in the slate"));
+  }
+  return absl::OkStatus();
+}
+
+bool SameBits(double a, double b) { return std::memcmp(&a, &b, sizeof(double)) == 0; }
+bool SameBits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() &&
+         (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+}
+
+// The schema-1 API: validates each event, then groups the events by request_id into slates (in
+// order of first appearance) whose request-level fields must agree.
+absl::StatusOr<std::vector<ServedSlate>> GroupServed(std::vector<ServedEvent> events) {
+  for (size_t i = 0; i < events.size(); ++i) {
+    const ServedEvent& e = events[i];
+    const auto at = [&] {
+      return absl::StrCat("served event ", i, " (request_id=", Quoted(e.request_id),
+                          ", item_id=", e.item_id, "): ");
+    };
+    RETURN_IF_ERROR(
+        CheckRequestFields(e.request_id, e.k, e.m, e.epsilon, e.temperature, e.context, at));
+    RETURN_IF_ERROR(CheckItemFields(e.position, e.propensity, e.k, at));
+  }
+  std::vector<ServedSlate> slates;
+  std::vector<size_t> first_event;  // per slate: the event it was started from
+  absl::flat_hash_map<absl::string_view, size_t> slate_of;  // views into `events`, not moved yet
+  for (size_t i = 0; i < events.size(); ++i) {
+    ServedEvent& e = events[i];
+    const auto [it, inserted] = slate_of.try_emplace(e.request_id, slates.size());
+    if (inserted) {
+      first_event.push_back(i);
+      ServedSlate s;
+      s.request_id = e.request_id;
+      s.k = e.k;
+      s.m = e.m;
+      s.epsilon = e.epsilon;
+      s.temperature = e.temperature;
+      s.model_version = e.model_version;
+      s.context = std::move(e.context);
+      s.time_us = e.time_us;
+      slates.push_back(std::move(s));
+    } else {
+      const ServedSlate& s = slates[it->second];
+      const auto differs = [&](absl::string_view field, const auto& mine, const auto& theirs) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "served event ", i, " (request_id=", Quoted(e.request_id), ", item_id=", e.item_id,
+            "): ", field, "=", mine, " differs from ", field, "=", theirs, " of served event ",
+            first_event[it->second], " with the same request_id"));
+      };
+      if (e.k != s.k) return differs("k", e.k, s.k);
+      if (e.m != s.m) return differs("m", e.m, s.m);
+      if (!SameBits(e.epsilon, s.epsilon)) return differs("epsilon", e.epsilon, s.epsilon);
+      if (!SameBits(e.temperature, s.temperature)) {
+        return differs("temperature", e.temperature, s.temperature);
+      }
+      if (e.model_version != s.model_version) {
+        return differs("model_version", Quoted(e.model_version), Quoted(s.model_version));
+      }
+      if (!SameBits(e.context, s.context)) {
+        if (e.context.size() != s.context.size()) {
+          return differs("context.size()", e.context.size(), s.context.size());
+        }
+        size_t j = 0;
+        while (std::memcmp(&e.context[j], &s.context[j], sizeof(float)) == 0) ++j;
+        return differs(absl::StrCat("context[", j, "]"), e.context[j], s.context[j]);
+      }
+      if (e.time_us != s.time_us) return differs("time_us", e.time_us, s.time_us);
+    }
+    slates[it->second].items.push_back({e.item_id, e.position, e.propensity});
+  }
+  for (size_t g = 0; g < slates.size(); ++g) {
+    const ServedSlate& s = slates[g];
+    if (s.items.size() > static_cast<size_t>(s.k)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "served events with request_id=", Quoted(s.request_id), ": ", s.items.size(),
+          " items: must be <= k=", s.k));
+    }
+    if (const int64_t j = FirstRepeatedItem(s.items); j >= 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "served events with request_id=", Quoted(s.request_id), ", item_id=",
+          s.items[static_cast<size_t>(j)].item_id,
+          ": this (request_id, item_id) appears twice in the call"));
+    }
+  }
+  return slates;
 }
 
 absl::Status ValidateFeedback(const std::vector<FeedbackEvent>& events) {
@@ -232,7 +395,7 @@ struct Completion {
 struct Op {
   enum class Kind { kServed, kFeedback, kFlush };
   Kind kind = Kind::kFlush;
-  std::vector<ServedEvent> served;
+  std::vector<ServedSlate> served;   // one slate (AppendSlate) or several (AppendServed), atomic
   std::vector<FeedbackEvent> feedback;
   Completion* completion = nullptr;  // null: fire-and-forget (group-commit served)
   absl::Time enqueued;
@@ -248,7 +411,11 @@ struct EventLog::Impl {
   // Writer side: touched only by Open (before the thread starts), the writer thread, and ~Impl.
   sqlite3* write_db = nullptr;
   Stmt begin, commit, rollback, savepoint, release, rollback_to;
-  Stmt insert_served, served_exists, insert_feedback;
+  Stmt insert_request, insert_served, max_served, served_exists, insert_feedback;
+  // served.id for the next item while a transaction is open: read once per batch at BEGIN (the write
+  // lock is held from BEGIN IMMEDIATE to COMMIT, so nobody else can insert in between), advanced per
+  // slate, restored when an op rolls back to its savepoint.
+  int64_t next_served_id = 0;
 
   // Reader side.
   mutable absl::Mutex read_mu;
@@ -261,6 +428,10 @@ struct EventLog::Impl {
   mutable absl::Mutex mu;
   std::deque<Op> queue ABSL_GUARDED_BY(mu);
   int64_t queued_events ABSL_GUARDED_BY(mu) = 0;
+  // Queued ops somebody blocks on (Flush, feedback, synchronous appends): the writer stops waiting
+  // for the batch deadline as soon as there is one. Fire-and-forget appends do not count, so they
+  // never wake the writer while it has an open batch.
+  int64_t waited_ops ABSL_GUARDED_BY(mu) = 0;
   bool stopping ABSL_GUARDED_BY(mu) = false;
   absl::Status background_error ABSL_GUARDED_BY(mu);
   Stats stats ABSL_GUARDED_BY(mu);
@@ -283,6 +454,8 @@ struct EventLog::Impl {
   };
 
   ~Impl() {
+    insert_request.reset();
+    max_served.reset();
     insert_served.reset();
     served_exists.reset();
     insert_feedback.reset();
@@ -303,7 +476,11 @@ struct EventLog::Impl {
   absl::Status InitWriter();
   absl::Status InitReader();
 
+  // Queues `op`. Wakes the writer only if it waits for work (no open batch and nothing queued) or if
+  // op is waited on (see WriterLoop): absl::Mutex evaluates the writer's wait condition when we
+  // unlock, and wakes it only when the condition holds.
   absl::Status Enqueue(Op op) {
+    op.enqueued = absl::Now();  // outside the lock
     absl::MutexLock l(&mu);
     if (stopping) return absl::FailedPreconditionError("event log is closed: path=" + options.path);
     if (queued_events + op.num_events > options.max_queue_events) {
@@ -312,7 +489,7 @@ struct EventLog::Impl {
           " would exceed max_queue_events=", options.max_queue_events));
     }
     queued_events += op.num_events;
-    op.enqueued = absl::Now();
+    if (op.completion != nullptr) ++waited_ops;
     queue.push_back(std::move(op));
     return absl::OkStatus();
   }
@@ -332,9 +509,12 @@ struct EventLog::Impl {
     return std::exchange(background_error, absl::OkStatus());
   }
 
+  // Queues one atomic served op of `items` items in total; waits for its commit in kSynchronous mode.
+  absl::Status EnqueueServed(std::vector<ServedSlate> slates, int64_t items);
+
   void WriterLoop();
   void Execute(Op& op, Batch& batch);
-  absl::Status ExecuteServed(const std::vector<ServedEvent>& events);
+  absl::Status ExecuteServed(const std::vector<ServedSlate>& slates);
   absl::Status ExecuteFeedback(const std::vector<FeedbackEvent>& events,
                                std::vector<FeedbackOutcome>& outcomes, int64_t& accepted);
   absl::Status InSavepoint(const std::function<absl::Status()>& body);
@@ -353,23 +533,35 @@ absl::Status EventLog::Impl::InitWriter() {
   RETURN_IF_ERROR(Exec(write_db, synchronous ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"));
 
   RETURN_IF_ERROR(Exec(write_db, "BEGIN IMMEDIATE"));
-  absl::Status s = Exec(write_db, kSchemaSql);
+  // The version is checked before any other table is created: CREATE ... IF NOT EXISTS would skip
+  // a table of another version's layout and fail (or succeed wrongly) later.
+  absl::Status s = Exec(write_db, kMetaSql);
+  std::string version;
   if (s.ok()) {
+    absl::StatusOr<Stmt> q = Prepare(write_db, "SELECT value FROM meta WHERE key = 'schema_version'");
+    if (!q.ok()) {
+      s = q.status();
+    } else {
+      const int rc = sqlite3_step(q->get());
+      if (rc == SQLITE_ROW) {
+        const unsigned char* text = sqlite3_column_text(q->get(), 0);
+        version = text == nullptr ? "" : reinterpret_cast<const char*>(text);
+        if (version != std::to_string(kSchemaVersion)) {
+          s = absl::FailedPreconditionError(absl::StrCat(
+              "path='", options.path, "': schema_version=", version, ", this build reads ",
+              kSchemaVersion, " (no migration: start a new log file)"));
+        }
+      } else if (rc != SQLITE_DONE) {
+        s = SqliteError(write_db, rc, "read schema_version");
+      }
+    }
+  }
+  if (s.ok()) s = Exec(write_db, kSchemaSql);
+  if (s.ok() && version.empty()) {
     s = Exec(write_db,
-             absl::StrCat("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '",
+             absl::StrCat("INSERT INTO meta(key, value) VALUES ('schema_version', '",
                           kSchemaVersion, "')")
                  .c_str());
-  }
-  if (s.ok()) {
-    absl::StatusOr<std::string> version =
-        QueryText(write_db, "SELECT value FROM meta WHERE key = 'schema_version'");
-    if (!version.ok()) {
-      s = version.status();
-    } else if (*version != std::to_string(kSchemaVersion)) {
-      s = absl::FailedPreconditionError(absl::StrCat("path='", options.path, "': schema_version=",
-                                                     *version, ", this build reads ",
-                                                     kSchemaVersion));
-    }
   }
   if (s.ok()) s = Exec(write_db, "COMMIT");
   if (!s.ok()) {
@@ -385,13 +577,26 @@ absl::Status EventLog::Impl::InitWriter() {
   ASSIGN_OR_RETURN(savepoint, Prepare(write_db, "SAVEPOINT op"));
   ASSIGN_OR_RETURN(release, Prepare(write_db, "RELEASE op"));
   ASSIGN_OR_RETURN(rollback_to, Prepare(write_db, "ROLLBACK TO op"));
+  ASSIGN_OR_RETURN(insert_request,
+                   Prepare(write_db,
+                           "INSERT INTO requests(request_id, k, m, epsilon, temperature, "
+                           "model_version, context, time_us, first_served) "
+                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"));
   ASSIGN_OR_RETURN(insert_served,
                    Prepare(write_db,
-                           "INSERT INTO served(request_id, item_id, position, propensity, k, m, "
-                           "epsilon, temperature, model_version, context, time_us) "
-                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"));
+                           "INSERT INTO served(id, request, item_id, position, propensity) "
+                           "VALUES (?1, ?2, ?3, ?4, ?5)"));
+  ASSIGN_OR_RETURN(max_served, Prepare(write_db, "SELECT COALESCE(MAX(id), 0) FROM served"));
+  // The request by its UNIQUE request_id, then its items by served.id range (they are contiguous
+  // from first_served and there are at most k of them): two B-tree probes and no index on served.
+  // `s.request = r.id` keeps the range from matching another request's items when a slate had
+  // fewer than k items.
   ASSIGN_OR_RETURN(served_exists,
-                   Prepare(write_db, "SELECT 1 FROM served WHERE request_id = ?1 AND item_id = ?2"));
+                   Prepare(write_db,
+                           "SELECT 1 FROM requests AS r, served AS s "
+                           "WHERE r.request_id = ?1 AND s.id >= r.first_served "
+                           "AND s.id < r.first_served + r.k AND s.request = r.id "
+                           "AND s.item_id = ?2 LIMIT 1"));
   // ON CONFLICT on the key only (unlike INSERT OR IGNORE, which would also swallow NOT NULL/CHECK
   // failures and report them as duplicates).
   ASSIGN_OR_RETURN(insert_feedback,
@@ -405,14 +610,15 @@ absl::Status EventLog::Impl::InitReader() {
   absl::MutexLock l(&read_mu);
   ASSIGN_OR_RETURN(read_db,
                    OpenConnection(options.path, SQLITE_OPEN_READONLY, options.busy_timeout));
+  // r.id (column 15) lets ReadJoined copy the request-level fields once per request, not per item.
   ASSIGN_OR_RETURN(
       read_joined,
       Prepare(read_db,
-              "SELECT s.id, s.request_id, s.item_id, s.position, s.propensity, s.k, s.m, s.epsilon, "
-              "s.temperature, s.model_version, s.context, s.time_us, "
-              "f.request_id IS NOT NULL, f.reward, f.time_us "
-              "FROM served AS s LEFT JOIN feedback AS f "
-              "ON f.request_id = s.request_id AND f.item_id = s.item_id "
+              "SELECT s.id, r.request_id, s.item_id, s.position, s.propensity, r.k, r.m, r.epsilon, "
+              "r.temperature, r.model_version, r.context, r.time_us, "
+              "f.request_id IS NOT NULL, f.reward, f.time_us, r.id "
+              "FROM served AS s JOIN requests AS r ON r.id = s.request "
+              "LEFT JOIN feedback AS f ON f.request_id = r.request_id AND f.item_id = s.item_id "
               "WHERE s.id >= ?1 AND s.id <= ?2 ORDER BY s.id LIMIT ?3"));
   ASSIGN_OR_RETURN(max_served_id, Prepare(read_db, "SELECT COALESCE(MAX(id), 0) FROM served"));
   ASSIGN_OR_RETURN(count_feedback, Prepare(read_db, "SELECT COUNT(*) FROM feedback"));
@@ -424,46 +630,48 @@ absl::Status EventLog::Impl::InitReader() {
 
 void EventLog::Impl::WriterLoop() {
   Batch batch;
+  std::deque<Op> taken;
   for (;;) {
-    Op op;
-    bool have_op = false;
     bool stop = false;
-    bool queue_drained = false;
     {
       absl::MutexLock l(&mu);
-      auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu) { return !queue.empty() || stopping; };
-      if (batch.open) {
-        mu.AwaitWithDeadline(absl::Condition(&ready), batch.deadline);
-      } else {
-        mu.Await(absl::Condition(&ready));
+      // Idle (no open batch): sleep until something is queued. This is the one wake-up per batch
+      // that a fire-and-forget append can cause.
+      auto has_work = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu) { return !queue.empty() || stopping; };
+      if (!batch.open) mu.Await(absl::Condition(&has_work));
+      // kGroupCommit: the batch (open, or about to be opened by queue.front()) is due at its
+      // deadline. Until then appends just pile up in the queue, without waking us, unless somebody
+      // waits for an answer (Flush, feedback), the batch would be full, or Close is stopping us.
+      // kSynchronous: every op is waited on, so we never wait here; whatever queued while we
+      // were committing shares the next commit.
+      if (!synchronous && !stopping && waited_ops == 0) {
+        const absl::Time deadline =
+            batch.open ? batch.deadline : queue.front().enqueued + options.max_commit_delay;
+        const int64_t room = options.max_batch_events - batch.events;  // >= 1: full batches commit
+        auto due = [this, room]() ABSL_SHARED_LOCKS_REQUIRED(mu) {
+          return stopping || waited_ops > 0 || queued_events >= room;
+        };
+        mu.AwaitWithDeadline(absl::Condition(&due), deadline);
       }
-      if (!queue.empty()) {
-        op = std::move(queue.front());
-        queue.pop_front();
-        queued_events -= op.num_events;
-        stats.queue_depth = queued_events;
-        have_op = true;
-        queue_drained = queue.empty();
-      } else {
-        stop = stopping;
-      }
+      // Everything queued, in one swap: FIFO order is kept and the lock is held for O(1).
+      taken.swap(queue);
+      queued_events = 0;
+      waited_ops = 0;
+      stats.queue_depth = 0;
+      stop = stopping;
     }
-    if (!have_op) {  // commit deadline reached, or stopping with nothing left
-      if (batch.open) Commit(batch);
-      if (stop) return;
-      continue;
+    for (Op& op : taken) {
+      const bool is_flush = op.kind == Op::Kind::kFlush;
+      Execute(op, batch);
+      // A Flush commits what precedes it; a full batch commits and the rest opens a new one.
+      if (batch.open && (is_flush || batch.events >= options.max_batch_events)) Commit(batch);
     }
-    const bool is_flush = op.kind == Op::Kind::kFlush;
-    Execute(op, batch);
-    if (!batch.open) continue;
-    // Commit once the deadline has passed and nothing more is queued. In synchronous mode the deadline
-    // is the first op's enqueue time, so everyone already waiting shares the commit (and its fsync) and
-    // nobody waits for a timer. Under a backlog a batch takes what is already queued (up to
-    // max_batch_events) instead of committing per op, which would collapse throughput just when it is
-    // needed.
-    const bool due = is_flush || batch.events >= options.max_batch_events ||
-                     (queue_drained && absl::Now() >= batch.deadline);
-    if (due) Commit(batch);
+    taken.clear();
+    // kSynchronous: commit now, so everyone taken shares this commit (and its fsync) and nobody
+    // waits for a timer. kGroupCommit: commit at the deadline; before it (we were woken for a
+    // feedback op) the batch stays open and we go back to sleep until the deadline.
+    if (batch.open && (synchronous || stop || absl::Now() >= batch.deadline)) Commit(batch);
+    if (stop) return;  // Close set `stopping` after its Flush; appends are refused from then on
   }
 }
 
@@ -480,31 +688,46 @@ absl::Status EventLog::Impl::InSavepoint(const std::function<absl::Status()>& bo
   return s;
 }
 
-absl::Status EventLog::Impl::ExecuteServed(const std::vector<ServedEvent>& events) {
-  sqlite3_stmt* st = insert_served.get();
-  for (const ServedEvent& e : events) {
-    sqlite3_bind_text(st, 1, e.request_id.data(), static_cast<int>(e.request_id.size()),
+absl::Status EventLog::Impl::ExecuteServed(const std::vector<ServedSlate>& slates) {
+  for (const ServedSlate& slate : slates) {
+    const int64_t first_served = next_served_id;
+    sqlite3_stmt* rq = insert_request.get();
+    sqlite3_bind_text(rq, 1, slate.request_id.data(), static_cast<int>(slate.request_id.size()),
                       SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, e.item_id);
-    sqlite3_bind_int(st, 3, e.position);
-    sqlite3_bind_double(st, 4, e.propensity);
-    sqlite3_bind_int(st, 5, e.k);
-    sqlite3_bind_int(st, 6, e.m);
-    sqlite3_bind_double(st, 7, e.epsilon);
-    sqlite3_bind_double(st, 8, e.temperature);
-    sqlite3_bind_text(st, 9, e.model_version.data(), static_cast<int>(e.model_version.size()),
-                      SQLITE_STATIC);
+    sqlite3_bind_int(rq, 2, slate.k);
+    sqlite3_bind_int(rq, 3, slate.m);
+    sqlite3_bind_double(rq, 4, slate.epsilon);
+    sqlite3_bind_double(rq, 5, slate.temperature);
+    sqlite3_bind_text(rq, 6, slate.model_version.data(),
+                      static_cast<int>(slate.model_version.size()), SQLITE_STATIC);
     // zeroblob for an empty context: a null pointer would bind SQL NULL.
-    if (e.context.empty()) {
-      sqlite3_bind_zeroblob(st, 10, 0);
+    if (slate.context.empty()) {
+      sqlite3_bind_zeroblob(rq, 7, 0);
     } else {
-      sqlite3_bind_blob(st, 10, e.context.data(),
-                        static_cast<int>(e.context.size() * sizeof(float)), SQLITE_STATIC);
+      sqlite3_bind_blob(rq, 7, slate.context.data(),
+                        static_cast<int>(slate.context.size() * sizeof(float)), SQLITE_STATIC);
     }
-    sqlite3_bind_int64(st, 11, e.time_us);
-    RETURN_IF_ERROR(StepDone(write_db, st,
-                             absl::StrCat("insert served request_id='", e.request_id,
-                                          "' item_id=", e.item_id)));
+    sqlite3_bind_int64(rq, 8, slate.time_us);
+    sqlite3_bind_int64(rq, 9, first_served);
+    RETURN_IF_ERROR(StepDoneLazy(write_db, rq, [&] {
+      return absl::StrCat("insert request request_id=", Quoted(slate.request_id));
+    }));
+    const int64_t request = sqlite3_last_insert_rowid(write_db);
+
+    sqlite3_stmt* st = insert_served.get();
+    for (size_t j = 0; j < slate.items.size(); ++j) {
+      const ServedItem& item = slate.items[j];
+      sqlite3_bind_int64(st, 1, first_served + static_cast<int64_t>(j));
+      sqlite3_bind_int64(st, 2, request);
+      sqlite3_bind_int64(st, 3, item.item_id);
+      sqlite3_bind_int(st, 4, item.position);
+      sqlite3_bind_double(st, 5, item.propensity);
+      RETURN_IF_ERROR(StepDoneLazy(write_db, st, [&] {
+        return absl::StrCat("insert served request_id=", Quoted(slate.request_id),
+                            " item_id=", item.item_id);
+      }));
+    }
+    next_served_id = first_served + static_cast<int64_t>(slate.items.size());
   }
   return absl::OkStatus();
 }
@@ -538,9 +761,10 @@ absl::Status EventLog::Impl::ExecuteFeedback(const std::vector<FeedbackEvent>& e
     sqlite3_bind_int64(st, 2, e.item_id);
     sqlite3_bind_double(st, 3, e.reward);
     sqlite3_bind_int64(st, 4, e.time_us);
-    RETURN_IF_ERROR(StepDone(write_db, st,
-                             absl::StrCat("insert feedback request_id='", e.request_id,
-                                          "' item_id=", e.item_id)));
+    RETURN_IF_ERROR(StepDoneLazy(write_db, st, [&] {
+      return absl::StrCat("insert feedback request_id=", Quoted(e.request_id),
+                          " item_id=", e.item_id);
+    }));
     if (sqlite3_changes(write_db) == 1) {
       outcomes.push_back(FeedbackOutcome::kAccepted);
       ++accepted;
@@ -566,6 +790,15 @@ void EventLog::Impl::Execute(Op& op, Batch& batch) {
       FailOp(op, s);
       return;
     }
+    absl::StatusOr<int64_t> max_id = QueryInt(write_db, max_served.get(), "max served id");
+    if (!max_id.ok()) {
+      if (sqlite3_get_autocommit(write_db) == 0) {
+        StepDone(write_db, rollback.get(), "ROLLBACK").IgnoreError();
+      }
+      FailOp(op, max_id.status());
+      return;
+    }
+    next_served_id = *max_id + 1;
     batch.open = true;
     batch.deadline = op.enqueued + (synchronous ? absl::ZeroDuration() : options.max_commit_delay);
   }
@@ -574,7 +807,9 @@ void EventLog::Impl::Execute(Op& op, Batch& batch) {
   int64_t accepted = 0;
   std::vector<FeedbackOutcome> outcomes;
   if (op.kind == Op::Kind::kServed) {
+    const int64_t served_id_before = next_served_id;
     s = InSavepoint([&] { return ExecuteServed(op.served); });
+    if (!s.ok()) next_served_id = served_id_before;  // the op's rows were rolled back
   } else {
     s = InSavepoint([&] { return ExecuteFeedback(op.feedback, outcomes, accepted); });
   }
@@ -597,7 +832,7 @@ void EventLog::Impl::Execute(Op& op, Batch& batch) {
 
   batch.events += op.num_events;
   if (op.kind == Op::Kind::kServed) {
-    batch.served_rows += static_cast<int64_t>(op.served.size());
+    batch.served_rows += op.num_events;
   } else {
     batch.feedback_rows += accepted;
   }
@@ -673,25 +908,37 @@ absl::StatusOr<std::unique_ptr<EventLog>> EventLog::Open(const EventLogOptions& 
   return std::unique_ptr<EventLog>(new EventLog(std::move(impl)));
 }
 
-absl::Status EventLog::AppendServed(std::vector<ServedEvent> events) {
-  if (events.empty()) return absl::OkStatus();
-  RETURN_IF_ERROR(ValidateServed(events));
-  const int64_t n = static_cast<int64_t>(events.size());
-  if (n > impl_->options.max_queue_events) {
-    return absl::InvalidArgumentError(absl::StrCat("events.size()=", n,
-                                                   ": exceeds max_queue_events=",
-                                                   impl_->options.max_queue_events));
+absl::Status EventLog::Impl::EnqueueServed(std::vector<ServedSlate> slates, int64_t items) {
+  if (items > options.max_queue_events) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "served items=", items, ": exceeds max_queue_events=", options.max_queue_events));
   }
   Op op;
   op.kind = Op::Kind::kServed;
-  op.served = std::move(events);
-  op.num_events = n;
-  if (!impl_->synchronous) return impl_->Enqueue(std::move(op));
+  op.served = std::move(slates);
+  op.num_events = items;
+  if (!synchronous) return Enqueue(std::move(op));
   Completion done;
   op.completion = &done;
-  RETURN_IF_ERROR(impl_->Enqueue(std::move(op)));
+  RETURN_IF_ERROR(Enqueue(std::move(op)));
   done.done.WaitForNotification();
   return done.status;
+}
+
+absl::Status EventLog::AppendSlate(ServedSlate slate) {
+  RETURN_IF_ERROR(ValidateSlate(slate));
+  if (slate.items.empty()) return absl::OkStatus();  // as AppendServed({}): nothing to log
+  const int64_t items = static_cast<int64_t>(slate.items.size());
+  std::vector<ServedSlate> slates;
+  slates.push_back(std::move(slate));
+  return impl_->EnqueueServed(std::move(slates), items);
+}
+
+absl::Status EventLog::AppendServed(std::vector<ServedEvent> events) {
+  if (events.empty()) return absl::OkStatus();
+  const int64_t items = static_cast<int64_t>(events.size());
+  ASSIGN_OR_RETURN(std::vector<ServedSlate> slates, GroupServed(std::move(events)));
+  return impl_->EnqueueServed(std::move(slates), items);
 }
 
 absl::StatusOr<std::vector<FeedbackOutcome>> EventLog::AppendFeedback(
@@ -772,12 +1019,11 @@ absl::StatusOr<std::vector<EventLog::JoinedRow>> EventLog::ReadJoined(
                                                       : options.max_served_id);
   sqlite3_bind_int64(st, 3, options.max_rows);  // LIMIT -1 = no limit
   std::vector<JoinedRow> rows;
+  int64_t last_request = 0;  // requests.id of rows.back(); ids are > 0
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     JoinedRow r;
     r.served_id = sqlite3_column_int64(st, 0);
-    r.request_id.assign(reinterpret_cast<const char*>(sqlite3_column_text(st, 1)),
-                        sqlite3_column_bytes(st, 1));
     r.item_id = sqlite3_column_int64(st, 2);
     r.position = sqlite3_column_int(st, 3);
     r.propensity = sqlite3_column_double(st, 4);
@@ -785,18 +1031,32 @@ absl::StatusOr<std::vector<EventLog::JoinedRow>> EventLog::ReadJoined(
     r.m = sqlite3_column_int(st, 6);
     r.epsilon = sqlite3_column_double(st, 7);
     r.temperature = sqlite3_column_double(st, 8);
-    if (const unsigned char* version = sqlite3_column_text(st, 9); version != nullptr) {
-      r.model_version.assign(reinterpret_cast<const char*>(version), sqlite3_column_bytes(st, 9));
+    const int64_t request = sqlite3_column_int64(st, 15);
+    if (request == last_request && !rows.empty()) {
+      // Items of one request are adjacent in served-id order: copy its strings and context from
+      // the previous row instead of decoding them from SQLite again.
+      const JoinedRow& prev = rows.back();
+      r.request_id = prev.request_id;
+      r.model_version = prev.model_version;
+      r.context = prev.context;
+    } else {
+      r.request_id.assign(reinterpret_cast<const char*>(sqlite3_column_text(st, 1)),
+                          sqlite3_column_bytes(st, 1));
+      if (const unsigned char* version = sqlite3_column_text(st, 9); version != nullptr) {
+        r.model_version.assign(reinterpret_cast<const char*>(version),
+                               sqlite3_column_bytes(st, 9));
+      }
+      const void* blob = sqlite3_column_blob(st, 10);
+      const int bytes = sqlite3_column_bytes(st, 10);
+      if (bytes % static_cast<int>(sizeof(float)) != 0) {
+        sqlite3_reset(st);
+        return absl::DataLossError(absl::StrCat("requests id=", request, ": context BLOB of ",
+                                                bytes, " bytes is not a float32 array"));
+      }
+      r.context.resize(static_cast<size_t>(bytes) / sizeof(float));
+      if (bytes > 0) std::memcpy(r.context.data(), blob, static_cast<size_t>(bytes));
+      last_request = request;
     }
-    const void* blob = sqlite3_column_blob(st, 10);
-    const int bytes = sqlite3_column_bytes(st, 10);
-    if (bytes % static_cast<int>(sizeof(float)) != 0) {
-      sqlite3_reset(st);
-      return absl::DataLossError(absl::StrCat("served id=", r.served_id, ": context BLOB of ",
-                                              bytes, " bytes is not a float32 array"));
-    }
-    r.context.resize(static_cast<size_t>(bytes) / sizeof(float));
-    if (bytes > 0) std::memcpy(r.context.data(), blob, static_cast<size_t>(bytes));
     r.served_time_us = sqlite3_column_int64(st, 11);
     r.has_feedback = sqlite3_column_int(st, 12) != 0;
     if (r.has_feedback) {
@@ -810,17 +1070,6 @@ absl::StatusOr<std::vector<EventLog::JoinedRow>> EventLog::ReadJoined(
   RETURN_IF_ERROR(s);
   return rows;
 }
-
-namespace {
-absl::StatusOr<int64_t> QueryInt(sqlite3* db, sqlite3_stmt* st, absl::string_view what) {
-  const int rc = sqlite3_step(st);
-  absl::StatusOr<int64_t> out =
-      rc == SQLITE_ROW ? absl::StatusOr<int64_t>(sqlite3_column_int64(st, 0))
-                       : absl::StatusOr<int64_t>(SqliteError(db, rc, what));
-  sqlite3_reset(st);
-  return out;
-}
-}  // namespace
 
 absl::StatusOr<int64_t> EventLog::MaxServedId() const {
   absl::MutexLock l(&impl_->read_mu);

@@ -3,8 +3,10 @@
 // One SQLite file in WAL mode. Every write goes through one writer thread that owns the write
 // connection, runs queued operations in FIFO order and commits them in groups (one transaction per
 // batch), so a burst of Retrieve calls costs one WAL append (and, in kSynchronous mode, one fsync) per
-// batch rather than per call. Reads (the trainer, tests) use a separate read-only connection and, under
-// WAL, see the last committed state without blocking the writer.
+// batch rather than per call. In kGroupCommit mode an append only queues: the writer sleeps until the
+// batch deadline and then takes the whole queue at once, so appends do not wake it (only the first
+// one after an idle period does). Reads (the trainer, tests) use a separate read-only connection and,
+// under WAL, see the last committed state without blocking the writer.
 //
 // Schema, durability per mode, the join and the watermark are documented in docs/EVENT_LOG.md.
 //
@@ -24,9 +26,30 @@
 
 namespace optower {
 
-// One served item of one Retrieve. Validated by EventLog::AppendServed (see there).
+// One Retrieve's slate: the request-level fields once, then its items. The fast path of the log
+// (EventLog::AppendSlate): one `requests` row plus one small `served` row per item.
+struct ServedItem {
+  int64_t item_id = 0;     // unique within the slate
+  int32_t position = 0;    // 0-based slot in the slate, in [0, k)
+  // Single-draw pi_0(a|x) the sampler used, in (0, 1]. Stored bit-exactly as given (REAL = IEEE double).
+  double propensity = 0.0;
+};
+struct ServedSlate {
+  std::string request_id;  // non-empty; unique in the log (one slate per request)
+  int32_t k = 0;           // slate size K >= 1; at most k items
+  int32_t m = 0;           // candidate count M >= K
+  double epsilon = 0.0;    // uniform-exploration share, in [0, 1]
+  double temperature = 0.0;  // softmax temperature tau >= 0 (0 only for greedy serving)
+  std::string model_version;
+  std::vector<float> context;  // [d] dense context features, finite; stored as a float32 BLOB
+  int64_t time_us = 0;         // unix micros
+  std::vector<ServedItem> items;  // in serving order; served ids follow this order
+};
+
+// One served item of one Retrieve, with the request-level fields repeated (the schema-1 record).
+// Still accepted by EventLog::AppendServed, which groups the events into ServedSlates.
 struct ServedEvent {
-  std::string request_id;  // non-empty; (request_id, item_id) is unique in the log
+  std::string request_id;  // non-empty; all events of one request share the request-level fields
   int64_t item_id = 0;
   int32_t position = 0;    // 0-based slot in the slate, in [0, k)
   // Single-draw pi_0(a|x) the sampler used, in (0, 1]. Stored bit-exactly as given (REAL = IEEE double).
@@ -89,23 +112,33 @@ class EventLog {
   EventLog(const EventLog&) = delete;
   EventLog& operator=(const EventLog&) = delete;
 
-  // Appends the served items of one request, atomically (all or none of them are written).
-  // Validation (InvalidArgument, nothing queued): request_id non-empty, propensity in (0, 1],
-  // k >= 1, m >= k, position in [0, k), epsilon in [0, 1], temperature finite and >= 0, context finite,
-  // no item_id twice with the same request_id within the call.
-  // kGroupCommit: returns once queued; a later failure (e.g. the (request_id, item_id) already in the
-  //   log, or a failed commit) is reported by the next Flush()/Close() and counted in Stats::errors.
+  // Appends one Retrieve's slate, atomically (its request row and all its items, or nothing). The
+  // request path's call: validation allocates nothing unless it fails, and in kGroupCommit mode the
+  // call only queues (it does not wake the writer thread, which collects the queue once per batch).
+  // Validation (InvalidArgument naming field and value, nothing queued): request_id non-empty,
+  // k >= 1, m >= k, epsilon in [0, 1], temperature finite and >= 0, context finite, at most k items,
+  // each with propensity in (0, 1] and position in [0, k), no item_id twice. A slate with no items
+  // is a no-op (nothing is logged, OK).
+  // kGroupCommit: returns once queued; a later failure (e.g. the request_id already in the log, or a
+  //   failed commit) is reported by the next Flush()/Close() and counted in Stats::errors.
   // kSynchronous: returns after the COMMIT containing the rows, with that commit's status
-  //   (AlreadyExists if a (request_id, item_id) pair was already logged).
-  // ResourceExhausted if the queue is full; FailedPrecondition after Close().
+  //   (AlreadyExists if the request_id was already logged).
+  // ResourceExhausted if the queue is full (items count as events); FailedPrecondition after Close().
+  absl::Status AppendSlate(ServedSlate slate);
+
+  // Appends served items given one event per item (the schema-1 API, kept for existing callers).
+  // The events are grouped by request_id into slates (in order of first appearance) and appended
+  // atomically as one operation: all slates or none. Validation as AppendSlate, per event; in
+  // addition the events of one request_id must agree on k, m, epsilon, temperature, model_version,
+  // context and time_us (bit-identical), else InvalidArgument naming the field.
   absl::Status AppendServed(std::vector<ServedEvent> events);
 
   // Records rewards. Returns one outcome per event, in order, decided by the writer thread in log order:
-  // feedback appended after an AppendServed call returned sees those served rows even if they are not
-  // committed yet. Duplicates within one call: the first is kAccepted, later ones kDuplicate.
+  // feedback appended after an AppendSlate/AppendServed call returned sees those served rows even if
+  // they are not committed yet. Duplicates within one call: the first is kAccepted, later ones kDuplicate.
   // kGroupCommit: returns once decided (committed within max_commit_delay).
   // kSynchronous: returns after the COMMIT containing the accepted rows.
-  // Errors as AppendServed (InvalidArgument: empty request_id or non-finite reward).
+  // Errors as AppendSlate (InvalidArgument: empty request_id or non-finite reward).
   absl::StatusOr<std::vector<FeedbackOutcome>> AppendFeedback(std::vector<FeedbackEvent> events);
 
   // Blocks until everything queued before the call is committed. Returns the first error of any
@@ -119,7 +152,7 @@ class EventLog {
 
   // Counters of this instance since Open (not of the whole file).
   struct Stats {
-    int64_t served_rows = 0;    // served rows committed
+    int64_t served_rows = 0;    // served rows (items) committed
     int64_t feedback_rows = 0;  // feedback rows committed (accepted outcomes)
     int64_t queue_depth = 0;    // events queued, not yet taken by the writer
     int64_t commits = 0;        // successful COMMITs
@@ -156,7 +189,8 @@ class EventLog {
     int64_t min_served_id = 0;   // inclusive lower bound, for paging
     int64_t max_rows = -1;       // at most this many rows (-1 = no limit), for paging
   };
-  // served LEFT JOIN feedback ON (request_id, item_id), ordered by served_id; committed rows only.
+  // One row per served item: served JOIN requests (the request-level fields) LEFT JOIN feedback ON
+  // (request_id, item_id), ordered by served_id; committed rows only.
   absl::StatusOr<std::vector<JoinedRow>> ReadJoined(const ReadOptions& options) const;
   // Largest committed served_id; 0 if the log has no served rows.
   absl::StatusOr<int64_t> MaxServedId() const;

@@ -86,6 +86,22 @@ std::vector<ServedEvent> Slate(int64_t i, int n = 3, int dim = 4) {
   return events;
 }
 
+// The same slate as one ServedSlate (events must share the request-level fields).
+ServedSlate ToSlate(const std::vector<ServedEvent>& events) {
+  ServedSlate s;
+  const ServedEvent& e = events.front();
+  s.request_id = e.request_id;
+  s.k = e.k;
+  s.m = e.m;
+  s.epsilon = e.epsilon;
+  s.temperature = e.temperature;
+  s.model_version = e.model_version;
+  s.context = e.context;
+  s.time_us = e.time_us;
+  for (const ServedEvent& x : events) s.items.push_back({x.item_id, x.position, x.propensity});
+  return s;
+}
+
 FeedbackEvent Reward(int64_t i, int j, double reward) {
   return FeedbackEvent{absl::StrCat("r", i), 10 * i + j, reward, 1'700'000'000'500'000 + i};
 }
@@ -114,7 +130,8 @@ TEST_F(EventLogTest, RoundTripKeepsEveryFieldBitExact) {
                                             4.9e-324, 1.0};
   for (int j = 0; j < 5; ++j) {
     ServedEvent e;
-    e.request_id = "req-\xc3\xa9-1";  // non-ASCII UTF-8
+    // One request per event, so that the request-level fields can take awkward values too.
+    e.request_id = absl::StrCat("req-\xc3\xa9-", j);  // non-ASCII UTF-8
     e.item_id = j == 0 ? std::numeric_limits<int64_t>::min()
                        : (j == 1 ? std::numeric_limits<int64_t>::max() : 1000 + j);
     e.position = j;
@@ -352,19 +369,35 @@ TEST_F(EventLogTest, MaxServedIdIsZeroForAnEmptyLog) {
   EXPECT_EQ(*m, 0);
 }
 
-TEST_F(EventLogTest, SynchronousAppendOfAnAlreadyLoggedPairFailsAndWritesNothingOfTheCall) {
+TEST_F(EventLogTest, SynchronousAppendOfAReusedRequestIdFailsAndWritesNothingOfTheCall) {
   std::unique_ptr<EventLog> log = OpenOrDie(Options(Durability::kSynchronous));
   ASSERT_NE(log, nullptr);
   ASSERT_TRUE(log->AppendServed(Slate(1, /*n=*/2)).ok());
-  std::vector<ServedEvent> again = Slate(1, /*n=*/3);  // items 10, 11 repeat; 12 is new
+  // One call with a new request (r2) and a logged one (r1, with an item it did not serve before):
+  // the whole call fails, r2 included.
+  std::vector<ServedEvent> again = Slate(2);
+  std::vector<ServedEvent> r1 = Slate(1, /*n=*/3);
+  again.push_back(r1[2]);
   const absl::Status s = log->AppendServed(again);
   EXPECT_EQ(s.code(), absl::StatusCode::kAlreadyExists) << s;
-  EXPECT_THAT(s.message(), HasSubstr("item_id=1"));
+  EXPECT_THAT(s.message(), HasSubstr("request_id='r1'"));
   absl::StatusOr<std::vector<EventLog::JoinedRow>> rows = log->ReadJoined({});
   ASSERT_TRUE(rows.ok());
-  EXPECT_EQ(rows->size(), 2u);  // item 12 rolled back with the rest of the call
+  EXPECT_EQ(rows->size(), 2u);  // r2 rolled back with the rest of the call
   EXPECT_EQ(log->stats().errors, 1);
-  EXPECT_TRUE(log->AppendServed(Slate(2)).ok());  // the log goes on
+  // The same through AppendSlate.
+  ServedSlate slate = ToSlate(Slate(1, /*n=*/1));
+  const absl::Status s2 = log->AppendSlate(slate);
+  EXPECT_EQ(s2.code(), absl::StatusCode::kAlreadyExists) << s2;
+  EXPECT_THAT(s2.message(), HasSubstr("request_id='r1'"));
+  EXPECT_TRUE(log->AppendServed(Slate(2)).ok());  // the log goes on; r2 was never written
+  rows = log->ReadJoined({});
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 5u);
+  // Served ids stay contiguous after the rolled-back ops.
+  for (size_t r = 1; r < rows->size(); ++r) {
+    EXPECT_EQ((*rows)[r].served_id, (*rows)[r - 1].served_id + 1);
+  }
 }
 
 TEST_F(EventLogTest, GroupCommitFailureIsReportedOnceByFlushAndTheBatchSurvives) {
@@ -507,9 +540,10 @@ TEST_F(EventLogTest, FullQueueReturnsResourceExhaustedInsteadOfGrowing) {
   }
   EXPECT_EQ(last.code(), absl::StatusCode::kResourceExhausted) << last;
   EXPECT_THAT(last.message(), HasSubstr("max_queue_events=8"));
-  // 8 / 2 = 4 calls fit in the queue, plus at most the one the writer took before it stalled.
+  // 8 / 2 = 4 calls fit in the queue, plus what the writer took (in one swap of a queue that held
+  // at most 8 events) before it stalled in BEGIN.
   EXPECT_GE(accepted, 4);
-  EXPECT_LE(accepted, 5);
+  EXPECT_LE(accepted, 8);
   EXPECT_LE(log->stats().queue_depth, 8);
   EXPECT_EQ(log->AppendFeedback({Reward(0, 0, 1.0)}).status().code(),
             absl::StatusCode::kResourceExhausted);
@@ -606,6 +640,250 @@ TEST_F(EventLogTest, ConcurrentAppendersAndAReaderSeeConsistentCounts) {
                 2 * kThreads * per_thread, static_cast<long long>(stats.commits),
                 stats.max_commit_ms, reads);
   }
+}
+
+TEST_F(EventLogTest, AppendSlateAndAppendServedRoundTripBitExactOneRequestRowPerSlate) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> gauss;
+  std::unique_ptr<EventLog> log = OpenOrDie(Options());
+  ASSERT_NE(log, nullptr);
+  // Slates through both APIs, interleaved; awkward values as in RoundTripKeepsEveryFieldBitExact.
+  std::vector<ServedSlate> expected;
+  for (int i = 0; i < 6; ++i) {
+    ServedSlate s;
+    s.request_id = absl::StrCat("slate-\xc3\xa9-", i);
+    s.k = 4;
+    s.m = 50 + i;
+    s.epsilon = i == 0 ? 0.0 : 0.1 + 0.2 * i / 3.0;
+    s.temperature = std::nextafter(1.0 + i, 0.0);
+    s.model_version = i % 2 ? "v-odd" : "";
+    for (int c = 0; c < 64; ++c) s.context.push_back(gauss(rng));
+    s.context[0] = 1e-40f;  // subnormal
+    s.context[1] = -0.0f;
+    if (i == 3) s.context.clear();
+    s.time_us = 1'712'000'000'000'000 + i;
+    const int n = 1 + i % 4;  // 1..4 items of k = 4
+    for (int j = 0; j < n; ++j) {
+      const double p = j == 0 ? 4.9e-324 : (j == 1 ? 1.0 : 1.0 / (3.0 + i + j));
+      s.items.push_back({i == 5 && j == 0 ? std::numeric_limits<int64_t>::min() : 100 * i + j,
+                         (j + i) % 4, p});
+    }
+    expected.push_back(s);
+    if (i % 2 == 0) {
+      ASSERT_TRUE(log->AppendSlate(s).ok()) << i;
+    } else {
+      std::vector<ServedEvent> events;
+      for (const ServedItem& item : s.items) {
+        events.push_back({s.request_id, item.item_id, item.position, item.propensity, s.k, s.m,
+                          s.epsilon, s.temperature, s.model_version, s.context, s.time_us});
+      }
+      ASSERT_TRUE(log->AppendServed(events).ok()) << i;
+    }
+  }
+  // An empty slate logs nothing (like AppendServed({})).
+  ServedSlate empty = expected[0];
+  empty.request_id = "empty";
+  empty.items.clear();
+  EXPECT_TRUE(log->AppendSlate(empty).ok());
+  ASSERT_TRUE(log->AppendFeedback({{expected[4].request_id, expected[4].items[2].item_id, 0.75, 9}})
+                  .ok());
+  ASSERT_TRUE(log->Flush().ok());
+
+  absl::StatusOr<std::vector<EventLog::JoinedRow>> rows = log->ReadJoined({});
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  size_t r = 0;
+  for (const ServedSlate& s : expected) {
+    for (const ServedItem& item : s.items) {
+      ASSERT_LT(r, rows->size());
+      const EventLog::JoinedRow& row = (*rows)[r];
+      SCOPED_TRACE(absl::StrCat(s.request_id, " item ", item.item_id));
+      if (r > 0) EXPECT_EQ(row.served_id, (*rows)[r - 1].served_id + 1);
+      EXPECT_EQ(row.request_id, s.request_id);
+      EXPECT_EQ(row.item_id, item.item_id);
+      EXPECT_EQ(row.position, item.position);
+      EXPECT_TRUE(BitEqual(row.propensity, item.propensity));
+      EXPECT_EQ(row.k, s.k);
+      EXPECT_EQ(row.m, s.m);
+      EXPECT_TRUE(BitEqual(row.epsilon, s.epsilon));
+      EXPECT_TRUE(BitEqual(row.temperature, s.temperature));
+      EXPECT_EQ(row.model_version, s.model_version);
+      EXPECT_TRUE(BitEqual(row.context, s.context));
+      EXPECT_EQ(row.served_time_us, s.time_us);
+      const bool rewarded = &s == &expected[4] && item.item_id == expected[4].items[2].item_id;
+      EXPECT_EQ(row.has_feedback, rewarded);
+      if (rewarded) EXPECT_EQ(row.reward, 0.75);
+      ++r;
+    }
+  }
+  EXPECT_EQ(r, rows->size());
+  EXPECT_EQ(log->stats().served_rows, static_cast<int64_t>(rows->size()));
+
+  // Schema 2 on disk: one requests row per slate, one served row per item.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(Options().path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  auto count = [db](const char* sql) {
+    sqlite3_stmt* st = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db, sql, -1, &st, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    EXPECT_EQ(sqlite3_step(st), SQLITE_ROW);
+    const int64_t n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+  };
+  EXPECT_EQ(count("SELECT COUNT(*) FROM requests"), 6);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM served"), static_cast<int64_t>(rows->size()));
+  EXPECT_EQ(count("SELECT value FROM meta WHERE key = 'schema_version'"), 2);
+  sqlite3_close(db);
+}
+
+TEST_F(EventLogTest, FeedbackOnlyMatchesItemsOfItsOwnRequestWhenASlateIsShort) {
+  // r1 serves 1 item of k = 3, so served ids [first, first + 3) also cover r2's items: the lookup
+  // must not accept r2's items as r1's.
+  std::unique_ptr<EventLog> log = OpenOrDie(Options(Durability::kSynchronous));
+  ASSERT_NE(log, nullptr);
+  ServedSlate r1 = ToSlate(Slate(1));
+  r1.items.resize(1);
+  ASSERT_TRUE(log->AppendSlate(r1).ok());
+  ASSERT_TRUE(log->AppendSlate(ToSlate(Slate(2))).ok());
+  absl::StatusOr<std::vector<FeedbackOutcome>> out =
+      log->AppendFeedback({{"r1", 20, 1.0, 0}, {"r1", 21, 1.0, 0}, Reward(1, 0, 1.0),
+                           Reward(2, 0, 1.0), Reward(1, 1, 1.0), {"r3", 10, 1.0, 0}});
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_THAT(*out, ElementsAre(FeedbackOutcome::kUnknown, FeedbackOutcome::kUnknown,
+                                FeedbackOutcome::kAccepted, FeedbackOutcome::kAccepted,
+                                FeedbackOutcome::kUnknown, FeedbackOutcome::kUnknown));
+}
+
+TEST_F(EventLogTest, EventsOfOneRequestMustAgreeOnTheRequestFields) {
+  std::unique_ptr<EventLog> log = OpenOrDie(Options());
+  ASSERT_NE(log, nullptr);
+  struct Case {
+    std::string message;
+    std::function<void(ServedEvent&)> mutate;
+  };
+  const std::vector<Case> cases = {
+      {"k=4 differs from k=3", [](ServedEvent& e) { e.k = 4; }},
+      {"m=7 differs from m=6", [](ServedEvent& e) { e.m = 7; }},
+      {"epsilon=0.2 differs from epsilon=0.1", [](ServedEvent& e) { e.epsilon = 0.2; }},
+      {"temperature=0.6 differs", [](ServedEvent& e) { e.temperature = 0.6; }},
+      {"model_version='v2' differs from model_version='v1'",
+       [](ServedEvent& e) { e.model_version = "v2"; }},
+      {"context[2]=9 differs from context[2]=1.5", [](ServedEvent& e) { e.context[2] = 9; }},
+      {"context.size()=5 differs from context.size()=4",
+       [](ServedEvent& e) { e.context.push_back(0); }},
+      {"time_us=", [](ServedEvent& e) { ++e.time_us; }},
+  };
+  for (const Case& c : cases) {
+    std::vector<ServedEvent> events = Slate(1);
+    c.mutate(events[2]);
+    const absl::Status s = log->AppendServed(events);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.message;
+    EXPECT_THAT(s.message(), HasSubstr(c.message));
+    EXPECT_THAT(s.message(), HasSubstr("served event 2 (request_id='r1', item_id=12)"));
+  }
+  // Events of one request need not be adjacent; other requests in the call are fine.
+  std::vector<ServedEvent> mixed = Slate(1);
+  std::vector<ServedEvent> two = Slate(2);
+  mixed.insert(mixed.begin() + 1, two.begin(), two.end());
+  ASSERT_TRUE(log->AppendServed(mixed).ok());
+  ASSERT_TRUE(log->Flush().ok());
+  absl::StatusOr<std::vector<EventLog::JoinedRow>> rows = log->ReadJoined({});
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 6u);
+  // Grouped in order of first appearance, items in call order.
+  EXPECT_EQ((*rows)[0].item_id, 10);
+  EXPECT_EQ((*rows)[1].item_id, 11);
+  EXPECT_EQ((*rows)[2].item_id, 12);
+  EXPECT_EQ((*rows)[3].item_id, 20);
+}
+
+TEST_F(EventLogTest, InvalidSlatesAreRejectedNamingTheField) {
+  std::unique_ptr<EventLog> log = OpenOrDie(Options());
+  ASSERT_NE(log, nullptr);
+  struct Case {
+    std::string message;
+    std::function<void(ServedSlate&)> mutate;
+  };
+  const std::vector<Case> cases = {
+      {"request_id must not be empty", [](ServedSlate& s) { s.request_id.clear(); }},
+      {"k=0: must be >= 1", [](ServedSlate& s) { s.k = 0; }},
+      {"m=2: must be >= k=3", [](ServedSlate& s) { s.m = 2; }},
+      {"epsilon=1.5", [](ServedSlate& s) { s.epsilon = 1.5; }},
+      {"temperature=nan", [](ServedSlate& s) { s.temperature = std::nan(""); }},
+      {"context[3]=-inf",
+       [](ServedSlate& s) { s.context[3] = -std::numeric_limits<float>::infinity(); }},
+      {"items.size()=4: must be <= k=3",
+       [](ServedSlate& s) { s.items.push_back({99, 0, 0.5}); }},
+      {"item 1 (item_id=11): propensity=0", [](ServedSlate& s) { s.items[1].propensity = 0; }},
+      {"item 2 (item_id=12): position=3", [](ServedSlate& s) { s.items[2].position = 3; }},
+      {"item 2 (item_id=10): this item_id appears twice",
+       [](ServedSlate& s) { s.items[2].item_id = 10; }},
+  };
+  for (const Case& c : cases) {
+    ServedSlate slate = ToSlate(Slate(1));
+    c.mutate(slate);
+    const absl::Status s = log->AppendSlate(slate);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.message;
+    EXPECT_THAT(s.message(), HasSubstr(c.message));
+  }
+  ASSERT_TRUE(log->Flush().ok());
+  absl::StatusOr<int64_t> m = log->MaxServedId();
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(*m, 0);
+}
+
+TEST_F(EventLogTest, OpenRefusesASchemaVersion1FileNamingBothVersions) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(Options().path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                         "INSERT INTO meta VALUES ('schema_version', '1');"
+                         "CREATE TABLE served (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+                         "request_id TEXT NOT NULL, item_id INTEGER NOT NULL, "
+                         "position INTEGER NOT NULL, propensity REAL NOT NULL, k INTEGER NOT NULL, "
+                         "m INTEGER NOT NULL, epsilon REAL NOT NULL, temperature REAL NOT NULL, "
+                         "model_version TEXT NOT NULL, context BLOB NOT NULL, "
+                         "time_us INTEGER NOT NULL, UNIQUE (request_id, item_id));"
+                         "INSERT INTO served VALUES (NULL, 'r', 1, 0, 0.5, 1, 1, 0, 1, 'v', x'', 0);",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  absl::StatusOr<std::unique_ptr<EventLog>> log = EventLog::Open(Options());
+  EXPECT_EQ(log.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(log.status().message(), HasSubstr("schema_version=1, this build reads 2"));
+  // Nothing was changed: no v2 table was added to the old file.
+  ASSERT_EQ(sqlite3_open(Options().path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'requests'",
+                               -1, &st, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(st, 0), 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
+
+TEST_F(EventLogTest, GroupCommitAppendsShareOneCommitAtTheDeadline) {
+  EventLogOptions o = Options(Durability::kGroupCommit);
+  o.max_commit_delay = absl::Seconds(1);
+  std::unique_ptr<EventLog> log = OpenOrDie(o);
+  ASSERT_NE(log, nullptr);
+  const absl::Time start = absl::Now();
+  for (int i = 0; i < 200; ++i) ASSERT_TRUE(log->AppendSlate(ToSlate(Slate(i))).ok());
+  // The writer sleeps until the deadline: nothing is committed (or even taken) before it.
+  EXPECT_EQ(log->stats().commits, 0);
+  int64_t max_id = 0;
+  while (absl::Now() < start + absl::Seconds(10)) {
+    absl::StatusOr<int64_t> m = log->MaxServedId();
+    ASSERT_TRUE(m.ok());
+    max_id = *m;
+    if (max_id > 0) break;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  const absl::Duration waited = absl::Now() - start;
+  EXPECT_EQ(max_id, 600);  // all of them, in one transaction
+  EXPECT_GE(waited, absl::Milliseconds(990));
+  EXPECT_EQ(log->stats().commits, 1);
+  EXPECT_EQ(log->stats().served_rows, 600);
 }
 
 // ---- Crash durability: a child process appends and acknowledges through a pipe, the parent
