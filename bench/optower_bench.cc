@@ -28,8 +28,8 @@
 //     (EventLog::ReadJoined).
 //  4. --swap: at one size, an open-loop steady load at a fixed rate while the model is swapped:
 //     --swap_via engine: in-process RetrievalEngine::ReplaceModel (re-embeds the catalog with the
-//     new item tower, builds a new index, publishes), optionally on a thread at lower priority
-//     (--swap_nice); --swap_via rpc: a real optower-server child process (--server_binary), swapped
+//     new item tower, builds a new index, publishes) with the build at --swap_priority (the
+//     engine's build_priority); --swap_via rpc: a real optower-server child process (--server_binary), swapped
 //     through the admin RPCs (TriggerRetrain(force) followed with WatchTraining, then Rollback
 //     twice). p99 before / during / after each swap, failed calls, when responses switched to the
 //     new version, and the log check.
@@ -44,9 +44,8 @@
 #include <omp.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <sys/resource.h>
-#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <ATen/Parallel.h>
@@ -81,6 +80,7 @@
 #include "bench/load_generator.h"
 #include "cli/flag_parser.h"
 #include "client/optower_client.h"
+#include "core/background_priority.h"
 #include "core/csv_io.h"
 #include "core/event_log.h"
 #include "core/item_index.h"
@@ -149,7 +149,14 @@ struct Flags {
   int64_t swaps = 3;
   int64_t swap_build_threads = 1;
   bool swap_logging = true;
-  int64_t swap_nice = 0;  // engine mode: nice value of the thread that runs ReplaceModel
+  // OS priority of the swap's build and (rpc) of training jobs: the engine's build_priority /
+  // the server's background_priority (core/background_priority.h).
+  std::string swap_priority = "idle";
+  // Model b of the swaps: "retrain" = model a retrained on a fresh log (what the trainer publishes);
+  // "independent" = trained from scratch with another seed (an unrelated model).
+  std::string swap_model_b = "retrain";
+  bool swap_warm_start = true;  // the index build's ivf_warm_start
+  int64_t swap_warm_iterations = 0;  // its ivf_warm_start_iterations
   // "engine": in-process RetrievalEngine::ReplaceModel; "rpc": a real optower-server child process,
   // swaps through the admin RPCs (TriggerRetrain with force, then Rollback twice).
   std::string swap_via = "engine";
@@ -313,8 +320,10 @@ std::vector<float> MakeContexts(const World& w, int64_t n, int64_t segments, uin
 // its towers) on `rounds` logged rounds with uniform logging over a 4,000-item sample of the whole
 // universe and Bernoulli rewards from q; "random" = randomly initialised towers (what
 // optower-server serves before its first training).
+// With `init`, the model is a retrain of `init` as optower-server's trainer does it (objective dr,
+// policy warm-started from the served model, 2 epochs) on a fresh log.
 absl::StatusOr<TwoTowerModel> MakeModel(const World& w, const Flags& f, uint64_t seed,
-                                        std::string* note) {
+                                        std::string* note, const TwoTowerModel* init = nullptr) {
   TwoTowerConfig mc;
   mc.dim_context = w.dc;
   mc.dim_item = w.df;
@@ -353,11 +362,12 @@ absl::StatusOr<TwoTowerModel> MakeModel(const World& w, const Flags& f, uint64_t
     log.pscores.push_back(1.0f / static_cast<float>(n_train_items));
   }
   PolicyLearnerOptions o;
-  o.objective = Objective::kDm;
+  o.objective = init != nullptr ? Objective::kDr : Objective::kDm;
+  o.init = init;
   o.hidden = {64};
   o.embedding_dim = f.dim;
   o.temperature = 0.1;
-  o.epochs = 1;
+  o.epochs = init != nullptr ? 2 : 1;
   o.reward_model.hidden = {64};
   o.reward_model.embedding_dim = f.dim;
   o.reward_model.epochs = 20;
@@ -366,10 +376,13 @@ absl::StatusOr<TwoTowerModel> MakeModel(const World& w, const Flags& f, uint64_t
   o.threads = static_cast<int>(f.threads);
   ASSIGN_OR_RETURN(PolicyTrainResult r, TrainPolicy(log, items, o));
   *note = absl::StrFormat(
-      "towers MLP %d->64->%d relu trained by optower's learner (objective dm, seed %d) on %d "
+      "towers MLP %d->64->%d relu trained by optower's learner (%s, seed %d) on %d "
       "uniformly logged rounds over a %d-item sample, true q(x,a) = sigmoid(x'Wf/4 - 1) (mean %.3f); "
       "trained in %.1f s",
-      w.df, f.dim, seed, f.train_rounds, n_train_items, mean_q / f.train_rounds,
+      w.df, f.dim,
+      init != nullptr ? "objective dr, 2 epochs warm-started from model a, as the trainer retrains"
+                      : "objective dm",
+      seed, f.train_rounds, n_train_items, mean_q / f.train_rounds,
       SecondsSince(t0));
   return std::move(r.policy);
 }
@@ -397,7 +410,9 @@ absl::StatusOr<Models> MakeModels(const World& w, const Flags& f, bool need_b) {
   ASSIGN_OR_RETURN(TwoTowerModel a, MakeModel(w, f, 1, &m.note_a));
   m.a = std::make_shared<const TwoTowerModel>(std::move(a));
   if (need_b) {
-    ASSIGN_OR_RETURN(TwoTowerModel b, MakeModel(w, f, 2, &m.note_b));
+    ASSIGN_OR_RETURN(TwoTowerModel b,
+                     MakeModel(w, f, 2, &m.note_b,
+                               f.swap_model_b == "retrain" ? m.a.get() : nullptr));
     m.b = std::make_shared<const TwoTowerModel>(std::move(b));
   }
   return m;
@@ -829,9 +844,11 @@ struct IndexReport {
 
 int RunSwap(const Flags& f, const World& world, const Models& models) {
   Say(absl::StrFormat("\n## swap benchmark (in-process RetrievalEngine::ReplaceModel): N=%d, "
-                      "index %s (nprobe %d), build threads %d, swapping thread nice %d, logging %s",
+                      "index %s (nprobe %d), build threads %d, build priority %s, IVF warm start %s, "
+                      "model b %s, logging %s",
                       f.swap_items, f.swap_index, NprobeFor(f, f.swap_items), f.swap_build_threads,
-                      f.swap_nice, f.swap_logging ? "on" : "off"));
+                      f.swap_priority, f.swap_warm_start ? "on" : "off", f.swap_model_b,
+                      f.swap_logging ? "on" : "off"));
   at::set_num_threads(static_cast<int>(f.threads));
   absl::StatusOr<Dataset> ds = MakeDataset(f.swap_items, world, models, f);
   if (!ds.ok()) {
@@ -860,6 +877,14 @@ int RunSwap(const Flags& f, const World& world, const Models& models) {
   eo.top_m = f.top_m;
   eo.snapshot.index =
       IndexOptions(f.swap_index, f, static_cast<int>(f.swap_build_threads), f.swap_items);
+  absl::StatusOr<BackgroundPriority> priority = ParseBackgroundPriority(f.swap_priority);
+  if (!priority.ok()) {
+    Say(std::string(priority.status().message()));
+    return 2;
+  }
+  eo.build_priority = *priority;
+  eo.snapshot.index.ivf_warm_start = f.swap_warm_start;
+  eo.snapshot.index.ivf_warm_start_iterations = static_cast<int>(f.swap_warm_iterations);
 
   const std::string dir = absl::StrCat(f.work_dir, "/swap-", ::getpid());
   absl::StatusOr<std::unique_ptr<BenchServer>> server =
@@ -911,17 +936,15 @@ int RunSwap(const Flags& f, const World& world, const Models& models) {
     absl::SleepFor(absl::Seconds(f.swap_window_s));
     SwapTimes t;
     t.to = s % 2 == 0 ? "bench-b" : "bench-a";
-    // The swap runs on a thread of its own so that its scheduling priority can be lowered (with
-    // swap_build_threads 1, re-embedding and the index build both run on that thread).
+    // A thread of its own, like the trainer's worker or a Rollback handler; ReplaceModel runs the
+    // build at eo.build_priority.
     std::thread swapper([&] {
-      if (f.swap_nice != 0) {
-        ::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)),
-                      static_cast<int>(f.swap_nice));
-      }
       at::set_num_threads(1);
       t.start_ns = SteadyNowNs();
       t.status = (*server)->engine().ReplaceModel(t.to, s % 2 == 0 ? ds->model_b : ds->model);
       t.end_ns = SteadyNowNs();
+      Say(absl::StrFormat("swap %d -> %s: %s", s + 1, t.to,
+                          (*server)->engine().snapshot()->index().build_report()));
     });
     swapper.join();
     load_during.push_back(LoadAvg());
@@ -1096,9 +1119,10 @@ double TrueQ(const World& w, const float* x, const float* fa) {
 
 int RunSwapRpc(const Flags& f, const World& world, const Models& models) {
   Say(absl::StrFormat("\n## swap benchmark through the admin RPCs: optower-server process, N=%d, "
-                      "index %s (nprobe %d), index build threads %d",
+                      "index %s (nprobe %d), index build threads %d, background priority %s, "
+                      "IVF warm start %s",
                       f.swap_items, f.swap_index, NprobeFor(f, f.swap_items),
-                      f.swap_build_threads));
+                      f.swap_build_threads, f.swap_priority, f.swap_warm_start ? "on" : "off"));
   if (f.server_binary.empty()) {
     Say("--swap_via rpc needs --server_binary");
     return 2;
@@ -1123,7 +1147,9 @@ int RunSwapRpc(const Flags& f, const World& world, const Models& models) {
         << "model_dir: \"" << dir << "/model-a\"\n"
         << "index { type: " << (f.swap_index == "exact" ? "EXACT" : f.swap_index == "hnsw" ? "HNSW" : "IVF")
         << " ivf_nprobe: " << NprobeFor(f, f.swap_items)
-        << " build_threads: " << f.swap_build_threads << " }\n"
+        << " build_threads: " << f.swap_build_threads
+        << (f.swap_warm_start ? "" : " ivf_cold_rebuild: true") << " }\n"
+        << "background_priority: \"" << f.swap_priority << "\"\n"
         << "trainer { epochs: " << f.train_epochs
         << " reward_model_epochs: 5 threads: 1 min_events: 100 }\n";
   }
@@ -1755,8 +1781,15 @@ int Main(int argc, char** argv) {
   p.AddInt("swaps", &f.swaps, "number of swaps (alternating models)");
   p.AddInt("swap_build_threads", &f.swap_build_threads, "OpenMP threads of the swap's index build");
   p.AddBool("swap_logging", &f.swap_logging, "event log on during the swap benchmark");
-  p.AddInt("swap_nice", &f.swap_nice,
-           "engine mode: setpriority(nice) of the thread running ReplaceModel (0 = as serving)");
+  p.AddString("swap_model_b", &f.swap_model_b,
+              "retrain (default: model a retrained, as the trainer does) | independent");
+  p.AddBool("swap_warm_start", &f.swap_warm_start,
+            "IVF warm start of the swap's index build from the served index (default true)");
+  p.AddInt("swap_warm_iterations", &f.swap_warm_iterations,
+           "Lloyd steps of the IVF warm start (ivf_warm_start_iterations, default 0)");
+  p.AddString("swap_priority", &f.swap_priority,
+              "idle (default) | nice | normal: priority of the swap's build (engine: "
+              "build_priority; rpc: the server's background_priority)");
   p.AddString("swap_via", &f.swap_via,
               "engine (in-process ReplaceModel) | rpc (optower-server child: TriggerRetrain, "
               "Rollback)");

@@ -12,19 +12,20 @@ namespace optower {
 
 absl::StatusOr<std::shared_ptr<const ModelSnapshot>> ModelSnapshot::Build(
     std::string model_version, std::shared_ptr<const TwoTowerModel> model, ItemCatalog catalog,
-    int64_t catalog_version, const Options& options) {
+    int64_t catalog_version, const Options& options, const ModelSnapshot* previous) {
   if (model == nullptr) return absl::InvalidArgumentError("model=null");
   if (catalog.size() == 0) {
     return absl::InvalidArgumentError("catalog: empty (a snapshot needs at least one item)");
   }
   ASSIGN_OR_RETURN(std::vector<float> embeddings, model->EmbedItems(catalog));
   return BuildWithEmbeddings(std::move(model_version), std::move(model), std::move(catalog),
-                             std::move(embeddings), catalog_version, options);
+                             std::move(embeddings), catalog_version, options, previous);
 }
 
 absl::StatusOr<std::shared_ptr<const ModelSnapshot>> ModelSnapshot::BuildWithEmbeddings(
     std::string model_version, std::shared_ptr<const TwoTowerModel> model, ItemCatalog catalog,
-    std::vector<float> item_embeddings, int64_t catalog_version, const Options& options) {
+    std::vector<float> item_embeddings, int64_t catalog_version, const Options& options,
+    const ModelSnapshot* previous) {
   const auto start = std::chrono::steady_clock::now();
   if (model_version.empty()) return absl::InvalidArgumentError("model_version: empty");
   if (model == nullptr) return absl::InvalidArgumentError("model=null");
@@ -55,7 +56,9 @@ absl::StatusOr<std::shared_ptr<const ModelSnapshot>> ModelSnapshot::BuildWithEmb
     }
   }
   ASSIGN_OR_RETURN(std::unique_ptr<ItemIndex> index,
-                   ItemIndex::Build(item_embeddings.data(), n, d, catalog.ids, options.index));
+                   ItemIndex::Build(item_embeddings.data(), n, d, catalog.ids, options.index,
+                                    /*recall_queries=*/nullptr, /*n_recall_queries=*/0,
+                                    previous != nullptr ? &previous->index() : nullptr));
   // The index holds its own copy of the vectors; free ours before publishing.
   std::vector<float>().swap(item_embeddings);
 

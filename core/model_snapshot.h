@@ -37,15 +37,18 @@ class ModelSnapshot {
   // build (seconds to minutes for large HNSW/IVF indexes). Errors: InvalidArgument for an empty
   // model_version, a null model, an empty catalog, duplicate ids or a feature dimension that differs
   // from the model's item tower; the index build's errors otherwise.
+  // `previous`: optional, the snapshot this one replaces; an IVF index warm-starts from its lists
+  // (ItemIndexOptions::ivf_warm_start). Not retained.
   static absl::StatusOr<std::shared_ptr<const ModelSnapshot>> Build(
       std::string model_version, std::shared_ptr<const TwoTowerModel> model, ItemCatalog catalog,
-      int64_t catalog_version, const Options& options);
+      int64_t catalog_version, const Options& options, const ModelSnapshot* previous = nullptr);
 
   // As Build, with the item embeddings already computed ([catalog.size(), d], row i = v(row i));
   // used by catalog changes, which embed only the new or changed items.
   static absl::StatusOr<std::shared_ptr<const ModelSnapshot>> BuildWithEmbeddings(
       std::string model_version, std::shared_ptr<const TwoTowerModel> model, ItemCatalog catalog,
-      std::vector<float> item_embeddings, int64_t catalog_version, const Options& options);
+      std::vector<float> item_embeddings, int64_t catalog_version, const Options& options,
+      const ModelSnapshot* previous = nullptr);
 
   ModelSnapshot(const ModelSnapshot&) = delete;
   ModelSnapshot& operator=(const ModelSnapshot&) = delete;

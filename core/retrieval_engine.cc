@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <mutex>
+#include <string>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -176,26 +179,23 @@ absl::StatusOr<RetrieveResult> RetrievalEngine::RetrieveImpl(const RetrieveReque
 
   if (event_log_ != nullptr) {
     // DESIGN §2 step 4: every served item with the sampler's own propensity. Greedy serving is
-    // logged as what it is: propensity 1, epsilon 0, temperature 0.
-    const int64_t time_us = absl::ToUnixMicros(absl::Now());
-    std::vector<ServedEvent> events;
-    events.reserve(result.items.size());
+    // logged as what it is: propensity 1, epsilon 0, temperature 0. One ServedSlate per request:
+    // the request-level fields (ids, K, M, eps, tau, version, context) are stored once, not per item.
+    ServedSlate slate;
+    slate.request_id = result.request_id;
+    slate.k = static_cast<int32_t>(request.k);
+    slate.m = static_cast<int32_t>(m);
+    slate.epsilon = options_.greedy ? 0.0 : sampler_options.epsilon;
+    slate.temperature = options_.greedy ? 0.0 : sampler_options.temperature;
+    slate.model_version = result.model_version;
+    slate.context = request.context;
+    slate.time_us = absl::ToUnixMicros(absl::Now());
+    slate.items.reserve(result.items.size());
     for (const SlateItem& item : result.items) {
-      ServedEvent e;
-      e.request_id = result.request_id;
-      e.item_id = item.item_id;
-      e.position = static_cast<int32_t>(item.position);
-      e.propensity = item.propensity;
-      e.k = static_cast<int32_t>(request.k);
-      e.m = static_cast<int32_t>(m);
-      e.epsilon = options_.greedy ? 0.0 : sampler_options.epsilon;
-      e.temperature = options_.greedy ? 0.0 : sampler_options.temperature;
-      e.model_version = result.model_version;
-      e.context = request.context;
-      e.time_us = time_us;
-      events.push_back(std::move(e));
+      slate.items.push_back(
+          {item.item_id, static_cast<int32_t>(item.position), item.propensity});
     }
-    RETURN_IF_ERROR(event_log_->AppendServed(std::move(events)));
+    RETURN_IF_ERROR(event_log_->AppendSlate(std::move(slate)));
   }
   return result;
 }
@@ -267,7 +267,7 @@ absl::StatusOr<CatalogChangeResult> RetrievalEngine::UpsertItems(const ItemCatal
   }
 
   absl::MutexLock lock(&writer_mu_);
-  const std::shared_ptr<const ModelSnapshot> old = holder_.Get();
+  std::shared_ptr<const ModelSnapshot> old = holder_.Get();  // released by Publish*
   const ItemCatalog& cat = old->catalog();
   const int64_t dim = cat.dim_features;
   if (items.dim_features != dim) {
@@ -286,7 +286,10 @@ absl::StatusOr<CatalogChangeResult> RetrievalEngine::UpsertItems(const ItemCatal
   }
 
   // v(a) of the upserted items only; the other rows keep the embeddings the index already holds.
-  ASSIGN_OR_RETURN(const std::vector<float> fresh, old->model().EmbedItems(items));
+  absl::StatusOr<std::vector<float>> embedded = absl::InternalError("not embedded");
+  RunWithPriority(options_.build_priority, [&] { embedded = old->model().EmbedItems(items); })
+      .IgnoreError();  // a priority failure is reported by BuildInBackground below
+  ASSIGN_OR_RETURN(const std::vector<float> fresh, std::move(embedded));
   const int64_t d = old->embedding_dim();
   ItemCatalog next = cat;
   std::vector<float> embeddings(static_cast<size_t>((cat.size() + n) * d));
@@ -308,11 +311,12 @@ absl::StatusOr<CatalogChangeResult> RetrievalEngine::UpsertItems(const ItemCatal
     std::copy_n(fresh.data() + i * d, d, embeddings.data() + row * d);
   }
   embeddings.resize(static_cast<size_t>(next.size() * d));
-  ASSIGN_OR_RETURN(std::shared_ptr<const ModelSnapshot> snapshot,
-                   ModelSnapshot::BuildWithEmbeddings(
-                       old->model_version(), old->shared_model(), std::move(next),
-                       std::move(embeddings), old->catalog_version() + 1, options_.snapshot));
-  return Publish(std::move(snapshot), result);
+  ASSIGN_OR_RETURN(std::shared_ptr<const ModelSnapshot> snapshot, BuildInBackground([&] {
+                     return ModelSnapshot::BuildWithEmbeddings(
+                         old->model_version(), old->shared_model(), std::move(next),
+                         std::move(embeddings), old->catalog_version() + 1, options_.snapshot, old.get());
+                   }));
+  return Publish(std::move(snapshot), result, std::move(old));
 }
 
 absl::StatusOr<CatalogChangeResult> RetrievalEngine::DeleteItems(
@@ -325,7 +329,7 @@ absl::StatusOr<CatalogChangeResult> RetrievalEngine::DeleteItems(
   }
 
   absl::MutexLock lock(&writer_mu_);
-  const std::shared_ptr<const ModelSnapshot> old = holder_.Get();
+  std::shared_ptr<const ModelSnapshot> old = holder_.Get();  // released by Publish*
   const ItemIndex& index = old->index();
   absl::flat_hash_set<int64_t> doomed;
   doomed.reserve(static_cast<size_t>(n));
@@ -358,49 +362,84 @@ absl::StatusOr<CatalogChangeResult> RetrievalEngine::DeleteItems(
     next.features.insert(next.features.end(), cat.feature(row), cat.feature(row) + dim);
     embeddings.insert(embeddings.end(), old->item_embedding(row), old->item_embedding(row) + d);
   }
-  ASSIGN_OR_RETURN(std::shared_ptr<const ModelSnapshot> snapshot,
-                   ModelSnapshot::BuildWithEmbeddings(
-                       old->model_version(), old->shared_model(), std::move(next),
-                       std::move(embeddings), old->catalog_version() + 1, options_.snapshot));
+  ASSIGN_OR_RETURN(std::shared_ptr<const ModelSnapshot> snapshot, BuildInBackground([&] {
+                     return ModelSnapshot::BuildWithEmbeddings(
+                         old->model_version(), old->shared_model(), std::move(next),
+                         std::move(embeddings), old->catalog_version() + 1, options_.snapshot, old.get());
+                   }));
   CatalogChangeResult result;
   result.deleted = n;
-  return Publish(std::move(snapshot), result);
+  return Publish(std::move(snapshot), result, std::move(old));
 }
 
 absl::Status RetrievalEngine::ReplaceModel(std::string model_version,
                                            std::shared_ptr<const TwoTowerModel> model) {
   if (model == nullptr) return absl::InvalidArgumentError("model=null");
   absl::MutexLock lock(&writer_mu_);
-  const std::shared_ptr<const ModelSnapshot> old = holder_.Get();
+  std::shared_ptr<const ModelSnapshot> old = holder_.Get();  // released by Publish*
   if (model->config().dim_context != old->dim_context()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "model.dim_context=", model->config().dim_context,
         ": differs from the served dim_context=", old->dim_context(),
         " (clients send contexts of the served size)"));
   }
-  ASSIGN_OR_RETURN(std::shared_ptr<const ModelSnapshot> snapshot,
-                   ModelSnapshot::Build(std::move(model_version), std::move(model), old->catalog(),
-                                        old->catalog_version(), options_.snapshot));
+  ASSIGN_OR_RETURN(std::shared_ptr<const ModelSnapshot> snapshot, BuildInBackground([&] {
+                     return ModelSnapshot::Build(std::move(model_version), std::move(model),
+                                                 old->catalog(), old->catalog_version(),
+                                                 options_.snapshot, old.get());
+                   }));
   SlateSamplerOptions sampler;
   sampler.epsilon = options_.epsilon;
   sampler.temperature = ServedTemperature(*snapshot);
   sampler.greedy = options_.greedy;
   RETURN_IF_ERROR(SlateSampler::Create(sampler).status());
-  holder_.Publish(std::move(snapshot));
+  PublishAndRetire(std::move(snapshot), std::move(old));
   return absl::OkStatus();
 }
 
 absl::StatusOr<CatalogChangeResult> RetrievalEngine::Publish(
-    std::shared_ptr<const ModelSnapshot> next, CatalogChangeResult result) {
+    std::shared_ptr<const ModelSnapshot> next, CatalogChangeResult result,
+    std::shared_ptr<const ModelSnapshot> old) {
   result.catalog_size = next->catalog().size();
   result.catalog_version = next->catalog_version();
   result.index_type = next->index().type_name();
   result.index_recall_at_10 = next->index().recall_at_10();
   result.build_seconds = next->build_seconds();
-  // The previous snapshot is released here (or by the last request still holding it).
-  holder_.Publish(std::move(next));
+  PublishAndRetire(std::move(next), std::move(old));
   catalog_changes_.fetch_add(1, std::memory_order_relaxed);
   return result;
+}
+
+absl::StatusOr<std::shared_ptr<const ModelSnapshot>> RetrievalEngine::BuildInBackground(
+    absl::FunctionRef<absl::StatusOr<std::shared_ptr<const ModelSnapshot>>()> build) const {
+  absl::StatusOr<std::shared_ptr<const ModelSnapshot>> out = absl::InternalError("not built");
+  const absl::Status priority = RunWithPriority(options_.build_priority, [&] { out = build(); });
+  if (!priority.ok()) {
+    // The build ran anyway, at the caller's priority; say so once rather than fail a swap for it.
+    static std::once_flag warned;
+    std::call_once(warned, [&] {
+      std::fprintf(stderr,
+                   "optower: warning: snapshot builds run at normal priority (build_priority=%s "
+                   "could not be set: %s)\n",
+                   BackgroundPriorityName(options_.build_priority),
+                   std::string(priority.message()).c_str());
+    });
+  }
+  return out;
+}
+
+void RetrievalEngine::PublishAndRetire(std::shared_ptr<const ModelSnapshot> next,
+                                       std::shared_ptr<const ModelSnapshot> old) {
+  std::shared_ptr<const ModelSnapshot> previous = holder_.Publish(std::move(next));
+  old.reset();  // the caller's reference (the same snapshot: writers are serialised)
+  // Requests that started before the publish still hold `previous`. Freeing a snapshot (the index,
+  // the embeddings: hundreds of MB at 1M items) takes milliseconds; done by the last request's
+  // thread it would land in that request's latency. Requests last about a millisecond, so wait a
+  // little for them to let go, then free it here at build priority. Past the bound (a stuck
+  // request), the last holder frees it after all.
+  const absl::Time deadline = absl::Now() + absl::Seconds(2);
+  while (previous.use_count() > 1 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
+  RunWithPriority(options_.build_priority, [&] { previous.reset(); }).IgnoreError();
 }
 
 RetrievalEngine::Stats RetrievalEngine::stats() const {

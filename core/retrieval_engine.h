@@ -6,8 +6,8 @@
 //   validate -> u = u_theta(x) -> C = index top-M (M = max(top_m, k), exclusions filtered)
 //   -> SlateSampler: K draws without replacement from
 //        pi_0(a|x) = (1 - eps) softmax_{a in C}(s(x,a) / tau) + eps / N
-//   -> EventLog::AppendServed (request id, item, position, the sampler's own propensity, K, M, eps,
-//      tau, model version, context, time) -> result.
+//   -> EventLog::AppendSlate (request id, K, M, eps, tau, model version, context, time, and per item:
+//      item, position, the sampler's own propensity) -> result.
 // A response is returned only after its served rows were accepted by the event log (queued in group
 // commit mode, committed in synchronous mode); if logging fails the request fails.
 //
@@ -32,9 +32,11 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "core/background_priority.h"
 #include "core/bandit_data.h"
 #include "core/event_log.h"
 #include "core/model_snapshot.h"
@@ -56,6 +58,10 @@ struct RetrievalEngineOptions {
   int64_t max_feedback_batch = 1000;        // events per Feedback call
   int64_t max_upsert_batch = 100000;        // items per UpsertItems / DeleteItems call
   ModelSnapshot::Options snapshot;          // index options for rebuilt snapshots
+  // OS priority of snapshot builds (ReplaceModel, UpsertItems, DeleteItems) and of freeing replaced
+  // snapshots: they run on a dedicated thread at this priority while the caller waits, so that a swap
+  // only uses CPU that serving leaves idle (core/background_priority.h).
+  BackgroundPriority build_priority = BackgroundPriority::kIdle;
 };
 
 // A categorical context feature. Accepted and validated; the current towers ignore it and the event
@@ -162,8 +168,17 @@ class RetrievalEngine {
                   std::shared_ptr<const ModelSnapshot> initial, EventLog* event_log);
   absl::StatusOr<RetrieveResult> RetrieveImpl(const RetrieveRequest& request) const;
   absl::StatusOr<FeedbackResult> FeedbackImpl(std::vector<FeedbackEvent> events) const;
+  // `old`: the caller's reference to the snapshot being replaced, released before the wait below.
   absl::StatusOr<CatalogChangeResult> Publish(std::shared_ptr<const ModelSnapshot> next,
-                                              CatalogChangeResult result)
+                                              CatalogChangeResult result,
+                                              std::shared_ptr<const ModelSnapshot> old)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
+  // Runs `build` at options_.build_priority (on a dedicated thread; the caller waits).
+  absl::StatusOr<std::shared_ptr<const ModelSnapshot>> BuildInBackground(
+      absl::FunctionRef<absl::StatusOr<std::shared_ptr<const ModelSnapshot>>()> build) const;
+  // Publishes `next` and frees the replaced snapshot off the serving path (see the .cc).
+  void PublishAndRetire(std::shared_ptr<const ModelSnapshot> next,
+                        std::shared_ptr<const ModelSnapshot> old)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
 
   const RetrievalEngineOptions options_;

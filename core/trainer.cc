@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
+#include <string>
 #include <utility>
 
 #include <ATen/Parallel.h>
@@ -348,6 +350,11 @@ absl::StatusOr<std::string> Trainer::Enqueue(bool force, std::string trigger) {
 }
 
 void Trainer::WorkerLoop() {
+  // This thread exists only for jobs, so lowering it is safe (it cannot be raised back).
+  if (absl::Status s = SetCurrentThreadPriority(options_.priority); !s.ok()) {
+    std::fprintf(stderr, "optower: warning: training jobs run at normal priority (priority=%s: %s)\n",
+                 BackgroundPriorityName(options_.priority), std::string(s.message()).c_str());
+  }
   const bool auto_on =
       options_.auto_every_feedback > 0 || options_.auto_every > absl::ZeroDuration();
   while (true) {

@@ -49,6 +49,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "core/background_priority.h"
 #include "core/bandit_data.h"
 #include "core/event_log.h"
 #include "core/model_store.h"
@@ -182,6 +183,11 @@ struct TrainerOptions {
   absl::Duration auto_every = absl::ZeroDuration();
   absl::Duration auto_poll_interval = absl::Seconds(2);  // how often the worker checks (> 0)
   int max_jobs_kept = 100;         // finished jobs kept in memory for GetJob/ListJobs (>= 1)
+  // OS priority of the worker thread (and so of every job's training, evaluation and publish build):
+  // by default it only uses CPU that serving leaves idle (core/background_priority.h). Under a
+  // serving load that keeps every core busy, an idle-priority job progresses slowly; "nice" gives it
+  // a small guaranteed share.
+  BackgroundPriority priority = BackgroundPriority::kIdle;
 };
 
 enum class JobState { kQueued, kRunning, kSucceeded, kRejected, kFailed, kCancelled };

@@ -10,7 +10,7 @@
 # server's default 16 does not reach recall@10 0.95 on this data, see §4), MAX_BUSY (before each
 # stage, wait until other processes use fewer cores than this, at most WAIT_MAX s; 0 = do not wait).
 # The bench itself reports, per run, the CPU other processes used during it ("others' CPU").
-# Each stage takes (quiet machine): serving ≈ 20 min, crosscheck ≈ 2 min, swap ≈ 7 min.
+# Each stage takes (quiet machine): serving ≈ 20 min, crosscheck ≈ 2 min, swap ≈ 15 min.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -96,19 +96,25 @@ if [[ "$STAGE" == "all" || "$STAGE" == "swap" ]]; then
   # on this data —, index builds on 1 OpenMP thread, trainer on 1 thread, event log on): 600
   # Retrieve+Feedback calls as training data, then a steady open-loop load at 30% of the measured
   # closed-loop capacity; TriggerRetrain(force) (training, then publish = re-embed + build + swap),
-  # Rollback to the imported version, Rollback forward again; 10 s windows.
-  "$BENCH" --sizes "" --swap --swap_via rpc --server_binary "$BUILD/server/optower-server" \
-    --swap_items 100000 --swap_index ivf --ivf_nprobe 64 --swap_build_threads 1 \
-    --swap_load_fraction 0.3 --swap_window 10 --seed_requests 600 --trainer_epochs 2 \
-    --channels 4 --threads 2 2>&1 | tee -a "$OUT/swap.txt"
+  # Rollback to the imported version, Rollback forward again; 10 s windows. Once with the server's
+  # defaults (background_priority idle, IVF warm start), once as the server was before them.
+  for cfg in "idle true" "normal false"; do
+    set -- $cfg
+    "$BENCH" --sizes "" --swap --swap_via rpc --server_binary "$BUILD/server/optower-server" \
+      --swap_items 100000 --swap_index ivf --ivf_nprobe 64 --swap_build_threads 1 \
+      --swap_priority "$1" --swap_warm_start="$2" \
+      --swap_load_fraction 0.3 --swap_window 10 --seed_requests 600 --trainer_epochs 2 \
+      --channels 4 --threads 2 2>&1 | tee -a "$OUT/swap.txt"
+  done
   # (b) In-process: RetrievalEngine::ReplaceModel (the same swap the publish/rollback run) under the
-  # same kind of load, 3 swaps each, with the index build on 1 or 2 OpenMP threads, and the swapping
-  # thread at normal priority or at nice 19 (an experiment: the server does not lower it today).
-  for bt in 1 2; do
-    for nice in 0 19; do
+  # same kind of load, 3 swaps each between model a and its retrain b, index build on 1 OpenMP
+  # thread, at normal priority or SCHED_IDLE (the default), with or without the IVF warm start.
+  for prio in normal idle; do
+    for warm in false true; do
       "$BENCH" --sizes "" --swap --swap_via engine --swap_items 100000 --swap_index ivf \
-        --ivf_nprobe 64 --swap_build_threads "$bt" --swap_nice "$nice" --swap_load_fraction 0.3 \
-        --swap_window 10 --swaps 3 --channels 4 --threads 2 2>&1 | tee -a "$OUT/swap.txt"
+        --ivf_nprobe 64 --swap_build_threads 1 --swap_priority "$prio" --swap_warm_start="$warm" \
+        --swap_load_fraction 0.3 --swap_window 10 --swaps 3 --channels 4 --threads 2 2>&1 |
+        tee -a "$OUT/swap.txt"
     done
   done
   set +x

@@ -55,6 +55,8 @@ ABSL_FLAG(std::optional<double>, shutdown_deadline_ms, std::nullopt,
 ABSL_FLAG(std::optional<double>, shutdown_health_grace_ms, std::nullopt,
           "NOT_SERVING this long before draining (default 0)");
 ABSL_FLAG(std::optional<uint64_t>, init_seed, std::nullopt, "seed of random towers (default 0)");
+ABSL_FLAG(std::optional<std::string>, background_priority, std::nullopt,
+          "OS priority of snapshot builds and training jobs: idle (default) | nice | normal");
 // The trainer (trainer { ... } in the config; docs/TRAINING.md).
 ABSL_FLAG(std::optional<bool>, disable_trainer, std::nullopt, "run without the background trainer");
 ABSL_FLAG(std::optional<std::string>, objective, std::nullopt, "trainer objective: dr (default) | ipw | dm");
@@ -127,6 +129,7 @@ absl::StatusOr<v1::ServerConfig> ConfigFromFlags() {
     config.set_shutdown_health_grace_ms(*v);
   }
   if (auto v = absl::GetFlag(FLAGS_init_seed)) config.set_init_seed(*v);
+  if (auto v = absl::GetFlag(FLAGS_background_priority)) config.set_background_priority(*v);
   v1::TrainerConfig* t = config.mutable_trainer();
   if (auto v = absl::GetFlag(FLAGS_disable_trainer)) t->set_disabled(*v);
   if (auto v = absl::GetFlag(FLAGS_objective)) {

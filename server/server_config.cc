@@ -11,6 +11,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/background_priority.h"
+#include "core/status_macros.h"
 
 namespace optower::server {
 namespace {
@@ -76,6 +78,7 @@ void ApplyServerConfigDefaults(v1::ServerConfig* c) {
   if (c->max_send_message_bytes() == 0) c->set_max_send_message_bytes(16 << 20);
   if (c->shutdown_deadline_ms() == 0) c->set_shutdown_deadline_ms(5000);
   if (c->intra_op_threads() == 0) c->set_intra_op_threads(1);
+  Default<std::string>(c->mutable_background_priority(), "idle");
   if (c->init_hidden_size() == 0) c->add_init_hidden(64);
   if (c->init_embedding_dim() == 0) c->set_init_embedding_dim(32);
 
@@ -206,6 +209,9 @@ absl::Status ValidateServerConfig(const v1::ServerConfig& c) {
     return bad("shutdown_health_grace_ms", c.shutdown_health_grace_ms(), "must be >= 0");
   }
   if (c.intra_op_threads() < 1) return bad("intra_op_threads", c.intra_op_threads(), "must be >= 1");
+  if (!c.background_priority().empty()) {
+    RETURN_IF_ERROR(ParseBackgroundPriority(c.background_priority()).status());
+  }
   for (int i = 0; i < c.init_hidden_size(); ++i) {
     if (c.init_hidden(i) < 1) {
       return bad(absl::StrCat("init_hidden[", i, "]"), c.init_hidden(i), "must be >= 1");
@@ -273,7 +279,15 @@ ItemIndexOptions IndexOptionsFromConfig(const v1::ServerConfig& c) {
   o.hnsw_ef_construction = ix.hnsw_ef_construction();
   o.hnsw_ef_search = ix.hnsw_ef_search();
   o.threads = ix.build_threads();
+  o.ivf_warm_start = !ix.ivf_cold_rebuild();
   return o;
+}
+
+// Validated by ValidateServerConfig; empty (defaults not applied) = idle.
+BackgroundPriority BackgroundPriorityFromConfig(const v1::ServerConfig& c) {
+  absl::StatusOr<BackgroundPriority> p = ParseBackgroundPriority(
+      c.background_priority().empty() ? "idle" : c.background_priority());
+  return p.ok() ? *p : BackgroundPriority::kIdle;
 }
 
 RetrievalEngineOptions EngineOptionsFromConfig(const v1::ServerConfig& c) {
@@ -288,6 +302,7 @@ RetrievalEngineOptions EngineOptionsFromConfig(const v1::ServerConfig& c) {
   o.max_feedback_batch = c.max_feedback_batch();
   o.max_upsert_batch = c.max_upsert_batch();
   o.snapshot.index = IndexOptionsFromConfig(c);
+  o.build_priority = BackgroundPriorityFromConfig(c);
   return o;
 }
 
@@ -296,6 +311,7 @@ std::string EventLogPath(const v1::ServerConfig& c) { return c.data_dir() + "/ev
 TrainerOptions TrainerOptionsFromConfig(const v1::ServerConfig& c) {
   const v1::TrainerConfig& t = c.trainer();
   TrainerOptions o;
+  o.priority = BackgroundPriorityFromConfig(c);
   switch (t.objective()) {
     case v1::TrainerConfig::IPW:
       o.learner.objective = Objective::kIpw;

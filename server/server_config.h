@@ -40,6 +40,7 @@ absl::Status ValidateServerConfig(const v1::ServerConfig& config);
 
 RetrievalEngineOptions EngineOptionsFromConfig(const v1::ServerConfig& config);
 ItemIndexOptions IndexOptionsFromConfig(const v1::ServerConfig& config);
+BackgroundPriority BackgroundPriorityFromConfig(const v1::ServerConfig& config);
 // The trainer's options from config.trainer (after ApplyServerConfigDefaults).
 TrainerOptions TrainerOptionsFromConfig(const v1::ServerConfig& config);
 // Checks config.trainer (part of ValidateServerConfig); errors name "trainer.<field>=<value>".

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/time/clock.h"
 #include "core/event_log.h"
 #include "core/model_snapshot.h"
 #include "core/slate_sampler.h"
@@ -365,6 +366,31 @@ TEST_F(RetrievalEngineTest, ReplaceModelServesTheNewVersion) {
   EXPECT_EQ(r->model_version, "v2");
   EXPECT_TRUE(absl::IsInvalidArgument(
       engine_->ReplaceModel("v3", TinyModel(kDimContext + 1, catalog_, 1.0, 12))));
+}
+
+TEST_F(RetrievalEngineTest, ReplacedSnapshotIsFreedByTheSwapOnceNoRequestHoldsIt) {
+  Init(10, RetrievalEngineOptions{});
+  std::weak_ptr<const ModelSnapshot> v1 = engine_->snapshot();
+  ASSERT_TRUE(engine_->ReplaceModel("v2", TinyModel(kDimContext, catalog_, 1.0, 12)).ok());
+  EXPECT_TRUE(v1.expired()) << "no request held v1: the swap itself freed it";
+
+  // A request that still holds its snapshot keeps it alive, and the swap does not wait for it
+  // beyond its bound (2 s): the last holder frees it then.
+  std::shared_ptr<const ModelSnapshot> pinned = engine_->snapshot();
+  std::weak_ptr<const ModelSnapshot> v2 = pinned;
+  const absl::Time start = absl::Now();
+  ASSERT_TRUE(engine_->ReplaceModel("v3", TinyModel(kDimContext, catalog_, 1.0, 13)).ok());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(60));
+  EXPECT_EQ(engine_->snapshot()->model_version(), "v3");
+  ASSERT_FALSE(v2.expired());
+  EXPECT_EQ(pinned->model_version(), "v2");
+  pinned.reset();
+  EXPECT_TRUE(v2.expired());
+
+  // Catalog changes retire their predecessor the same way.
+  std::weak_ptr<const ModelSnapshot> v3 = engine_->snapshot();
+  ASSERT_TRUE(engine_->DeleteItems({catalog_.ids[0]}).ok());
+  EXPECT_TRUE(v3.expired());
 }
 
 TEST_F(RetrievalEngineTest, WithoutEventLogServesButRefusesFeedback) {

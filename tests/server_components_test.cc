@@ -93,6 +93,7 @@ TEST(ServerConfigTest, ValidationNamesFieldAndValue) {
       {[](auto& c) { c.mutable_event_log()->set_max_commit_delay_ms(-1); },
        "event_log.max_commit_delay_ms=-1"},
       {[](auto& c) { c.set_max_receive_message_bytes(10); }, "max_receive_message_bytes=10"},
+      {[](auto& c) { c.set_background_priority("low"); }, "background_priority='low'"},
   };
   for (const Case& c : cases) {
     v1::ServerConfig config = valid();
@@ -106,6 +107,14 @@ TEST(ServerConfigTest, ValidationNamesFieldAndValue) {
   with_model.set_dim_context(0);
   with_model.set_model_dir("runs/m1");
   EXPECT_TRUE(ValidateServerConfig(with_model).ok()) << "the model supplies dims and items";
+
+  // Background work defaults to SCHED_IDLE, for the engine's builds and the trainer alike.
+  EXPECT_EQ(valid().background_priority(), "idle");
+  EXPECT_EQ(EngineOptionsFromConfig(valid()).build_priority, BackgroundPriority::kIdle);
+  v1::ServerConfig nice = valid();
+  nice.set_background_priority("nice");
+  EXPECT_EQ(EngineOptionsFromConfig(nice).build_priority, BackgroundPriority::kNice);
+  EXPECT_EQ(TrainerOptionsFromConfig(nice).priority, BackgroundPriority::kNice);
 }
 
 TEST(ServerConfigTest, ParsesDurabilityAndIndexNames) {
