@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -290,6 +292,28 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerOptions& o
   return t;
 }
 
+// Runs the compute of a job (`fn`, returning a Status or StatusOr) at `priority` on a thread of its own
+// and returns its result. Only the compute: the worker thread itself stays at normal priority and
+// does everything that takes a lock shared with serving — the event log's queue (Flush), and above
+// all the publish, whose SnapshotHolder write lock every Retrieve reads through. A low-priority thread
+// holding that lock would stall every request until the scheduler gets back to it (measured: p99
+// 41 ms during a publish from an idle-priority trainer thread, docs/BENCHMARKS.md §5).
+namespace {
+template <typename Fn>
+auto AtPriority(BackgroundPriority priority, Fn&& fn) -> decltype(fn()) {
+  std::optional<decltype(fn())> out;
+  const absl::Status set = RunWithPriority(priority, [&] { out.emplace(fn()); });
+  if (!set.ok()) {
+    static std::once_flag warned;
+    std::call_once(warned, [&] {
+      std::fprintf(stderr, "optower: warning: training jobs run at normal priority (priority=%s: %s)\n",
+                   BackgroundPriorityName(priority), std::string(set.message()).c_str());
+    });
+  }
+  return std::move(*out);
+}
+}  // namespace
+
 Trainer::Trainer(const TrainerOptions& options, EventLog* log, ModelStore* store,
                  TrainerHooks hooks)
     : options_(options), log_(log), store_(store), hooks_(std::move(hooks)) {}
@@ -350,11 +374,6 @@ absl::StatusOr<std::string> Trainer::Enqueue(bool force, std::string trigger) {
 }
 
 void Trainer::WorkerLoop() {
-  // This thread exists only for jobs, so lowering it is safe (it cannot be raised back).
-  if (absl::Status s = SetCurrentThreadPriority(options_.priority); !s.ok()) {
-    std::fprintf(stderr, "optower: warning: training jobs run at normal priority (priority=%s: %s)\n",
-                 BackgroundPriorityName(options_.priority), std::string(s.message()).c_str());
-  }
   const bool auto_on =
       options_.auto_every_feedback > 0 || options_.auto_every > absl::ZeroDuration();
   while (true) {
@@ -544,17 +563,21 @@ absl::StatusOr<JobState> Trainer::ExecuteJob(const std::string& job_id, bool for
   ro.min_served_id =
       options_.max_events > 0 ? std::max<int64_t>(0, watermark - options_.max_events + 1) : 0;
   ro.max_rows = options_.read_page_rows;
-  while (watermark > 0) {
-    ASSIGN_OR_RETURN(std::vector<EventLog::JoinedRow> rows, log_->ReadJoined(ro));
-    if (rows.empty()) break;
-    if (snap.log.dim_context == 0) snap.log.dim_context = static_cast<int64_t>(rows[0].context.size());
-    if (snap.log.dim_context == 0)
-      return absl::FailedPreconditionError("the first logged context is empty (0 features)");
-    RETURN_IF_ERROR(AppendToSnapshot(rows, catalog, options_.snapshot, now, &snap));
-    if (static_cast<int64_t>(rows.size()) < ro.max_rows) break;
-    ro.min_served_id = rows.back().served_id + 1;
-    RETURN_IF_ERROR(check_cancel());
-  }
+  RETURN_IF_ERROR(AtPriority(options_.priority, [&]() -> absl::Status {
+    while (watermark > 0) {
+      ASSIGN_OR_RETURN(std::vector<EventLog::JoinedRow> rows, log_->ReadJoined(ro));
+      if (rows.empty()) break;
+      if (snap.log.dim_context == 0)
+        snap.log.dim_context = static_cast<int64_t>(rows[0].context.size());
+      if (snap.log.dim_context == 0)
+        return absl::FailedPreconditionError("the first logged context is empty (0 features)");
+      RETURN_IF_ERROR(AppendToSnapshot(rows, catalog, options_.snapshot, now, &snap));
+      if (static_cast<int64_t>(rows.size()) < ro.max_rows) break;
+      ro.min_served_id = rows.back().served_id + 1;
+      RETURN_IF_ERROR(check_cancel());
+    }
+    return absl::OkStatus();
+  }));
   const SnapshotCounts counts = snap.counts;
   UpdateJob(job_id, [&](JobInfo& j) { j.counts = counts; });
   const std::string count_text = absl::StrFormat(
@@ -619,7 +642,9 @@ absl::StatusOr<JobState> Trainer::ExecuteJob(const std::string& job_id, bool for
     e.improved = p.improved;
     AddEvent(job_id, std::move(e));
   };
-  ASSIGN_OR_RETURN(PolicyTrainResult trained, TrainPolicy(train, catalog, lo, progress));
+  ASSIGN_OR_RETURN(PolicyTrainResult trained, AtPriority(options_.priority, [&] {
+                     return TrainPolicy(train, catalog, lo, progress);
+                   }));
   UpdateJob(job_id, [&](JobInfo& j) { j.metrics = trained.metrics; });
 
   // ---- evaluate ----
@@ -635,10 +660,13 @@ absl::StatusOr<JobState> Trainer::ExecuteJob(const std::string& job_id, bool for
   } else {
     // Both policies with the NEW q̂: it was fitted on the train part only, so the holdout is
     // independent of it, and sharing it makes the paired difference tight.
-    ASSIGN_OR_RETURN(OpeSamples old_s,
-                     MakeOpeSamples(*served.model, &trained.reward_model, holdout, catalog));
-    ASSIGN_OR_RETURN(OpeSamples new_s,
-                     MakeOpeSamples(trained.policy, &trained.reward_model, holdout, catalog));
+    ASSIGN_OR_RETURN(OpeSamples old_s, AtPriority(options_.priority, [&] {
+                       return MakeOpeSamples(*served.model, &trained.reward_model, holdout, catalog);
+                     }));
+    ASSIGN_OR_RETURN(OpeSamples new_s, AtPriority(options_.priority, [&] {
+                       return MakeOpeSamples(trained.policy, &trained.reward_model, holdout,
+                                             catalog);
+                     }));
     OpeOptions oo;
     oo.confidence = options_.gate.confidence;
     oo.weight_clip = options_.gate.weight_clip;

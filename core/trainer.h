@@ -183,10 +183,12 @@ struct TrainerOptions {
   absl::Duration auto_every = absl::ZeroDuration();
   absl::Duration auto_poll_interval = absl::Seconds(2);  // how often the worker checks (> 0)
   int max_jobs_kept = 100;         // finished jobs kept in memory for GetJob/ListJobs (>= 1)
-  // OS priority of the worker thread (and so of every job's training, evaluation and publish build):
-  // by default it only uses CPU that serving leaves idle (core/background_priority.h). Under a
-  // serving load that keeps every core busy, an idle-priority job progresses slowly; "nice" gives it
-  // a small guaranteed share.
+  // OS priority of a job's compute — reading the log into samples, fitting q̂ and the policy,
+  // the OPE samples — each run on a thread of its own (core/background_priority.h); the publish's
+  // index build gets the engine's build_priority. By default they only use CPU that serving leaves
+  // idle. The worker thread itself stays at normal priority: it takes locks that serving shares
+  // (the event log's queue, the snapshot holder when publishing). Under a serving load that keeps
+  // every core busy an idle-priority job progresses slowly; "nice" gives it a small share.
   BackgroundPriority priority = BackgroundPriority::kIdle;
 };
 
