@@ -3,10 +3,10 @@
 // only the CPU that serving leaves idle (docs/SERVING.md "Background work").
 //
 // Why SCHED_IDLE by default: on a small machine a swap's index build or a training epoch runs beside
-// request threads on the same cores. At normal priority (and even at nice 19, which still receives a
-// time slice when it competes) a request thread that wakes up may wait for the background thread's
-// slice to end, which raised the serving p99 by 2.4-6x during a swap (docs/BENCHMARKS.md §5). A
-// SCHED_IDLE thread is preempted as soon as a normal thread becomes runnable on its core.
+// request threads on the same cores. At normal priority that raised the serving p99 4-6x during a
+// swap, at SCHED_IDLE 1.75x (docs/BENCHMARKS.md §5): a SCHED_IDLE thread gets CPU time only when no
+// normal thread wants it and is preempted as soon as one becomes runnable on its core, whereas a
+// normal (or nice 19) thread keeps a fair share of the cores the request threads need.
 //
 // Linux only. The policy is per thread and inherited by threads created afterwards by that thread
 // (OpenMP workers of its parallel regions included), so background work runs on a *dedicated* thread
