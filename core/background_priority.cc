@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <mutex>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -68,6 +70,16 @@ absl::Status RunWithPriority(BackgroundPriority priority, absl::FunctionRef<void
   });
   worker.join();
   return set;
+}
+
+void WarnPriorityNotSet(BackgroundPriority priority, const absl::Status& error) {
+  static std::once_flag warned;
+  std::call_once(warned, [&] {
+    std::fprintf(stderr,
+                 "optower: warning: background work (snapshot builds, training) runs at normal "
+                 "priority: background_priority=%s could not be set: %s\n",
+                 BackgroundPriorityName(priority), std::string(error.message()).c_str());
+  });
 }
 
 }  // namespace optower

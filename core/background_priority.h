@@ -16,7 +16,10 @@
 #ifndef OPTOWER_CORE_BACKGROUND_PRIORITY_H_
 #define OPTOWER_CORE_BACKGROUND_PRIORITY_H_
 
+#include <optional>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
@@ -44,6 +47,27 @@ absl::Status SetCurrentThreadPriority(BackgroundPriority priority);
 // the calling thread. If the priority cannot be set, `work` still runs (at the inherited priority)
 // and the error is returned after it, for the caller to report; `work`'s own outcome is its business.
 absl::Status RunWithPriority(BackgroundPriority priority, absl::FunctionRef<void()> work);
+
+// Prints one warning per process to stderr that background work runs at normal priority because
+// `priority` could not be set (`error`).
+void WarnPriorityNotSet(BackgroundPriority priority, const absl::Status& error);
+
+// RunWithPriority for work that must not fail over its scheduling class (snapshot builds, training
+// jobs): returns what `fn` returns (void allowed); a priority that cannot be set costs one warning
+// (WarnPriorityNotSet), not the work.
+template <typename Fn>
+auto RunAtPriority(BackgroundPriority priority, Fn&& fn) -> decltype(fn()) {
+  using Result = decltype(fn());
+  if constexpr (std::is_void_v<Result>) {
+    const absl::Status set = RunWithPriority(priority, [&] { fn(); });
+    if (!set.ok()) WarnPriorityNotSet(priority, set);
+  } else {
+    std::optional<Result> out;
+    const absl::Status set = RunWithPriority(priority, [&] { out.emplace(fn()); });
+    if (!set.ok()) WarnPriorityNotSet(priority, set);
+    return std::move(*out);
+  }
+}
 
 }  // namespace optower
 

@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
-#include <mutex>
 #include <string>
 #include <utility>
 
@@ -286,10 +284,9 @@ absl::StatusOr<CatalogChangeResult> RetrievalEngine::UpsertItems(const ItemCatal
   }
 
   // v(a) of the upserted items only; the other rows keep the embeddings the index already holds.
-  absl::StatusOr<std::vector<float>> embedded = absl::InternalError("not embedded");
-  RunWithPriority(options_.build_priority, [&] { embedded = old->model().EmbedItems(items); })
-      .IgnoreError();  // a priority failure is reported by BuildInBackground below
-  ASSIGN_OR_RETURN(const std::vector<float> fresh, std::move(embedded));
+  ASSIGN_OR_RETURN(const std::vector<float> fresh, RunAtPriority(options_.build_priority, [&] {
+                     return old->model().EmbedItems(items);
+                   }));
   const int64_t d = old->embedding_dim();
   ItemCatalog next = cat;
   std::vector<float> embeddings(static_cast<size_t>((cat.size() + n) * d));
@@ -311,7 +308,7 @@ absl::StatusOr<CatalogChangeResult> RetrievalEngine::UpsertItems(const ItemCatal
     std::copy_n(fresh.data() + i * d, d, embeddings.data() + row * d);
   }
   embeddings.resize(static_cast<size_t>(next.size() * d));
-  ASSIGN_OR_RETURN(std::shared_ptr<const ModelSnapshot> snapshot, BuildInBackground([&] {
+  ASSIGN_OR_RETURN(std::shared_ptr<const ModelSnapshot> snapshot, RunAtPriority(options_.build_priority, [&] {
                      return ModelSnapshot::BuildWithEmbeddings(
                          old->model_version(), old->shared_model(), std::move(next),
                          std::move(embeddings), old->catalog_version() + 1, options_.snapshot, old.get());
@@ -362,7 +359,7 @@ absl::StatusOr<CatalogChangeResult> RetrievalEngine::DeleteItems(
     next.features.insert(next.features.end(), cat.feature(row), cat.feature(row) + dim);
     embeddings.insert(embeddings.end(), old->item_embedding(row), old->item_embedding(row) + d);
   }
-  ASSIGN_OR_RETURN(std::shared_ptr<const ModelSnapshot> snapshot, BuildInBackground([&] {
+  ASSIGN_OR_RETURN(std::shared_ptr<const ModelSnapshot> snapshot, RunAtPriority(options_.build_priority, [&] {
                      return ModelSnapshot::BuildWithEmbeddings(
                          old->model_version(), old->shared_model(), std::move(next),
                          std::move(embeddings), old->catalog_version() + 1, options_.snapshot, old.get());
@@ -383,7 +380,7 @@ absl::Status RetrievalEngine::ReplaceModel(std::string model_version,
         ": differs from the served dim_context=", old->dim_context(),
         " (clients send contexts of the served size)"));
   }
-  ASSIGN_OR_RETURN(std::shared_ptr<const ModelSnapshot> snapshot, BuildInBackground([&] {
+  ASSIGN_OR_RETURN(std::shared_ptr<const ModelSnapshot> snapshot, RunAtPriority(options_.build_priority, [&] {
                      return ModelSnapshot::Build(std::move(model_version), std::move(model),
                                                  old->catalog(), old->catalog_version(),
                                                  options_.snapshot, old.get());
@@ -410,24 +407,6 @@ absl::StatusOr<CatalogChangeResult> RetrievalEngine::Publish(
   return result;
 }
 
-absl::StatusOr<std::shared_ptr<const ModelSnapshot>> RetrievalEngine::BuildInBackground(
-    absl::FunctionRef<absl::StatusOr<std::shared_ptr<const ModelSnapshot>>()> build) const {
-  absl::StatusOr<std::shared_ptr<const ModelSnapshot>> out = absl::InternalError("not built");
-  const absl::Status priority = RunWithPriority(options_.build_priority, [&] { out = build(); });
-  if (!priority.ok()) {
-    // The build ran anyway, at the caller's priority; say so once rather than fail a swap for it.
-    static std::once_flag warned;
-    std::call_once(warned, [&] {
-      std::fprintf(stderr,
-                   "optower: warning: snapshot builds run at normal priority (build_priority=%s "
-                   "could not be set: %s)\n",
-                   BackgroundPriorityName(options_.build_priority),
-                   std::string(priority.message()).c_str());
-    });
-  }
-  return out;
-}
-
 void RetrievalEngine::PublishAndRetire(std::shared_ptr<const ModelSnapshot> next,
                                        std::shared_ptr<const ModelSnapshot> old) {
   std::shared_ptr<const ModelSnapshot> previous = holder_.Publish(std::move(next));
@@ -439,7 +418,7 @@ void RetrievalEngine::PublishAndRetire(std::shared_ptr<const ModelSnapshot> next
   // request), the last holder frees it after all.
   const absl::Time deadline = absl::Now() + absl::Seconds(2);
   while (previous.use_count() > 1 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
-  RunWithPriority(options_.build_priority, [&] { previous.reset(); }).IgnoreError();
+  RunAtPriority(options_.build_priority, [&] { previous.reset(); });
 }
 
 RetrievalEngine::Stats RetrievalEngine::stats() const {

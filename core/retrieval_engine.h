@@ -32,7 +32,6 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -173,9 +172,6 @@ class RetrievalEngine {
                                               CatalogChangeResult result,
                                               std::shared_ptr<const ModelSnapshot> old)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
-  // Runs `build` at options_.build_priority (on a dedicated thread; the caller waits).
-  absl::StatusOr<std::shared_ptr<const ModelSnapshot>> BuildInBackground(
-      absl::FunctionRef<absl::StatusOr<std::shared_ptr<const ModelSnapshot>>()> build) const;
   // Publishes `next` and frees the replaced snapshot off the serving path (see the .cc).
   void PublishAndRetire(std::shared_ptr<const ModelSnapshot> next,
                         std::shared_ptr<const ModelSnapshot> old)

@@ -2,9 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <limits>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -292,28 +290,6 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerOptions& o
   return t;
 }
 
-// Runs the compute of a job (`fn`, returning a Status or StatusOr) at `priority` on a thread of its own
-// and returns its result. Only the compute: the worker thread itself stays at normal priority and
-// does everything that takes a lock shared with serving — the event log's queue (Flush), and above
-// all the publish, whose SnapshotHolder write lock every Retrieve reads through. A low-priority thread
-// holding that lock would stall every request until the scheduler gets back to it (measured: p99
-// 41 ms during a publish from an idle-priority trainer thread, docs/BENCHMARKS.md §5).
-namespace {
-template <typename Fn>
-auto AtPriority(BackgroundPriority priority, Fn&& fn) -> decltype(fn()) {
-  std::optional<decltype(fn())> out;
-  const absl::Status set = RunWithPriority(priority, [&] { out.emplace(fn()); });
-  if (!set.ok()) {
-    static std::once_flag warned;
-    std::call_once(warned, [&] {
-      std::fprintf(stderr, "optower: warning: training jobs run at normal priority (priority=%s: %s)\n",
-                   BackgroundPriorityName(priority), std::string(set.message()).c_str());
-    });
-  }
-  return std::move(*out);
-}
-}  // namespace
-
 Trainer::Trainer(const TrainerOptions& options, EventLog* log, ModelStore* store,
                  TrainerHooks hooks)
     : options_(options), log_(log), store_(store), hooks_(std::move(hooks)) {}
@@ -563,7 +539,13 @@ absl::StatusOr<JobState> Trainer::ExecuteJob(const std::string& job_id, bool for
   ro.min_served_id =
       options_.max_events > 0 ? std::max<int64_t>(0, watermark - options_.max_events + 1) : 0;
   ro.max_rows = options_.read_page_rows;
-  RETURN_IF_ERROR(AtPriority(options_.priority, [&]() -> absl::Status {
+  // A job's compute (this read, the learner, the OPE samples) runs at options_.priority on threads of
+  // its own; this worker thread stays at normal priority for everything that takes a lock shared with
+  // serving — the event log's queue (Flush above), and above all the publish, whose SnapshotHolder
+  // write lock every Retrieve reads through. A low-priority thread holding that lock would stall every
+  // request until the scheduler gets back to it (measured: p99 41 ms during a publish from an
+  // idle-priority trainer thread, docs/BENCHMARKS.md §5).
+  RETURN_IF_ERROR(RunAtPriority(options_.priority, [&]() -> absl::Status {
     while (watermark > 0) {
       ASSIGN_OR_RETURN(std::vector<EventLog::JoinedRow> rows, log_->ReadJoined(ro));
       if (rows.empty()) break;
@@ -642,7 +624,7 @@ absl::StatusOr<JobState> Trainer::ExecuteJob(const std::string& job_id, bool for
     e.improved = p.improved;
     AddEvent(job_id, std::move(e));
   };
-  ASSIGN_OR_RETURN(PolicyTrainResult trained, AtPriority(options_.priority, [&] {
+  ASSIGN_OR_RETURN(PolicyTrainResult trained, RunAtPriority(options_.priority, [&] {
                      return TrainPolicy(train, catalog, lo, progress);
                    }));
   UpdateJob(job_id, [&](JobInfo& j) { j.metrics = trained.metrics; });
@@ -660,10 +642,10 @@ absl::StatusOr<JobState> Trainer::ExecuteJob(const std::string& job_id, bool for
   } else {
     // Both policies with the NEW q̂: it was fitted on the train part only, so the holdout is
     // independent of it, and sharing it makes the paired difference tight.
-    ASSIGN_OR_RETURN(OpeSamples old_s, AtPriority(options_.priority, [&] {
+    ASSIGN_OR_RETURN(OpeSamples old_s, RunAtPriority(options_.priority, [&] {
                        return MakeOpeSamples(*served.model, &trained.reward_model, holdout, catalog);
                      }));
-    ASSIGN_OR_RETURN(OpeSamples new_s, AtPriority(options_.priority, [&] {
+    ASSIGN_OR_RETURN(OpeSamples new_s, RunAtPriority(options_.priority, [&] {
                        return MakeOpeSamples(trained.policy, &trained.reward_model, holdout,
                                              catalog);
                      }));
