@@ -1,15 +1,13 @@
 #include "server/auth.h"
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <iterator>
-#include <sstream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "server/setting_file.h"
 
 namespace optower::server {
 namespace {
@@ -17,19 +15,6 @@ namespace {
 // The placeholder shipped in deploy/k8s/secret.yaml: refuse it so a forgotten replacement fails the
 // start instead of guarding the admin RPCs with a published token.
 constexpr absl::string_view kPlaceholderPrefix = "REPLACE-ME";
-
-absl::StatusOr<std::string> ReadFile(const std::string& path, const std::string& field) {
-  errno = 0;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    const int err = errno != 0 ? errno : ENOENT;
-    return absl::ErrnoToStatus(err, absl::StrCat(field, "=", path, ": cannot read it"));
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return absl::DataLossError(absl::StrCat(field, "=", path, ": read error"));
-  return text.str();
-}
 
 absl::string_view StripTrailingWhitespace(absl::string_view s) {
   while (!s.empty() && absl::ascii_isspace(static_cast<unsigned char>(s.back()))) {
@@ -70,7 +55,7 @@ absl::StatusOr<BearerToken> BearerToken::Create(absl::string_view token,
 
 absl::StatusOr<BearerToken> BearerToken::FromFile(const std::string& path,
                                                   const std::string& field) {
-  absl::StatusOr<std::string> text = ReadFile(path, field);
+  absl::StatusOr<std::string> text = ReadSettingFile(path, field);
   if (!text.ok()) return text.status();
   absl::StatusOr<BearerToken> token =
       Create(StripTrailingWhitespace(*text), absl::StrCat(field, "=", path));

@@ -1,30 +1,22 @@
 #include "server/tls.h"
 
-#include <cerrno>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "server/setting_file.h"
 
 namespace optower::server {
 namespace {
 
 // The whole PEM file; `field` names the setting in messages.
 absl::StatusOr<std::string> ReadPem(const std::string& path, const std::string& field) {
-  errno = 0;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    const int err = errno != 0 ? errno : ENOENT;
-    return absl::ErrnoToStatus(err, absl::StrCat(field, "=", path, ": cannot read it"));
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (!absl::StrContains(text.str(), "-----BEGIN ")) {
+  absl::StatusOr<std::string> text = ReadSettingFile(path, field);
+  if (!text.ok()) return text.status();
+  if (!absl::StrContains(*text, "-----BEGIN ")) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, "=", path, ": not a PEM file (no -----BEGIN line)"));
   }
-  return text.str();
+  return text;
 }
 
 }  // namespace
