@@ -195,6 +195,18 @@ struct MetricsRegistry::Entry {
   std::function<std::vector<MetricSample>()> collect;
 };
 
+MetricsRegistry::Entry* MetricsRegistry::AppendEntry(const std::string& name,
+                                                     const std::string& help, const char* type,
+                                                     const std::vector<std::string>& label_names) {
+  auto e = std::make_unique<Entry>();
+  e->name = name;
+  e->help = help;
+  e->type = type;
+  e->label_names = label_names;
+  entries_.push_back(std::move(e));
+  return entries_.back().get();
+}
+
 MetricsRegistry::MetricsRegistry() = default;
 MetricsRegistry::~MetricsRegistry() = default;
 
@@ -234,16 +246,10 @@ absl::StatusOr<CounterFamily*> MetricsRegistry::AddCounter(const std::string& na
                                                            std::vector<std::string> label_names) {
   absl::MutexLock lock(&mu_);
   if (absl::Status s = CheckNew(name, label_names, false); !s.ok()) return s;
-  auto e = std::make_unique<Entry>();
-  e->name = name;
-  e->help = help;
-  e->type = "counter";
-  e->label_names = label_names;
+  Entry* e = AppendEntry(name, help, "counter", label_names);
   e->counter.reset(new CounterFamily(name, std::move(label_names),
                                      [] { return std::make_unique<Counter>(); }));
-  CounterFamily* family = e->counter.get();
-  entries_.push_back(std::move(e));
-  return family;
+  return e->counter.get();
 }
 
 absl::StatusOr<GaugeFamily*> MetricsRegistry::AddGauge(const std::string& name,
@@ -251,16 +257,10 @@ absl::StatusOr<GaugeFamily*> MetricsRegistry::AddGauge(const std::string& name,
                                                        std::vector<std::string> label_names) {
   absl::MutexLock lock(&mu_);
   if (absl::Status s = CheckNew(name, label_names, false); !s.ok()) return s;
-  auto e = std::make_unique<Entry>();
-  e->name = name;
-  e->help = help;
-  e->type = "gauge";
-  e->label_names = label_names;
+  Entry* e = AppendEntry(name, help, "gauge", label_names);
   e->gauge.reset(
       new GaugeFamily(name, std::move(label_names), [] { return std::make_unique<Gauge>(); }));
-  GaugeFamily* family = e->gauge.get();
-  entries_.push_back(std::move(e));
-  return family;
+  return e->gauge.get();
 }
 
 absl::StatusOr<HistogramFamily*> MetricsRegistry::AddHistogram(
@@ -284,17 +284,11 @@ absl::StatusOr<HistogramFamily*> MetricsRegistry::AddHistogram(
                                                      "]=", FormatMetricValue(bounds[i - 1])));
     }
   }
-  auto e = std::make_unique<Entry>();
-  e->name = name;
-  e->help = help;
-  e->type = "histogram";
-  e->label_names = label_names;
+  Entry* e = AppendEntry(name, help, "histogram", label_names);
   e->histogram.reset(new HistogramFamily(name, std::move(label_names), [bounds] {
     return std::make_unique<Histogram>(bounds);
   }));
-  HistogramFamily* family = e->histogram.get();
-  entries_.push_back(std::move(e));
-  return family;
+  return e->histogram.get();
 }
 
 absl::Status MetricsRegistry::AddCallback(const std::string& name, const std::string& help,
@@ -303,13 +297,9 @@ absl::Status MetricsRegistry::AddCallback(const std::string& name, const std::st
   if (!collect) return absl::InvalidArgumentError(absl::StrCat(name, ": no collect function"));
   absl::MutexLock lock(&mu_);
   if (absl::Status s = CheckNew(name, label_names, false); !s.ok()) return s;
-  auto e = std::make_unique<Entry>();
-  e->name = name;
-  e->help = help;
-  e->type = type == MetricType::kCounter ? "counter" : "gauge";
-  e->label_names = std::move(label_names);
+  Entry* e =
+      AppendEntry(name, help, type == MetricType::kCounter ? "counter" : "gauge", label_names);
   e->collect = std::move(collect);
-  entries_.push_back(std::move(e));
   return absl::OkStatus();
 }
 

@@ -178,6 +178,10 @@ class MetricsRegistry {
   struct Entry;
   absl::Status CheckNew(const std::string& name, const std::vector<std::string>& label_names,
                         bool histogram) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Registers a new entry (after CheckNew) and returns it for the caller to attach its family.
+  Entry* AppendEntry(const std::string& name, const std::string& help, const char* type,
+                     const std::vector<std::string>& label_names)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   mutable absl::Mutex mu_;
   std::vector<std::unique_ptr<Entry>> entries_ ABSL_GUARDED_BY(mu_);  // registration order
