@@ -21,22 +21,8 @@ namespace {
 using ::testing::HasSubstr;
 using testutil::RunOptower;
 using testutil::SubprocessResult;
+using testutil::PyJson;
 using testutil::TempDir;
-
-// Runs a Python expression over the JSON document `json` (bound to `d`) and returns what it prints.
-std::string PyJson(const std::string& json, const std::string& expression) {
-  testutil::SubprocessOptions options;
-  options.stdin_data = json;
-  options.timeout_seconds = 30;
-  absl::StatusOr<SubprocessResult> r = testutil::RunSubprocess(
-      {"/usr/bin/python3", "-c",
-       absl::StrCat("import json,sys\nd=json.loads(sys.stdin.read())\nr=(", expression, ")\nprint(r)")},
-      options);
-  EXPECT_TRUE(r.ok()) << r.status();
-  if (!r.ok()) return "";
-  EXPECT_EQ(r->exit_code, 0) << "not JSON: " << json << "\n" << r->err;
-  return std::string(absl::StripTrailingAsciiWhitespace(r->out));
-}
 
 class CliOnlineTest : public ::testing::Test {
  protected:

@@ -16,7 +16,9 @@
 #include <mutex>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
 
 extern char** environ;
 
@@ -193,6 +195,20 @@ absl::StatusOr<SubprocessResult> RunOptower(const std::vector<std::string>& args
   std::vector<std::string> argv = {OptowerBinaryPath()};
   argv.insert(argv.end(), args.begin(), args.end());
   return RunSubprocess(argv, options);
+}
+
+std::string PyJson(const std::string& json, const std::string& expression) {
+  SubprocessOptions options;
+  options.stdin_data = json;
+  options.timeout_seconds = 30;
+  absl::StatusOr<SubprocessResult> r = RunSubprocess(
+      {"/usr/bin/python3", "-c",
+       absl::StrCat("import json,sys\nd=json.loads(sys.stdin.read())\nr=(", expression, ")\nprint(r)")},
+      options);
+  EXPECT_TRUE(r.ok()) << r.status();
+  if (!r.ok()) return "";
+  EXPECT_EQ(r->exit_code, 0) << "not JSON: " << json << "\n" << r->err;
+  return std::string(absl::StripTrailingAsciiWhitespace(r->out));
 }
 
 }  // namespace optower::testutil

@@ -48,6 +48,11 @@ std::string OptowerBinaryPath();
 absl::StatusOr<SubprocessResult> RunOptower(const std::vector<std::string>& args,
                                             const SubprocessOptions& options = {});
 
+// Runs the Python expression `expression` over the JSON document `json` (bound to `d`) with
+// /usr/bin/python3 and returns what it prints, trailing whitespace removed. A failed run or a
+// document that is not JSON is a test failure (EXPECT) and returns "".
+std::string PyJson(const std::string& json, const std::string& expression);
+
 }  // namespace optower::testutil
 
 #endif  // OPTOWER_TESTS_TESTING_SUBPROCESS_H_
