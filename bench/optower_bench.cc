@@ -842,6 +842,28 @@ struct IndexReport {
 // Swap benchmark
 // ------------------------------------------------------------------------------------------------
 
+// The swap benchmarks' steady open-loop rate: --swap_rate, else --swap_load_fraction x the
+// closed-loop capacity at 16 outstanding calls measured now (3 s); both are printed. `where` is
+// appended to the capacity's description. The capacity run is returned too (its acks are logged).
+struct SteadyLoad {
+  LoadResult capacity;
+  double rate = 0;
+};
+SteadyLoad SteadyRate(LoadGenerator& gen, const Flags& f, bool record_acks, const char* where) {
+  LoadSpec cap;
+  cap.concurrency = 16;
+  cap.k = static_cast<int32_t>(f.k);
+  cap.duration = absl::Seconds(3);
+  cap.max_requests = f.max_requests;
+  cap.record_acks = record_acks;
+  const LoadResult capacity = gen.Run(cap);
+  const double rate = f.swap_rate > 0 ? f.swap_rate : f.swap_load_fraction * capacity.Qps();
+  Say(absl::StrFormat("closed-loop capacity (16 outstanding%s): %.0f qps -> steady load %.0f qps "
+                      "(open loop, at most %d outstanding, %d channels); load %s",
+                      where, capacity.Qps(), rate, f.swap_concurrency, gen.channels(), LoadAvg()));
+  return {capacity, rate};
+}
+
 int RunSwap(const Flags& f, const World& world, const Models& models) {
   Say(absl::StrFormat("\n## swap benchmark (in-process RetrievalEngine::ReplaceModel): N=%d, "
                       "index %s (nprobe %d), build threads %d, build priority %s, IVF warm start %s, "
@@ -898,18 +920,9 @@ int RunSwap(const Flags& f, const World& world, const Models& models) {
                     static_cast<int>(f.context_features));
   if (!gen.WaitConnected(absl::Seconds(10))) return 1;
 
-  // Capacity (closed loop, 16 outstanding) -> the steady open-loop rate.
-  LoadSpec cap;
-  cap.concurrency = 16;
-  cap.k = static_cast<int32_t>(f.k);
-  cap.duration = absl::Seconds(3);
-  cap.max_requests = f.max_requests;
-  cap.record_acks = f.swap_logging;
-  const LoadResult capacity = gen.Run(cap);
-  const double rate = f.swap_rate > 0 ? f.swap_rate : f.swap_load_fraction * capacity.Qps();
-  Say(absl::StrFormat("closed-loop capacity (16 outstanding): %.0f qps -> steady load %.0f qps "
-                      "(open loop, at most %d outstanding, %d channels); load %s",
-                      capacity.Qps(), rate, f.swap_concurrency, gen.channels(), LoadAvg()));
+  const SteadyLoad steady = SteadyRate(gen, f, /*record_acks=*/f.swap_logging, "");
+  const LoadResult& capacity = steady.capacity;
+  const double rate = steady.rate;
 
   std::atomic<bool> stop{false};
   struct SwapTimes {
@@ -1201,18 +1214,9 @@ int RunSwapRpc(const Flags& f, const World& world, const Models& models) {
   LoadGenerator gen(child->address, static_cast<int>(f.channels), ds->contexts,
                     static_cast<int>(f.context_features));
   if (!gen.WaitConnected(absl::Seconds(10))) return 1;
-  LoadSpec cap;
-  cap.concurrency = 16;
-  cap.k = static_cast<int32_t>(f.k);
-  cap.duration = absl::Seconds(3);
-  cap.max_requests = f.max_requests;
-  cap.record_acks = true;
-  const LoadResult capacity = gen.Run(cap);
-  const double rate = f.swap_rate > 0 ? f.swap_rate : f.swap_load_fraction * capacity.Qps();
-  Say(absl::StrFormat("closed-loop capacity (16 outstanding, separate server process): %.0f qps "
-                      "-> steady load %.0f qps (open loop, at most %d outstanding, %d channels); "
-                      "load %s",
-                      capacity.Qps(), rate, f.swap_concurrency, gen.channels(), LoadAvg()));
+  const SteadyLoad steady = SteadyRate(gen, f, /*record_acks=*/true, ", separate server process");
+  const LoadResult& capacity = steady.capacity;
+  const double rate = steady.rate;
 
   std::atomic<bool> stop{false};
   LoadSpec spec;
