@@ -152,6 +152,17 @@ void ListMeans(const float* x, int64_t n, int64_t dim, const FaissIdx* list_of_r
   }
 }
 
+// The list of each row of `ivf`, read from its inverted lists (rows were added with ids 0..n-1).
+std::vector<FaissIdx> ListOfRow(const faiss::IndexIVF& ivf) {
+  std::vector<FaissIdx> list_of_row(static_cast<size_t>(ivf.ntotal), -1);
+  for (size_t l = 0; l < ivf.nlist; ++l) {
+    const faiss::InvertedLists::ScopedIds ids(ivf.invlists, l);
+    const size_t size = ivf.invlists->list_size(l);
+    for (size_t i = 0; i < size; ++i) list_of_row[static_cast<size_t>(ids[i])] = static_cast<FaissIdx>(l);
+  }
+  return list_of_row;
+}
+
 // Nearest centroid (largest inner product, the IVF quantizer's metric) of every row.
 absl::Status AssignToCentroids(const float* x, int64_t n, int64_t dim,
                                const std::vector<float>& centroids, int nlist, FaissIdx* labels) {
@@ -318,9 +329,9 @@ absl::StatusOr<std::unique_ptr<ItemIndex>> ItemIndex::Build(const float* embeddi
     const int nprobe = std::min(options.ivf_nprobe, nlist);
     faiss::SearchParametersIVF params;
     params.nprobe = nprobe;
-    // An IVF index whose quantizer holds `centroids` (trained = given) and whose lists hold every row
-    // under `labels`; or, with centroids == nullptr, FAISS's k-means first.
-    auto make_ivf = [&](const std::vector<float>* centroids, std::vector<FaissIdx>* labels)
+    // An IVF index over every row: with `centroids` (and each row's list in `labels`) the quantizer
+    // holds them as given; with centroids == nullptr FAISS's k-means trains it.
+    auto make_ivf = [&](const std::vector<float>* centroids, const std::vector<FaissIdx>* labels)
         -> absl::StatusOr<std::unique_ptr<faiss::IndexIVFFlat>> {
       auto quantizer = std::make_unique<faiss::IndexFlatIP>(dim);
       auto ivf = std::make_unique<faiss::IndexIVFFlat>(quantizer.get(), dim, nlist,
@@ -330,38 +341,39 @@ absl::StatusOr<std::unique_ptr<ItemIndex>> ItemIndex::Build(const float* embeddi
       ivf->cp.seed = static_cast<int>(options.seed & 0x7fffffff);
       ivf->cp.verbose = false;
       ivf->nprobe = nprobe;
-      labels->resize(static_cast<size_t>(n));
       // k-means here assigns by inner product too (the quantizer's metric). Training the centroids
       // by L2 instead (clustering_index = IndexFlatL2) gave the same recall to 3 decimals on
       // clustered data with log-normal norms (20k x 32, sigma 0.3 and 1.0) at 2.5x the training time.
       RETURN_IF_ERROR(CallFaiss("ivf train/add", [&] {
         if (centroids == nullptr) {
           ivf->train(n, embeddings);
-          ivf->quantizer->assign(n, embeddings, labels->data());
+          ivf->add(n, embeddings);
         } else {
           ivf->quantizer->add(nlist, centroids->data());
           ivf->is_trained = true;
+          ivf->add_core(n, embeddings, nullptr, labels->data());
         }
-        // The assignment is kept (ivf_list_of_row_) for the next build's warm start.
-        ivf->add_core(n, embeddings, nullptr, labels->data());
       }));
       return ivf;
     };
 
-    std::vector<FaissIdx> labels;
     std::unique_ptr<faiss::IndexIVFFlat> ivf;
     double recall = 0.0;
     bool warm = false;
-    if (options.ivf_warm_start && previous != nullptr && previous->backend_ == Backend::kIvf &&
-        previous->dim_ == dim && previous->ivf_nlist_ == nlist &&
-        static_cast<int64_t>(previous->ivf_list_of_row_.size()) == previous->size()) {
+    const faiss::IndexIVF* previous_ivf =
+        previous != nullptr && previous->backend_ == Backend::kIvf
+            ? dynamic_cast<const faiss::IndexIVF*>(previous->index_.get())
+            : nullptr;
+    if (options.ivf_warm_start && previous_ivf != nullptr && previous->dim_ == dim &&
+        static_cast<int>(previous_ivf->nlist) == nlist) {
       // Each row starts in the list its item had in the previous index.
-      labels.assign(static_cast<size_t>(n), -1);
+      const std::vector<FaissIdx> previous_list = ListOfRow(*previous_ivf);
+      std::vector<FaissIdx> labels(static_cast<size_t>(n), -1);
       int64_t known = 0;
       for (int64_t row = 0; row < n; ++row) {
         const int64_t old_row = previous->RowOf(self->ids_[row]);
         if (old_row < 0) continue;
-        labels[row] = previous->ivf_list_of_row_[old_row];
+        labels[row] = previous_list[static_cast<size_t>(old_row)];
         ++known;
       }
       if (2 * known >= n) {
@@ -386,7 +398,7 @@ absl::StatusOr<std::unique_ptr<ItemIndex>> ItemIndex::Build(const float* embeddi
         // Recall alone would accept a degenerate partition (a few huge lists are searched almost
         // exhaustively: high recall, slow search), so the list-size balance must hold up too.
         const double imbalance = ivf->invlists->imbalance_factor();
-        const double max_imbalance = 1.5 * previous->ivf_imbalance_;
+        const double max_imbalance = 1.5 * previous_ivf->invlists->imbalance_factor();
         absl::StrAppend(&report, absl::StrFormat(
                                      " ivf warm start from the previous lists (%d of %d items, %d "
                                      "Lloyd steps) recall@10=%.4f imbalance %.2f in %.2fs",
@@ -405,7 +417,7 @@ absl::StatusOr<std::unique_ptr<ItemIndex>> ItemIndex::Build(const float* embeddi
       }
     }
     if (!warm) {
-      ASSIGN_OR_RETURN(ivf, make_ivf(nullptr, &labels));
+      ASSIGN_OR_RETURN(ivf, make_ivf(nullptr, nullptr));
       ASSIGN_OR_RETURN(recall, MeasureRecall(*ivf, &params, probe));
     }
     const double secs = Seconds(t0);
@@ -415,10 +427,7 @@ absl::StatusOr<std::unique_ptr<ItemIndex>> ItemIndex::Build(const float* embeddi
       absl::StrAppend(&report, " -> ivf;");
       self->backend_ = Backend::kIvf;
       self->ivf_nprobe_ = nprobe;
-      self->ivf_nlist_ = nlist;
       self->ivf_warm_started_ = warm;
-      self->ivf_imbalance_ = ivf->invlists->imbalance_factor();
-      self->ivf_list_of_row_.assign(labels.begin(), labels.end());
       self->recall_at_10_ = recall;
       self->index_ = std::move(ivf);
       chosen = true;

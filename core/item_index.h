@@ -143,10 +143,7 @@ class ItemIndex {
   std::unique_ptr<faiss::Index> storage_;
   const float* xb_ = nullptr;
   int ivf_nprobe_ = 0;
-  int ivf_nlist_ = 0;
   bool ivf_warm_started_ = false;
-  double ivf_imbalance_ = 1.0;  // IVF: FAISS's imbalance factor of the lists (1 = equal sizes)
-  std::vector<int32_t> ivf_list_of_row_;  // IVF: the list of each row (a later build's warm start)
   double recall_at_10_ = 1.0;
   std::string build_report_;
 };
