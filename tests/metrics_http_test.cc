@@ -1,10 +1,6 @@
 // The Prometheus endpoint of a real in-process optower-server (127.0.0.1, ephemeral gRPC and
 // metrics ports): after some Retrieve/Feedback/admin traffic, GET /metrics over a socket and check
 // every family's name and type (docs/METRICS.md) and the counts the traffic implies.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <map>
 #include <memory>
@@ -19,6 +15,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/optower_server.h"
+#include "tests/testing/http_exchange.h"
 #include "tests/testing/serving_fixture.h"
 
 namespace optower {
@@ -32,24 +29,12 @@ constexpr int kDimContext = 3;
 constexpr int kItems = 10;
 constexpr int kSlate = 2;
 
-// GET `path` from 127.0.0.1:port; the whole response (status line, headers, body).
+// GET `path` from 127.0.0.1:port; the whole response (status line, headers, body), "" if nothing
+// listens.
 std::string HttpGet(int port, const std::string& path) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return "";
-  }
-  const std::string request = absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: test\r\n\r\n");
-  ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
-  std::string response;
-  char buf[8192];
-  for (ssize_t n; (n = ::recv(fd, buf, sizeof(buf), 0)) > 0;) response.append(buf, n);
-  ::close(fd);
-  return response;
+  absl::StatusOr<std::string> response = testutil::HttpExchange(
+      port, absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: test\r\n\r\n"));
+  return response.ok() ? *response : "";
 }
 
 // A parsed exposition: "# TYPE" per family, and every sample line "name{labels}" -> value.

@@ -19,6 +19,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/metrics_http_server.h"
+#include "tests/testing/http_exchange.h"
 
 namespace optower::server {
 namespace {
@@ -246,28 +247,11 @@ TEST(MetricsHttpResponseTest, OtherPathsMethodsAndGarbageAreRefused) {
 
 // ---- the HTTP server over a real socket (127.0.0.1, ephemeral port) ----
 
-// Connects to 127.0.0.1:port, sends `request`, returns everything read until the server closes.
+// Connects to 127.0.0.1:port, sends `request`, returns everything read until the server closes;
+// "connect failed" if nothing listens.
 std::string Exchange(int port, const std::string& request) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return "connect failed";
-  }
-  size_t sent = 0;
-  while (sent < request.size()) {
-    const ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) break;
-    sent += static_cast<size_t>(n);
-  }
-  std::string response;
-  char buf[4096];
-  for (ssize_t n; (n = ::recv(fd, buf, sizeof(buf), 0)) > 0;) response.append(buf, n);
-  ::close(fd);
-  return response;
+  absl::StatusOr<std::string> response = testutil::HttpExchange(port, request);
+  return response.ok() ? *response : "connect failed";
 }
 
 TEST(MetricsHttpServerTest, ServesTheRegistryOnAnEphemeralPort) {
