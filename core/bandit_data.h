@@ -10,6 +10,10 @@
 
 namespace optower {
 
+// Largest |reward| (and |reward bound|) accepted anywhere (RPC, trainer): far below FLT_MAX
+// (3.4e38), so a reward stored as a float, and sums of many of them, stay finite.
+inline constexpr double kMaxRewardMagnitude = 1e30;
+
 // Logged bandit feedback D = {(x_i, a_i, r_i, p_i)}.
 //   contexts: [size(), dim_context] row-major.
 //   actions:  [size()] row indices into the ItemCatalog the log is used with (0..N-1).

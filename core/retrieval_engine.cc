@@ -35,6 +35,12 @@ absl::Status CheckOptions(const RetrievalEngineOptions& o) {
   }
   if (o.max_feedback_batch < 1) return bad("max_feedback_batch", o.max_feedback_batch, "must be >= 1");
   if (o.max_upsert_batch < 1) return bad("max_upsert_batch", o.max_upsert_batch, "must be >= 1");
+  if (!(std::abs(o.reward_min) <= kMaxRewardMagnitude)) {
+    return bad("reward_min", o.reward_min, "must be finite, within +-1e30");
+  }
+  if (!(std::abs(o.reward_max) <= kMaxRewardMagnitude) || !(o.reward_max >= o.reward_min)) {
+    return bad("reward_max", o.reward_max, "must be >= reward_min and within +-1e30");
+  }
   return absl::OkStatus();
 }
 
@@ -224,6 +230,11 @@ absl::StatusOr<FeedbackResult> RetrievalEngine::FeedbackImpl(std::vector<Feedbac
     if (!std::isfinite(events[i].reward)) {
       return absl::InvalidArgumentError(
           absl::StrCat("events[", i, "].reward=", events[i].reward, ": must be finite"));
+    }
+    if (!(events[i].reward >= options_.reward_min && events[i].reward <= options_.reward_max)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "events[", i, "].reward=", events[i].reward, ": outside the declared reward range [",
+          options_.reward_min, ", ", options_.reward_max, "] (ServerConfig reward_min/reward_max)"));
     }
   }
   if (event_log_ == nullptr) {

@@ -55,6 +55,10 @@ struct RetrievalEngineOptions {
   int64_t max_categorical_features = 64;    // context.categorical entries per request
   int64_t max_request_id_bytes = 128;
   int64_t max_feedback_batch = 1000;        // events per Feedback call
+  // The declared reward range: a Feedback reward outside [reward_min, reward_max] is rejected.
+  // Both within +-kMaxRewardMagnitude (the server's config defaults them to [0, 1]).
+  double reward_min = -kMaxRewardMagnitude;
+  double reward_max = kMaxRewardMagnitude;
   int64_t max_upsert_batch = 100000;        // items per UpsertItems / DeleteItems call
   ModelSnapshot::Options snapshot;          // index options for rebuilt snapshots
   // OS priority of snapshot builds (ReplaceModel, UpsertItems, DeleteItems) and of freeing replaced

@@ -79,6 +79,11 @@ absl::Status AppendToSnapshot(const std::vector<EventLog::JoinedRow>& rows,
     float reward;
     if (row.has_feedback) {
       reward = static_cast<float>(row.reward);
+      if (!std::isfinite(reward) || !(row.reward >= options.reward_min) ||
+          !(row.reward <= options.reward_max)) {
+        ++c.bad_reward;
+        continue;
+      }
     } else if (absl::FromUnixMicros(row.served_time_us) > cutoff) {
       ++c.pending_excluded;
       continue;
@@ -237,8 +242,21 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerOptions& o
   if (o.min_events < kLearnerMinEvents)
     return absl::InvalidArgumentError(absl::StrFormat(
         "min_events=%d: must be >= %d (the learner's minimum)", o.min_events, kLearnerMinEvents));
-  if (o.max_events < 0)
-    return absl::InvalidArgumentError(absl::StrFormat("max_events=%d: must be >= 0", o.max_events));
+  if (o.max_events == 0 || o.max_events < -1)
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "max_events=%d: must be >= 1, or -1 for the whole log (explicitly unbounded)",
+        o.max_events));
+  if (!(o.snapshot.reward_min <= o.snapshot.reward_max) ||
+      !(std::abs(o.snapshot.reward_min) <= kMaxRewardMagnitude) ||
+      !(std::abs(o.snapshot.reward_max) <= kMaxRewardMagnitude))
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "snapshot.reward_min=%g, reward_max=%g: want reward_min <= reward_max, both within +-%g",
+        o.snapshot.reward_min, o.snapshot.reward_max, kMaxRewardMagnitude));
+  if (!(o.snapshot.default_reward >= o.snapshot.reward_min &&
+        o.snapshot.default_reward <= o.snapshot.reward_max))
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "snapshot.default_reward=%g: outside the reward range [%g, %g]",
+        o.snapshot.default_reward, o.snapshot.reward_min, o.snapshot.reward_max));
   if (o.read_page_rows < 1)
     return absl::InvalidArgumentError(
         absl::StrFormat("read_page_rows=%d: must be >= 1", o.read_page_rows));
@@ -565,10 +583,11 @@ absl::StatusOr<JobState> Trainer::ExecuteJob(const std::string& job_id, bool for
   const std::string count_text = absl::StrFormat(
       "%d rows up to served_id %d: %d with feedback, %d past the attribution window with the "
       "default reward %g; left out: %d awaiting feedback within the window, %d for items no "
-      "longer in the catalog, %d with another context size",
+      "longer in the catalog, %d with another context size, %d with a reward outside [%g, %g]",
       counts.rows_read, watermark, counts.with_feedback, counts.default_reward,
       options_.snapshot.default_reward, counts.pending_excluded, counts.unknown_item,
-      counts.bad_context);
+      counts.bad_context, counts.bad_reward, options_.snapshot.reward_min,
+      options_.snapshot.reward_max);
   {
     JobEvent e;
     e.phase = phase;

@@ -61,11 +61,19 @@ namespace optower {
 
 // ---- Pieces of a job, exposed for tests and tools (pure functions, thread-safe). ----
 
+// TrainerOptions::max_events by default: a job reads at most the newest million served rows.
+inline constexpr int64_t kDefaultMaxEvents = 1000000;
+
 struct SnapshotOptions {
   // Served items without feedback: younger than this (at `now`) are left out of the job (their
   // feedback may still come); older get `default_reward`. >= 0.
   absl::Duration attribution_window = absl::Hours(1);
   double default_reward = 0.0;  // finite
+  // The declared reward range (ServerConfig reward_min/reward_max). A logged reward that is not
+  // finite as a float, or outside [reward_min, reward_max], leaves its row out (bad_reward) instead
+  // of failing the job: the log is append-only, so a bad row would otherwise fail every later job.
+  double reward_min = -kMaxRewardMagnitude;
+  double reward_max = kMaxRewardMagnitude;
 };
 
 struct SnapshotCounts {
@@ -75,6 +83,7 @@ struct SnapshotCounts {
   int64_t pending_excluded = 0;   // left out: no feedback yet, younger than the window
   int64_t unknown_item = 0;       // left out: item no longer in the catalog
   int64_t bad_context = 0;        // left out: context dimension differs from the model's
+  int64_t bad_reward = 0;         // left out: reward non-finite as a float or outside the range
   int64_t used() const { return with_feedback + default_reward; }
 };
 
@@ -170,7 +179,10 @@ struct TrainerOptions {
   bool warm_start_from_served = true;
   SnapshotOptions snapshot;
   int64_t min_events = 100;        // usable samples needed (>= 10, the learner's minimum)
-  int64_t max_events = 0;          // > 0: only the newest max_events served ids; 0 = whole log
+  // >= 1: only the newest max_events served ids (bounds the job's memory: about
+  // (4 * dim_context + 20) bytes per row, held a few times over while the job converts and trains);
+  // -1 = the whole log, explicitly. 0 and other negative values are rejected.
+  int64_t max_events = kDefaultMaxEvents;
   int64_t read_page_rows = 100000; // rows per ReadJoined page (bounds the JoinedRow memory)
   // Newest share of the samples held out for the gate, in [0, 0.9]. 0 disables the gate (always
   // promote, the reason says so).

@@ -1,7 +1,10 @@
 #include "server/admin_service.h"
 
+#include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -9,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "core/status_macros.h"
 #include "server/proto_convert.h"
+#include "server/raw_rpc.h"
 #include "server/status_util.h"
 
 namespace optower::server {
@@ -58,7 +62,14 @@ absl::Status DoTriggerRetrain(Trainer* trainer, const v1::TriggerRetrainRequest&
   return absl::OkStatus();
 }
 
+// Job ids and versions are short; a longer one is refused here, before core echoes it.
+constexpr size_t kMaxIdBytes = 64;
+
 absl::Status CheckJobId(const std::string& job_id) {
+  if (job_id.size() > kMaxIdBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("job_id=", EchoValue(job_id),
+                                                   ": too long (at most ", kMaxIdBytes, " bytes)"));
+  }
   if (!job_id.empty()) return absl::OkStatus();
   return absl::InvalidArgumentError(
       "job_id: empty (TriggerRetrain returns one; ListTrainingJobs lists them)");
@@ -99,6 +110,10 @@ absl::Status DoRollback(Trainer* trainer, const RetrievalEngine& engine,
     return absl::InvalidArgumentError(
         "version: empty (want a stored version such as \"000001\"; ListModels lists them)");
   }
+  if (request.version().size() > kMaxIdBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "version=", EchoValue(request.version()), ": too long (at most ", kMaxIdBytes, " bytes)"));
+  }
   RETURN_IF_ERROR(RequireTrainer(trainer));
   const std::string previous = engine.snapshot()->model_version();
   RETURN_IF_ERROR(trainer->Rollback(request.version()));
@@ -126,11 +141,19 @@ void AdminServiceImpl::Stop() {
   (void)watches_.StopAndWait(absl::Seconds(30));
 }
 
-bool AdminServiceImpl::Offload(std::function<void()> job) {
+absl::Status AdminServiceImpl::Offload(const char* method, std::function<void()> job) {
   absl::MutexLock lock(&mu_);
-  if (stopping_) return false;
+  if (stopping_) {
+    return absl::UnavailableError(absl::StrCat(method, ": the server is shutting down"));
+  }
+  if (static_cast<int64_t>(jobs_.size()) >= info_.max_queue) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(method, ": ", jobs_.size(),
+                     " catalog/rollback calls are already waiting (max_admin_queue=",
+                     info_.max_queue, "); retry later"));
+  }
   jobs_.push_back(std::move(job));
-  return true;
+  return absl::OkStatus();
 }
 
 void AdminServiceImpl::WorkerLoop() {
@@ -156,23 +179,50 @@ absl::Status AdminServiceImpl::Authenticate(const grpc::CallbackServerContext* c
   return deps_.auth->CheckAdmin(context->client_metadata());
 }
 
-grpc::ServerUnaryReactor* AdminServiceImpl::RunOnWorker(grpc::CallbackServerContext* context,
-                                                        const char* method, RpcStat* stat,
-                                                        std::function<absl::Status()> work) {
-  const absl::Time start = absl::Now();
-  if (absl::Status denied = Authenticate(context); !denied.ok()) {
-    return FinishInline(context, stat, start, denied);
+namespace {
+
+// Why a queued call should not run any more: its deadline passed or its client cancelled.
+absl::Status StillWanted(grpc::CallbackServerContext* context, const char* method) {
+  if (context->IsCancelled()) {
+    return absl::CancelledError(
+        absl::StrCat(method, ": cancelled by the client while it waited; not run"));
   }
+  if (context->deadline() <= std::chrono::system_clock::now()) {
+    return absl::DeadlineExceededError(
+        absl::StrCat(method, ": the deadline passed while it waited; not run"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+template <typename Request, typename Response>
+grpc::ServerUnaryReactor* AdminServiceImpl::Serve(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* wire, grpc::ByteBuffer* out,
+    const char* method, RpcStat* stat, bool on_worker,
+    std::function<absl::Status(const Request&, Response*)> work) {
+  const absl::Time start = absl::Now();
+  const bool upsert = std::is_same_v<Request, v1::UpsertItemsRequest>;
+  const WireLimit limit{method, upsert ? "max_receive_message_bytes" : "max_admin_bytes",
+                        upsert ? info_.max_upsert_bytes : info_.max_admin_bytes};
+  // Request and response live until the call finishes (on the worker: in the queued job).
+  auto call = std::make_shared<std::pair<Request, Response>>();
+  absl::Status status = AuthenticateAndParse(Authenticate(context), *wire, limit, &call->first);
+  auto run = [call, out, work = std::move(work)]() {
+    absl::Status s = work(call->first, &call->second);
+    if (s.ok()) s = SerializeToWire(call->second, out);
+    return s;
+  };
+  if (status.ok() && !on_worker) status = run();
+  if (!status.ok() || !on_worker) return FinishInline(context, stat, start, status);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  // The request and response stay valid until Finish.
-  const bool queued = Offload([reactor, stat, start, work = std::move(work)] {
-    const absl::Status status = work();
-    stat->Record(absl::Now() - start, status);
-    reactor->Finish(ToGrpcStatus(status));
+  status = Offload(method, [reactor, context, method, stat, start, run = std::move(run)] {
+    absl::Status s = StillWanted(context, method);
+    if (s.ok()) s = run();
+    stat->Record(absl::Now() - start, s);
+    reactor->Finish(ToGrpcStatus(s));
   });
-  if (!queued) {
-    const absl::Status status =
-        absl::UnavailableError(absl::StrCat(method, ": the server is shutting down"));
+  if (!status.ok()) {
     stat->Record(absl::Now() - start, status);
     reactor->Finish(ToGrpcStatus(status));
   }
@@ -189,35 +239,45 @@ grpc::ServerUnaryReactor* AdminServiceImpl::FinishInline(grpc::CallbackServerCon
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::UpsertItems(grpc::CallbackServerContext* context,
-                                                        const v1::UpsertItemsRequest* request,
-                                                        v1::UpsertItemsResponse* response) {
-  return RunOnWorker(context, "UpsertItems", &deps_.metrics->upsert_items,
-                     [this, request, response] { return DoUpsert(*deps_.engine, *request, response); });
+                                                        const grpc::ByteBuffer* request,
+                                                        grpc::ByteBuffer* response) {
+  return Serve<v1::UpsertItemsRequest, v1::UpsertItemsResponse>(
+      context, request, response, "UpsertItems", &deps_.metrics->upsert_items, /*on_worker=*/true,
+      [this](const v1::UpsertItemsRequest& r, v1::UpsertItemsResponse* out) {
+        return DoUpsert(*deps_.engine, r, out);
+      });
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::DeleteItems(grpc::CallbackServerContext* context,
-                                                        const v1::DeleteItemsRequest* request,
-                                                        v1::DeleteItemsResponse* response) {
-  return RunOnWorker(context, "DeleteItems", &deps_.metrics->delete_items,
-                     [this, request, response] { return DoDelete(*deps_.engine, *request, response); });
+                                                        const grpc::ByteBuffer* request,
+                                                        grpc::ByteBuffer* response) {
+  return Serve<v1::DeleteItemsRequest, v1::DeleteItemsResponse>(
+      context, request, response, "DeleteItems", &deps_.metrics->delete_items, /*on_worker=*/true,
+      [this](const v1::DeleteItemsRequest& r, v1::DeleteItemsResponse* out) {
+        return DoDelete(*deps_.engine, r, out);
+      });
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::GetStats(grpc::CallbackServerContext* context,
-                                                     const v1::GetStatsRequest* request,
-                                                     v1::GetStatsResponse* response) {
-  const absl::Time start = absl::Now();
-  const absl::Status status = Authenticate(context);
-  if (status.ok()) FillStats(response);
-  return FinishInline(context, &deps_.metrics->get_stats, start, status);
+                                                     const grpc::ByteBuffer* request,
+                                                     grpc::ByteBuffer* response) {
+  return Serve<v1::GetStatsRequest, v1::GetStatsResponse>(
+      context, request, response, "GetStats", &deps_.metrics->get_stats, /*on_worker=*/false,
+      [this](const v1::GetStatsRequest&, v1::GetStatsResponse* out) {
+        FillStats(out);
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::TriggerRetrain(grpc::CallbackServerContext* context,
-                                                           const v1::TriggerRetrainRequest* request,
-                                                           v1::TriggerRetrainResponse* response) {
-  const absl::Time start = absl::Now();
-  absl::Status status = Authenticate(context);
-  if (status.ok()) status = DoTriggerRetrain(deps_.trainer, *request, response);
-  return FinishInline(context, &deps_.metrics->trigger_retrain, start, status);
+                                                           const grpc::ByteBuffer* request,
+                                                           grpc::ByteBuffer* response) {
+  return Serve<v1::TriggerRetrainRequest, v1::TriggerRetrainResponse>(
+      context, request, response, "TriggerRetrain", &deps_.metrics->trigger_retrain,
+      /*on_worker=*/false,
+      [this](const v1::TriggerRetrainRequest& r, v1::TriggerRetrainResponse* out) {
+        return DoTriggerRetrain(deps_.trainer, r, out);
+      });
 }
 
 grpc::ServerWriteReactor<v1::TrainingEvent>* AdminServiceImpl::WatchTraining(
@@ -241,38 +301,44 @@ grpc::ServerWriteReactor<v1::TrainingEvent>* AdminServiceImpl::WatchTraining(
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::GetTrainingJob(grpc::CallbackServerContext* context,
-                                                           const v1::GetTrainingJobRequest* request,
-                                                           v1::TrainingJob* response) {
-  const absl::Time start = absl::Now();
-  absl::Status status = Authenticate(context);
-  if (status.ok()) status = DoGetTrainingJob(deps_.trainer, *request, response);
-  return FinishInline(context, &deps_.metrics->get_training_job, start, status);
+                                                           const grpc::ByteBuffer* request,
+                                                           grpc::ByteBuffer* response) {
+  return Serve<v1::GetTrainingJobRequest, v1::TrainingJob>(
+      context, request, response, "GetTrainingJob", &deps_.metrics->get_training_job,
+      /*on_worker=*/false, [this](const v1::GetTrainingJobRequest& r, v1::TrainingJob* out) {
+        return DoGetTrainingJob(deps_.trainer, r, out);
+      });
 }
 
-grpc::ServerUnaryReactor* AdminServiceImpl::ListTrainingJobs(
-    grpc::CallbackServerContext* context, const v1::ListTrainingJobsRequest* request,
-    v1::ListTrainingJobsResponse* response) {
-  const absl::Time start = absl::Now();
-  absl::Status status = Authenticate(context);
-  if (status.ok()) status = DoListTrainingJobs(deps_.trainer, response);
-  return FinishInline(context, &deps_.metrics->list_training_jobs, start, status);
+grpc::ServerUnaryReactor* AdminServiceImpl::ListTrainingJobs(grpc::CallbackServerContext* context,
+                                                             const grpc::ByteBuffer* request,
+                                                             grpc::ByteBuffer* response) {
+  return Serve<v1::ListTrainingJobsRequest, v1::ListTrainingJobsResponse>(
+      context, request, response, "ListTrainingJobs", &deps_.metrics->list_training_jobs,
+      /*on_worker=*/false,
+      [this](const v1::ListTrainingJobsRequest&, v1::ListTrainingJobsResponse* out) {
+        return DoListTrainingJobs(deps_.trainer, out);
+      });
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::ListModels(grpc::CallbackServerContext* context,
-                                                       const v1::ListModelsRequest* request,
-                                                       v1::ListModelsResponse* response) {
-  const absl::Time start = absl::Now();
-  absl::Status status = Authenticate(context);
-  if (status.ok()) status = DoListModels(deps_.store, *deps_.engine, response);
-  return FinishInline(context, &deps_.metrics->list_models, start, status);
+                                                       const grpc::ByteBuffer* request,
+                                                       grpc::ByteBuffer* response) {
+  return Serve<v1::ListModelsRequest, v1::ListModelsResponse>(
+      context, request, response, "ListModels", &deps_.metrics->list_models, /*on_worker=*/false,
+      [this](const v1::ListModelsRequest&, v1::ListModelsResponse* out) {
+        return DoListModels(deps_.store, *deps_.engine, out);
+      });
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::Rollback(grpc::CallbackServerContext* context,
-                                                     const v1::RollbackRequest* request,
-                                                     v1::RollbackResponse* response) {
-  return RunOnWorker(context, "Rollback", &deps_.metrics->rollback, [this, request, response] {
-    return DoRollback(deps_.trainer, *deps_.engine, *request, response);
-  });
+                                                     const grpc::ByteBuffer* request,
+                                                     grpc::ByteBuffer* response) {
+  return Serve<v1::RollbackRequest, v1::RollbackResponse>(
+      context, request, response, "Rollback", &deps_.metrics->rollback, /*on_worker=*/true,
+      [this](const v1::RollbackRequest& r, v1::RollbackResponse* out) {
+        return DoRollback(deps_.trainer, *deps_.engine, r, out);
+      });
 }
 
 void AdminServiceImpl::FillStats(v1::GetStatsResponse* r) const {

@@ -5,7 +5,9 @@
 // Calls that rebuild the item index (UpsertItems, DeleteItems, Rollback: seconds to minutes for
 // large approximate indexes) must not occupy one of gRPC's callback threads: they run one at a
 // time on this service's own worker thread, which finishes the call when the new snapshot is
-// published. WatchTraining streams from a thread of its own per call (server/training_watch.h).
+// published; at most Info::max_queue calls wait (RESOURCE_EXHAUSTED beyond), and a call whose
+// deadline passed or whose client went away while it waited is not run. WatchTraining streams from
+// a thread of its own per call (server/training_watch.h), at most Info::max_watchers at a time.
 // Everything else is short and runs inline: GetStats, TriggerRetrain (queues a job and returns),
 // GetTrainingJob, ListTrainingJobs, ListModels (reads the small manifest files of the store).
 // Handlers check the caller's bearer token (AuthPolicy::CheckAdmin, docs/SECURITY.md) before
@@ -20,6 +22,7 @@
 #ifndef OPTOWER_SERVER_ADMIN_SERVICE_H_
 #define OPTOWER_SERVER_ADMIN_SERVICE_H_
 
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <string>
@@ -40,7 +43,22 @@
 
 namespace optower::server {
 
-class AdminServiceImpl final : public v1::AdminService::CallbackService {
+// Every unary RPC is a raw (grpc::ByteBuffer) method: the handler checks the admin token, then
+// the request's wire size (UpsertItems: max_receive_message_bytes; the others: max_admin_bytes),
+// and only then parses (server/raw_rpc.h). WatchTraining stays typed: its request has no repeated
+// field, so gRPC's parse costs about its wire size.
+using AdminServiceBase = v1::AdminService::WithRawCallbackMethod_UpsertItems<
+    v1::AdminService::WithRawCallbackMethod_DeleteItems<
+        v1::AdminService::WithRawCallbackMethod_GetStats<
+            v1::AdminService::WithRawCallbackMethod_TriggerRetrain<
+                v1::AdminService::WithCallbackMethod_WatchTraining<
+                    v1::AdminService::WithRawCallbackMethod_GetTrainingJob<
+                        v1::AdminService::WithRawCallbackMethod_ListTrainingJobs<
+                            v1::AdminService::WithRawCallbackMethod_ListModels<
+                                v1::AdminService::WithRawCallbackMethod_Rollback<
+                                    v1::AdminService::Service>>>>>>>>>;
+
+class AdminServiceImpl final : public AdminServiceBase {
  public:
   struct Deps {
     RetrievalEngine* engine = nullptr;      // required
@@ -55,52 +73,66 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
     std::string event_log_path;
     std::string durability;  // "group" | "sync"
     absl::Time started;
+    // Limits (ServerConfig; docs/SECURITY.md "Limits").
+    int64_t max_admin_bytes = 64 << 10;   // wire size of every admin request but UpsertItems
+    int64_t max_upsert_bytes = 64 << 20;  // UpsertItems (= max_receive_message_bytes)
+    int max_queue = 16;     // calls waiting for the worker; RESOURCE_EXHAUSTED beyond
+    int max_watchers = 16;  // concurrent WatchTraining streams; RESOURCE_EXHAUSTED beyond
   };
   AdminServiceImpl(Deps deps, Info info);
   ~AdminServiceImpl() override;
 
   grpc::ServerUnaryReactor* UpsertItems(grpc::CallbackServerContext* context,
-                                        const v1::UpsertItemsRequest* request,
-                                        v1::UpsertItemsResponse* response) override;
+                                        const grpc::ByteBuffer* request,
+                                        grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* DeleteItems(grpc::CallbackServerContext* context,
-                                        const v1::DeleteItemsRequest* request,
-                                        v1::DeleteItemsResponse* response) override;
+                                        const grpc::ByteBuffer* request,
+                                        grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* GetStats(grpc::CallbackServerContext* context,
-                                     const v1::GetStatsRequest* request,
-                                     v1::GetStatsResponse* response) override;
+                                     const grpc::ByteBuffer* request,
+                                     grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* TriggerRetrain(grpc::CallbackServerContext* context,
-                                           const v1::TriggerRetrainRequest* request,
-                                           v1::TriggerRetrainResponse* response) override;
+                                           const grpc::ByteBuffer* request,
+                                           grpc::ByteBuffer* response) override;
   grpc::ServerWriteReactor<v1::TrainingEvent>* WatchTraining(
       grpc::CallbackServerContext* context, const v1::WatchTrainingRequest* request) override;
   grpc::ServerUnaryReactor* GetTrainingJob(grpc::CallbackServerContext* context,
-                                           const v1::GetTrainingJobRequest* request,
-                                           v1::TrainingJob* response) override;
+                                           const grpc::ByteBuffer* request,
+                                           grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* ListTrainingJobs(grpc::CallbackServerContext* context,
-                                             const v1::ListTrainingJobsRequest* request,
-                                             v1::ListTrainingJobsResponse* response) override;
+                                             const grpc::ByteBuffer* request,
+                                             grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
-                                       const v1::ListModelsRequest* request,
-                                       v1::ListModelsResponse* response) override;
+                                       const grpc::ByteBuffer* request,
+                                       grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* Rollback(grpc::CallbackServerContext* context,
-                                     const v1::RollbackRequest* request,
-                                     v1::RollbackResponse* response) override;
+                                     const grpc::ByteBuffer* request,
+                                     grpc::ByteBuffer* response) override;
 
   // Runs what is queued, stops the worker, ends live WatchTraining streams (UNAVAILABLE) and waits
   // for them; later catalog/rollback calls fail with UNAVAILABLE. Idempotent.
   void Stop();
 
+  // Exposed for tests: queues `job` on the worker like a catalog call (same bound, same errors).
+  absl::Status QueueForTest(std::function<void()> job) { return Offload("test", std::move(job)); }
+
  private:
-  // Queues `job` for the worker; false once stopped.
-  bool Offload(std::function<void()> job);
+  // Queues `job` for the worker: OK, UNAVAILABLE once stopped, RESOURCE_EXHAUSTED when
+  // info.max_queue calls are already waiting (both naming `method`).
+  absl::Status Offload(const char* method, std::function<void()> job);
   void WorkerLoop();
   void FillStats(v1::GetStatsResponse* response) const;
   // UNAUTHENTICATED unless the call carries the admin token (when one is configured).
   absl::Status Authenticate(const grpc::CallbackServerContext* context) const;
-  // Authenticates, runs `work` on the worker thread and finishes the call with its status;
-  // UNAVAILABLE (naming `method`) once stopped.
-  grpc::ServerUnaryReactor* RunOnWorker(grpc::CallbackServerContext* context, const char* method,
-                                        RpcStat* stat, std::function<absl::Status()> work);
+  // The shape of every unary handler: authenticate, check the wire size, parse a Request, then
+  // run `work(request, &response)` inline or (on_worker) on the worker thread, serialize the
+  // response and finish the call. On the worker, a call whose deadline passed or whose client
+  // cancelled while it waited is finished with DEADLINE_EXCEEDED / CANCELLED without running.
+  template <typename Request, typename Response>
+  grpc::ServerUnaryReactor* Serve(
+      grpc::CallbackServerContext* context, const grpc::ByteBuffer* wire, grpc::ByteBuffer* out,
+      const char* method, RpcStat* stat, bool on_worker,
+      std::function<absl::Status(const Request&, Response*)> work);
   // Finishes a call inline with `status` and records it.
   grpc::ServerUnaryReactor* FinishInline(grpc::CallbackServerContext* context, RpcStat* stat,
                                          absl::Time start, const absl::Status& status);
@@ -112,7 +144,7 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
   std::deque<std::function<void()>> jobs_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread worker_;
-  WatchRegistry watches_;
+  WatchRegistry watches_{info_.max_watchers};
 };
 
 }  // namespace optower::server

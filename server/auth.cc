@@ -1,5 +1,8 @@
 #include "server/auth.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <cstring>
 #include <iterator>
@@ -126,6 +129,26 @@ absl::Status AuthPolicy::CheckRetrieve(
   const bool admin_ok = admin_.has_value() && CheckBearer(metadata, *admin_).ok();
   return retrieve_ok || admin_ok ? absl::OkStatus()
                                  : absl::UnauthenticatedError(kUnauthenticatedMessage);
+}
+
+bool IsLoopbackHost(absl::string_view host) {
+  const std::string h = absl::AsciiStrToLower(host);
+  if (h == "localhost" || h == "::1" || h == "[::1]") return true;
+  in_addr v4{};
+  return ::inet_pton(AF_INET, h.c_str(), &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127;
+}
+
+absl::Status CheckAdminExposure(absl::string_view host, bool admin_token_configured,
+                                bool insecure_open_admin) {
+  if (admin_token_configured || insecure_open_admin || IsLoopbackHost(host)) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "host=", host,
+      " is not a loopback address and no admin token is configured, so anyone who reaches the "
+      "port could retrain, roll back and change the catalog: set admin_token_file (or "
+      "OPTOWER_ADMIN_TOKEN), or listen on 127.0.0.1 (--insecure_open_admin starts anyway; "
+      "docs/SECURITY.md)"));
 }
 
 }  // namespace optower::server

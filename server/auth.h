@@ -94,6 +94,16 @@ class AuthPolicy {
   std::optional<BearerToken> retrieve_;
 };
 
+// True for a host that only the local machine can reach: "localhost", an IPv4 literal in
+// 127.0.0.0/8, "::1" or "[::1]". Anything else (0.0.0.0, ::, a name, a routable address) is not.
+bool IsLoopbackHost(absl::string_view host);
+
+// The start-up rule for open admin RPCs (docs/SECURITY.md): OK when an admin token is configured,
+// the host is loopback, or `insecure_open_admin` is set; otherwise InvalidArgument with one line
+// saying what to do (set admin_token_file / OPTOWER_ADMIN_TOKEN, or listen on 127.0.0.1).
+absl::Status CheckAdminExposure(absl::string_view host, bool admin_token_configured,
+                                bool insecure_open_admin);
+
 }  // namespace optower::server
 
 #endif  // OPTOWER_SERVER_AUTH_H_

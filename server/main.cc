@@ -6,7 +6,8 @@
 //
 // Configuration: a text-format optower.v1.ServerConfig file; every flag given on the command line
 // overrides the file's field. Prints "optower-server listening on HOST:PORT" on stdout once it
-// accepts calls (with --port 0 the port is chosen by the OS). SIGTERM/SIGINT shut it down gracefully.
+// accepts calls (with --port 0 the port is chosen by the OS). SIGTERM/SIGINT/SIGHUP/SIGQUIT shut it
+// down gracefully (the event log is flushed).
 // The background trainer (docs/TRAINING.md) is on unless --disable_trainer; its model store is
 // data_dir/models, and a restart serves the store's CURRENT (else latest promoted) version.
 // Exit codes: 0 after a clean shutdown, 1 on a runtime failure, 2 for a bad flag or config.
@@ -94,6 +95,16 @@ ABSL_FLAG(std::optional<std::string>, tls_client_ca, std::nullopt,
           "PEM CA bundle: ask for client certificates and verify them");
 ABSL_FLAG(std::optional<bool>, tls_require_client_cert, std::nullopt,
           "refuse clients without a certificate from --tls_client_ca (mutual TLS)");
+// A plain bool (not optional like the others), so that the bare `--insecure_open_admin` works.
+ABSL_FLAG(bool, insecure_open_admin, false,
+          "start on a non-loopback --host without an admin token (admin RPCs open to anyone who "
+          "reaches the port; otherwise such a start is refused, exit 2)");
+ABSL_FLAG(std::optional<std::string>, metrics_host, std::nullopt,
+          "interface of the /metrics endpoint (default 127.0.0.1; 0.0.0.0 = every interface)");
+ABSL_FLAG(std::optional<double>, reward_min, std::nullopt,
+          "smallest reward Feedback accepts (default 0; at least -1e30)");
+ABSL_FLAG(std::optional<double>, reward_max, std::nullopt,
+          "largest reward Feedback accepts (default 1; at most 1e30)");
 
 namespace optower::server {
 namespace {
@@ -152,6 +163,10 @@ absl::StatusOr<v1::ServerConfig> ConfigFromFlags() {
   if (auto v = absl::GetFlag(FLAGS_tls_key)) config.set_tls_key(*v);
   if (auto v = absl::GetFlag(FLAGS_tls_client_ca)) config.set_tls_client_ca(*v);
   if (auto v = absl::GetFlag(FLAGS_tls_require_client_cert)) config.set_tls_require_client_cert(*v);
+  if (absl::GetFlag(FLAGS_insecure_open_admin)) config.set_insecure_open_admin(true);
+  if (auto v = absl::GetFlag(FLAGS_metrics_host)) config.set_metrics_host(*v);
+  if (auto v = absl::GetFlag(FLAGS_reward_min)) config.set_reward_min(*v);
+  if (auto v = absl::GetFlag(FLAGS_reward_max)) config.set_reward_max(*v);
   ApplyServerConfigDefaults(&config);
   RETURN_IF_ERROR(ValidateServerConfig(config));
   return config;
@@ -176,15 +191,32 @@ void PrintSecurityLine(const OptowerServer& server) {
                auth.admin_required() ? "required" : "NOT required",
                auth.retrieve_required() ? "required" : "not required", tls.c_str(),
                server.metrics_port() != 0
-                   ? absl::StrCat("on http://", c.host(), ":", server.metrics_port(), "/metrics")
+                   ? absl::StrCat("on http://", c.metrics_host(), ":", server.metrics_port(),
+                                  "/metrics")
                          .c_str()
                    : "off");
-  if (!auth.admin_required()) {
+  if (!auth.admin_required() && c.insecure_open_admin() && !IsLoopbackHost(c.host())) {
+    std::fprintf(stderr,
+                 "optower-server: WARNING: --insecure_open_admin: the admin RPCs are OPEN on the "
+                 "non-loopback address %s: ANYONE who reaches it can delete the catalog, roll back "
+                 "and retrain. Never do this outside a throwaway test (docs/SECURITY.md)\n",
+                 server.address().c_str());
+  } else if (!auth.admin_required()) {
     std::fprintf(stderr,
                  "optower-server: warning: admin RPCs are NOT authenticated (anyone who reaches "
                  "%s can retrain, roll back and change the catalog); set --admin_token_file or "
                  "OPTOWER_ADMIN_TOKEN (docs/SECURITY.md)\n",
                  server.address().c_str());
+  }
+}
+
+const char* SignalName(int sig) {
+  switch (sig) {
+    case SIGTERM: return "SIGTERM";
+    case SIGINT: return "SIGINT";
+    case SIGHUP: return "SIGHUP";
+    case SIGQUIT: return "SIGQUIT";
+    default: return "a signal";
   }
 }
 
@@ -215,6 +247,10 @@ int Main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  // SIGHUP (terminal gone) and SIGQUIT would otherwise kill the process without flushing the
+  // event log: they shut down gracefully too (there is no reload).
+  sigaddset(&signals, SIGHUP);
+  sigaddset(&signals, SIGQUIT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   // Measured (docs/TRAINING.md "Threads"): with more than one trainer thread and OpenMP's default
@@ -251,8 +287,7 @@ int Main(int argc, char** argv) {
 
   int sig = 0;
   sigwait(&signals, &sig);
-  std::fprintf(stderr, "optower-server: %s received, shutting down\n",
-               sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  std::fprintf(stderr, "optower-server: %s received, shutting down\n", SignalName(sig));
   const absl::Status closed = (*server)->Shutdown();
   const RetrievalEngine::Stats stats = (*server)->engine().stats();
   std::fprintf(stderr,

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -37,23 +38,6 @@ std::string Response(int code, absl::string_view reason, absl::string_view conte
 std::string PlainError(int code, absl::string_view reason) {
   return Response(code, reason, "text/plain; charset=utf-8", absl::StrCat(code, " ", reason, "\n"),
                   /*head_only=*/false);
-}
-
-bool SendAll(int fd, const std::string& data) {
-  size_t sent = 0;
-  while (sent < data.size()) {
-    const ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;  // error or timeout (SO_SNDTIMEO)
-    sent += static_cast<size_t>(n);
-  }
-  return true;
-}
-
-void SetTimeouts(int fd, absl::Duration timeout) {
-  const timeval tv = absl::ToTimeval(timeout);
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
 }  // namespace
@@ -129,18 +113,40 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
     server->listen_fd_ = -1;
     return absl::InternalError(absl::StrCat("metrics server: pipe: ", std::strerror(pipe_err)));
   }
-  server->thread_ = std::thread([s = server.get()] { s->Loop(); });
+  if (options.max_connections < 1 || options.max_pending < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "metrics server: max_connections=", options.max_connections, " (>= 1), max_pending=",
+        options.max_pending, " (>= 0)"));
+  }
+  MetricsHttpServer* raw = server.get();
+  raw->acceptor_ = std::thread([raw] { raw->AcceptLoop(); });
+  for (int i = 0; i < options.max_connections; ++i) {
+    raw->workers_.emplace_back([raw] { raw->WorkerLoop(); });
+  }
   return server;
 }
 
 MetricsHttpServer::~MetricsHttpServer() { Stop(); }
 
 void MetricsHttpServer::Stop() {
-  if (thread_.joinable()) {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (acceptor_.joinable()) {
+    // The byte stays in the pipe: every thread's poll sees it until the end.
     const char byte = 1;
     while (::write(wake_fds_[1], &byte, 1) < 0 && errno == EINTR) {
     }
-    thread_.join();
+    acceptor_.join();
+  }
+  for (std::thread& t : workers_) {
+    if (t.joinable()) t.join();
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    for (int fd : pending_) ::close(fd);
+    pending_.clear();
   }
   for (int* fd : {&listen_fd_, &wake_fds_[0], &wake_fds_[1]}) {
     if (*fd >= 0) ::close(*fd);
@@ -148,7 +154,21 @@ void MetricsHttpServer::Stop() {
   }
 }
 
-void MetricsHttpServer::Loop() {
+bool MetricsHttpServer::WaitFor(int fd, short events, absl::Time deadline) const {
+  for (;;) {
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) return false;
+    pollfd fds[2] = {{fd, events, 0}, {wake_fds_[0], POLLIN, 0}};
+    // Round up so that a sub-millisecond remainder does not spin.
+    const int timeout_ms = static_cast<int>(absl::ToInt64Milliseconds(left)) + 1;
+    const int ready = ::poll(fds, 2, timeout_ms);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready < 0 || fds[1].revents != 0) return false;  // error, or Stop()
+    if (ready > 0) return true;  // readable/writable, or hung up (the next call says which)
+  }
+}
+
+void MetricsHttpServer::AcceptLoop() {
   for (;;) {
     pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_fds_[0], POLLIN, 0}};
     const int n = ::poll(fds, 2, /*timeout=*/-1);
@@ -158,15 +178,45 @@ void MetricsHttpServer::Loop() {
     }
     if (fds[1].revents != 0) return;  // Stop()
     if ((fds[0].revents & POLLIN) == 0) continue;
-    const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) continue;  // e.g. the client gave up already (ECONNABORTED)
+    {
+      absl::MutexLock lock(&mu_);
+      if (static_cast<int>(pending_.size()) < options_.max_pending) {
+        pending_.push_back(fd);
+        continue;
+      }
+    }
+    // Every thread busy and the queue full: answer at once (the socket is non-blocking, so a
+    // client that does not read cannot hold this thread) and close.
+    const std::string busy = PlainError(503, "Service Unavailable");
+    (void)::send(fd, busy.data(), busy.size(), MSG_NOSIGNAL);
+    ::close(fd);
+  }
+}
+
+void MetricsHttpServer::WorkerLoop() {
+  for (;;) {
+    int fd = -1;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](MetricsHttpServer* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->mu_) {
+            return self->stopping_ || !self->pending_.empty();
+          },
+          this));
+      if (stopping_) return;  // Stop closes what is still queued
+      fd = pending_.front();
+      pending_.pop_front();
+    }
     Serve(fd);
     ::close(fd);
   }
 }
 
 void MetricsHttpServer::Serve(int fd) {
-  SetTimeouts(fd, options_.io_timeout);
+  // One deadline for the whole exchange, from the moment a thread takes the connection.
+  const absl::Time deadline = absl::Now() + options_.request_deadline;
   std::string request;
   char buf[2048];
   bool too_large = false;
@@ -175,26 +225,33 @@ void MetricsHttpServer::Serve(int fd) {
       too_large = true;
       break;
     }
-    // Wait for input or Stop(): a client that sends nothing never holds up a shutdown.
-    pollfd fds[2] = {{fd, POLLIN, 0}, {wake_fds_[0], POLLIN, 0}};
-    const int ready =
-        ::poll(fds, 2, static_cast<int>(absl::ToInt64Milliseconds(options_.io_timeout)));
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready <= 0 || fds[1].revents != 0) return;  // error, io_timeout, or Stop()
+    if (!WaitFor(fd, POLLIN, deadline)) return;  // the deadline passed, or Stop()
     const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
     if (n <= 0) return;  // closed or error before a complete request
     request.append(buf, static_cast<size_t>(n));
   }
   too_large = too_large || request.find("\r\n\r\n") > options_.max_request_bytes;
-  SendAll(fd, too_large ? PlainError(431, "Request Header Fields Too Large")
-                        : MetricsHttpResponse(request, render_));
-  // Half-close, then read what the client still sends (briefly): closing with unread input would
-  // reset the connection and could discard the response before the client read it.
+  const std::string response = too_large ? PlainError(431, "Request Header Fields Too Large")
+                                         : MetricsHttpResponse(request, render_);
+  for (size_t sent = 0; sent < response.size();) {
+    const ssize_t n = ::send(fd, response.data() + sent, response.size() - sent, MSG_NOSIGNAL);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (!WaitFor(fd, POLLOUT, deadline)) return;  // a client that does not read
+      continue;
+    }
+    if (n <= 0) return;
+    sent += static_cast<size_t>(n);
+  }
+  // Half-close, then read what the client still sends, briefly and within a fixed total time:
+  // closing with unread input would reset the connection and could discard the response before
+  // the client read it.
   ::shutdown(fd, SHUT_WR);
-  SetTimeouts(fd, absl::Milliseconds(100));
+  const absl::Time drain_deadline = std::min(deadline, absl::Now() + absl::Milliseconds(200));
   for (size_t drained = 0; drained < 4 * options_.max_request_bytes + 65536;) {
+    if (!WaitFor(fd, POLLIN, drain_deadline)) break;
     const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
     if (n <= 0) break;
     drained += static_cast<size_t>(n);
   }

@@ -79,6 +79,8 @@ absl::StatusOr<std::unique_ptr<OptowerServer>> OptowerServer::Start(v1::ServerCo
   ASSIGN_OR_RETURN(std::optional<BearerToken> retrieve_token,
                    LoadBearerToken(config.retrieve_token_file(), "retrieve_token_file",
                                    options.retrieve_token_env.c_str(), "OPTOWER_RETRIEVE_TOKEN"));
+  RETURN_IF_ERROR(CheckAdminExposure(config.host(), admin_token.has_value(),
+                                     config.insecure_open_admin()));
   ASSIGN_OR_RETURN(const std::shared_ptr<grpc::ServerCredentials> credentials,
                    MakeServerCredentials(TlsOptionsFromConfig(config)));
   // One intra-op thread per request thread: gRPC supplies the concurrency (DESIGN §6).
@@ -109,8 +111,11 @@ absl::StatusOr<std::unique_ptr<OptowerServer>> OptowerServer::Start(v1::ServerCo
                      Trainer::Create(TrainerOptionsFromConfig(config), s->event_log_.get(),
                                      s->store_.get(), s->publisher_->Hooks()));
   }
+  RetrievalServiceImpl::Limits limits;
+  limits.max_retrieve_bytes = config.max_retrieve_bytes();
+  limits.max_feedback_bytes = config.max_feedback_bytes();
   s->retrieval_service_ =
-      std::make_unique<RetrievalServiceImpl>(s->engine_.get(), &s->metrics_, &s->auth_);
+      std::make_unique<RetrievalServiceImpl>(s->engine_.get(), &s->metrics_, &s->auth_, limits);
   AdminServiceImpl::Deps deps;
   deps.engine = s->engine_.get();
   deps.event_log = s->event_log_.get();
@@ -123,6 +128,10 @@ absl::StatusOr<std::unique_ptr<OptowerServer>> OptowerServer::Start(v1::ServerCo
   info.event_log_path = EventLogPath(config);
   info.durability = DurabilityName(config.event_log().durability());
   info.started = absl::Now();
+  info.max_admin_bytes = config.max_admin_bytes();
+  info.max_upsert_bytes = config.max_receive_message_bytes();
+  info.max_queue = config.max_admin_queue();
+  info.max_watchers = config.max_watchers();
   PrometheusExporter::Sources sources;
   sources.engine = s->engine_.get();
   sources.event_log = s->event_log_.get();
@@ -134,7 +143,7 @@ absl::StatusOr<std::unique_ptr<OptowerServer>> OptowerServer::Start(v1::ServerCo
 
   if (config.metrics_port() != 0) {
     MetricsHttpServerOptions http;
-    http.host = config.host();
+    http.host = config.metrics_host();
     http.port = std::max(config.metrics_port(), 0);  // -1: any free port
     // On failure the destructor (Shutdown) stops the trainer, the admin worker and the event log.
     RETURN_IF_ERROR(s->prometheus_->StartHttp(http));

@@ -2,13 +2,15 @@
 // with its first snapshot, the background trainer, the gRPC services and the grpc::Server — with a
 // graceful shutdown. Used by main.cc and, in-process, by tests (port 0 picks a free port).
 //
-// Start-up (Start): defaults + validation of the config, LibTorch intra-op threads, data_dir (created
+// Start-up (Start): defaults + validation of the config, the bearer tokens and the exposure rule
+// (a non-loopback host without an admin token is refused unless insecure_open_admin), LibTorch intra-op threads, data_dir (created
 // if missing; its parent must exist), the model store at data_dir/models, the model + catalog to
 // serve (server/model_loader.h: the store's serving version, else model_dir imported into the store,
 // else random towers), the first snapshot (item embeddings + index), the event log at
 // data_dir/events.sqlite (appended to), the trainer (unless trainer.disabled; core/trainer.h, hooks
 // in server/model_publisher.h), the bearer tokens (server/auth.h), the Prometheus metrics
-// (server/prometheus_exporter.h; served on metrics_port when it is not 0), then the gRPC server
+// (server/prometheus_exporter.h; served on metrics_host:metrics_port when metrics_port is not 0),
+// then the gRPC server
 // (TLS when tls_cert/tls_key are set, server/tls.h) with health checking (every service SERVING),
 // reflection (unless disabled) and message-size limits.
 //
@@ -81,6 +83,7 @@ class OptowerServer {
   // Where the first served model came from (for the start-up line).
   const std::string& model_source() const { return model_source_; }
   const AuthPolicy& auth() const { return auth_; }
+  AdminServiceImpl& admin_service() { return *admin_service_; }
   bool tls() const { return !config_.tls_cert().empty(); }
   // The metrics endpoint's port; 0 when metrics_port is 0 (off).
   int metrics_port() const { return prometheus_ != nullptr ? prometheus_->http_port() : 0; }

@@ -179,6 +179,7 @@ void ToProto(const JobInfo& j, v1::TrainingJob* out) {
   c->set_pending_excluded(j.counts.pending_excluded);
   c->set_unknown_item(j.counts.unknown_item);
   c->set_bad_context(j.counts.bad_context);
+  c->set_bad_reward(j.counts.bad_reward);
   out->set_n_train(j.n_train);
   out->set_n_holdout(j.n_holdout);
   if (!j.metrics.objective.empty()) ToProto(j.metrics, out->mutable_metrics());

@@ -1,6 +1,9 @@
-// RetrievalService (optower.v1) on gRPC's callback API. Each handler times the call, checks the
-// retrieve token (AuthPolicy::CheckRetrieve, when one is configured; docs/SECURITY.md), converts
-// the request, delegates to RetrievalEngine and converts the status with ToGrpcStatus — nothing else.
+// RetrievalService (optower.v1) on gRPC's callback API, with raw (grpc::ByteBuffer) handlers so
+// that nothing is parsed before the caller is authenticated and the request's size is checked
+// (server/raw_rpc.h, docs/SECURITY.md "Limits"). Each handler times the call, then: the retrieve
+// token (AuthPolicy::CheckRetrieve, when one is configured) -> the wire size against
+// max_retrieve_bytes / max_feedback_bytes -> parse -> convert -> RetrievalEngine -> serialize the
+// response; the status is converted with ToGrpcStatus — nothing else.
 // Handlers run inline on gRPC's callback threads: Retrieve and Feedback are short (sub-millisecond
 // plus, in synchronous durability, one log commit).
 //
@@ -9,6 +12,8 @@
 #ifndef OPTOWER_SERVER_RETRIEVAL_SERVICE_H_
 #define OPTOWER_SERVER_RETRIEVAL_SERVICE_H_
 
+#include <cstdint>
+
 #include "core/retrieval_engine.h"
 #include "optower/v1/optower.grpc.pb.h"
 #include "server/auth.h"
@@ -16,24 +21,36 @@
 
 namespace optower::server {
 
-class RetrievalServiceImpl final : public v1::RetrievalService::CallbackService {
+// Wire-size limits of the two RPCs (ServerConfig max_retrieve_bytes / max_feedback_bytes).
+struct RetrievalServiceLimits {
+  int64_t max_retrieve_bytes = 64 << 10;
+  int64_t max_feedback_bytes = 1 << 20;
+};
+
+class RetrievalServiceImpl final
+    : public v1::RetrievalService::WithRawCallbackMethod_Retrieve<
+          v1::RetrievalService::WithRawCallbackMethod_Feedback<v1::RetrievalService::Service>> {
  public:
+  using Limits = RetrievalServiceLimits;
   // `auth` may be null (no token required).
   RetrievalServiceImpl(const RetrievalEngine* engine, ServerMetrics* metrics,
-                       const AuthPolicy* auth = nullptr)
-      : engine_(engine), metrics_(metrics), auth_(auth) {}
+                       const AuthPolicy* auth = nullptr, Limits limits = Limits())
+      : engine_(engine), metrics_(metrics), auth_(auth), limits_(limits) {}
 
   grpc::ServerUnaryReactor* Retrieve(grpc::CallbackServerContext* context,
-                                     const v1::RetrieveRequest* request,
-                                     v1::RetrieveResponse* response) override;
+                                     const grpc::ByteBuffer* request,
+                                     grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* Feedback(grpc::CallbackServerContext* context,
-                                     const v1::FeedbackRequest* request,
-                                     v1::FeedbackResponse* response) override;
+                                     const grpc::ByteBuffer* request,
+                                     grpc::ByteBuffer* response) override;
 
  private:
+  absl::Status Authenticate(const grpc::CallbackServerContext* context) const;
+
   const RetrievalEngine* const engine_;
   ServerMetrics* const metrics_;
   const AuthPolicy* const auth_;
+  const Limits limits_;
 };
 
 }  // namespace optower::server

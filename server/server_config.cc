@@ -3,6 +3,7 @@
 #include <cmath>
 #include <fstream>
 #include <sstream>
+#include <utility>
 #include <vector>
 
 #include <google/protobuf/io/tokenizer.h>
@@ -33,6 +34,9 @@ class ErrorCollector : public google::protobuf::io::ErrorCollector {
   std::string name_;
   std::vector<std::string> errors_;
 };
+
+// Upper bound of every millisecond duration in the config: one hour.
+constexpr double kMaxDurationMs = 3600e3;
 
 template <typename T>
 void Default(T* field, T value) {
@@ -81,6 +85,14 @@ void ApplyServerConfigDefaults(v1::ServerConfig* c) {
   Default<std::string>(c->mutable_background_priority(), "idle");
   if (c->init_hidden_size() == 0) c->add_init_hidden(64);
   if (c->init_embedding_dim() == 0) c->set_init_embedding_dim(32);
+  if (!c->has_reward_min()) c->set_reward_min(0.0);
+  if (!c->has_reward_max()) c->set_reward_max(1.0);
+  if (c->max_retrieve_bytes() == 0) c->set_max_retrieve_bytes(64 << 10);
+  if (c->max_feedback_bytes() == 0) c->set_max_feedback_bytes(1 << 20);
+  if (c->max_admin_bytes() == 0) c->set_max_admin_bytes(64 << 10);
+  if (c->max_watchers() == 0) c->set_max_watchers(16);
+  if (c->max_admin_queue() == 0) c->set_max_admin_queue(16);
+  Default<std::string>(c->mutable_metrics_host(), "127.0.0.1");
 
   v1::IndexConfig* ix = c->mutable_index();
   if (ix->exact_max_items() == 0) ix->set_exact_max_items(100000);
@@ -112,6 +124,7 @@ void ApplyServerConfigDefaults(v1::ServerConfig* c) {
   if (t->reward_model_epochs() == 0) t->set_reward_model_epochs(30);
   if (!t->has_warm_start_from_served()) t->set_warm_start_from_served(true);
   if (t->max_jobs_kept() == 0) t->set_max_jobs_kept(100);
+  if (t->max_events() == 0) t->set_max_events(kDefaultMaxEvents);
 }
 
 absl::Status ValidateTrainerConfig(const v1::TrainerConfig& t) {
@@ -119,13 +132,17 @@ absl::Status ValidateTrainerConfig(const v1::TrainerConfig& t) {
     return absl::InvalidArgumentError(absl::StrCat("trainer.", field, "=", value, ": ", why));
   };
   auto finite = [](double v) { return std::isfinite(v); };
-  if (!(t.attribution_window_seconds() >= 0) || !finite(t.attribution_window_seconds())) {
+  // Durations are bounded as well as finite: a year of seconds / minutes.
+  constexpr double kYearSeconds = 365.0 * 24 * 3600;
+  if (!(t.attribution_window_seconds() >= 0 && t.attribution_window_seconds() <= kYearSeconds)) {
     return bad("attribution_window_seconds", t.attribution_window_seconds(),
-               "must be finite and >= 0");
+               "must be in [0, 31536000] (a year)");
   }
   if (!finite(t.default_reward())) return bad("default_reward", t.default_reward(), "must be finite");
   if (t.min_events() < 10) return bad("min_events", t.min_events(), "must be >= 10");
-  if (t.max_events() < 0) return bad("max_events", t.max_events(), "must be >= 0 (0 = all)");
+  if (t.max_events() < -1 || t.max_events() == 0) {
+    return bad("max_events", t.max_events(), "must be >= 1, or -1 for the whole log");
+  }
   if (!(t.holdout_fraction() >= 0 && t.holdout_fraction() <= 0.9)) {
     return bad("holdout_fraction", t.holdout_fraction(), "must be in [0, 0.9] (0 = gate off)");
   }
@@ -142,8 +159,9 @@ absl::Status ValidateTrainerConfig(const v1::TrainerConfig& t) {
   if (t.auto_retrain_every_feedback() < 0) {
     return bad("auto_retrain_every_feedback", t.auto_retrain_every_feedback(), "must be >= 0 (0 = off)");
   }
-  if (!(t.auto_retrain_every_minutes() >= 0) || !finite(t.auto_retrain_every_minutes())) {
-    return bad("auto_retrain_every_minutes", t.auto_retrain_every_minutes(), "must be >= 0 (0 = off)");
+  if (!(t.auto_retrain_every_minutes() >= 0 && t.auto_retrain_every_minutes() <= kYearSeconds / 60)) {
+    return bad("auto_retrain_every_minutes", t.auto_retrain_every_minutes(),
+               "must be in [0, 525600] (0 = off; at most a year)");
   }
   if (t.epochs() < 1) return bad("epochs", t.epochs(), "must be >= 1");
   if (!(t.learning_rate() > 0) || !finite(t.learning_rate())) {
@@ -202,12 +220,39 @@ absl::Status ValidateServerConfig(const v1::ServerConfig& c) {
   if (c.max_send_message_bytes() < 1024) {
     return bad("max_send_message_bytes", c.max_send_message_bytes(), "must be >= 1024");
   }
-  if (!(c.shutdown_deadline_ms() > 0)) {
-    return bad("shutdown_deadline_ms", c.shutdown_deadline_ms(), "must be > 0");
+  // Durations: finite and bounded (an hour), so that a typo cannot make a shutdown wait forever.
+  if (!(c.shutdown_deadline_ms() > 0 && c.shutdown_deadline_ms() <= kMaxDurationMs)) {
+    return bad("shutdown_deadline_ms", c.shutdown_deadline_ms(), "must be in (0, 3600000]");
   }
-  if (!(c.shutdown_health_grace_ms() >= 0)) {
-    return bad("shutdown_health_grace_ms", c.shutdown_health_grace_ms(), "must be >= 0");
+  if (!(c.shutdown_health_grace_ms() >= 0 && c.shutdown_health_grace_ms() <= kMaxDurationMs)) {
+    return bad("shutdown_health_grace_ms", c.shutdown_health_grace_ms(), "must be in [0, 3600000]");
   }
+  if (!(std::abs(c.reward_min()) <= kMaxRewardMagnitude)) {
+    return bad("reward_min", c.reward_min(), "must be finite, within +-1e30");
+  }
+  if (!(std::abs(c.reward_max()) <= kMaxRewardMagnitude) || !(c.reward_max() >= c.reward_min())) {
+    return bad("reward_max", c.reward_max(),
+               absl::StrCat("must be >= reward_min=", c.reward_min(), " and within +-1e30"));
+  }
+  if (!(c.trainer().default_reward() >= c.reward_min() &&
+        c.trainer().default_reward() <= c.reward_max())) {
+    return bad("trainer.default_reward", c.trainer().default_reward(),
+               absl::StrCat("must be in [reward_min, reward_max] = [", c.reward_min(), ", ",
+                            c.reward_max(), "]"));
+  }
+  using Limit = std::pair<const char*, int32_t>;
+  for (const auto& [field, value] : {Limit{"max_retrieve_bytes", c.max_retrieve_bytes()},
+                                      Limit{"max_feedback_bytes", c.max_feedback_bytes()},
+                                      Limit{"max_admin_bytes", c.max_admin_bytes()}}) {
+    if (value < 1024 || value > c.max_receive_message_bytes()) {
+      return bad(field, value,
+                 absl::StrCat("must be in [1024, max_receive_message_bytes=",
+                              c.max_receive_message_bytes(), "]"));
+    }
+  }
+  if (c.max_watchers() < 1) return bad("max_watchers", c.max_watchers(), "must be >= 1");
+  if (c.max_admin_queue() < 1) return bad("max_admin_queue", c.max_admin_queue(), "must be >= 1");
+  if (c.metrics_host().empty()) return absl::InvalidArgumentError("metrics_host: empty");
   if (c.intra_op_threads() < 1) return bad("intra_op_threads", c.intra_op_threads(), "must be >= 1");
   if (!c.background_priority().empty()) {
     RETURN_IF_ERROR(ParseBackgroundPriority(c.background_priority()).status());
@@ -234,8 +279,9 @@ absl::Status ValidateServerConfig(const v1::ServerConfig& c) {
   if (ix.hnsw_ef_search() < 1) return bad("index.hnsw_ef_search", ix.hnsw_ef_search(), "must be >= 1");
   if (ix.build_threads() < 0) return bad("index.build_threads", ix.build_threads(), "must be >= 0");
   const v1::EventLogConfig& log = c.event_log();
-  if (!(log.max_commit_delay_ms() >= 0) || !std::isfinite(log.max_commit_delay_ms())) {
-    return bad("event_log.max_commit_delay_ms", log.max_commit_delay_ms(), "must be >= 0");
+  if (!(log.max_commit_delay_ms() >= 0 && log.max_commit_delay_ms() <= kMaxDurationMs)) {
+    return bad("event_log.max_commit_delay_ms", log.max_commit_delay_ms(),
+               "must be in [0, 3600000]");
   }
   if (log.max_batch_events() < 1) {
     return bad("event_log.max_batch_events", log.max_batch_events(), "must be >= 1");
@@ -301,6 +347,8 @@ RetrievalEngineOptions EngineOptionsFromConfig(const v1::ServerConfig& c) {
   o.max_categorical_features = c.max_categorical_features();
   o.max_feedback_batch = c.max_feedback_batch();
   o.max_upsert_batch = c.max_upsert_batch();
+  o.reward_min = c.reward_min();
+  o.reward_max = c.reward_max();
   o.snapshot.index = IndexOptionsFromConfig(c);
   o.build_priority = BackgroundPriorityFromConfig(c);
   return o;
@@ -341,6 +389,8 @@ TrainerOptions TrainerOptionsFromConfig(const v1::ServerConfig& c) {
   o.warm_start_from_served = t.warm_start_from_served();
   o.snapshot.attribution_window = absl::Seconds(t.attribution_window_seconds());
   o.snapshot.default_reward = t.default_reward();
+  o.snapshot.reward_min = c.reward_min();
+  o.snapshot.reward_max = c.reward_max();
   o.min_events = t.min_events();
   o.max_events = t.max_events();
   o.holdout_fraction = t.holdout_fraction();

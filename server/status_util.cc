@@ -2,7 +2,14 @@
 
 #include <string>
 
+#include "absl/strings/str_cat.h"
+
 namespace optower::server {
+
+std::string EchoValue(absl::string_view value, size_t max_bytes) {
+  if (value.size() <= max_bytes) return std::string(value);
+  return absl::StrCat(value.substr(0, max_bytes), "\u2026(", value.size(), " bytes)");
+}
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
@@ -13,7 +20,7 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
                                       code <= grpc::StatusCode::UNAUTHENTICATED)
                                          ? static_cast<grpc::StatusCode>(code)
                                          : grpc::StatusCode::UNKNOWN;
-  return grpc::Status(grpc_code, std::string(status.message()));
+  return grpc::Status(grpc_code, EchoValue(status.message(), kMaxStatusMessageBytes));
 }
 
 }  // namespace optower::server

@@ -1,9 +1,11 @@
 #include "server/training_watch.h"
 
 #include <optional>
+#include <system_error>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "server/proto_convert.h"
 #include "server/status_util.h"
 
@@ -17,6 +19,18 @@ void WatchRegistry::Add() {
 void WatchRegistry::Remove() {
   absl::MutexLock lock(&mu_);
   --active_;
+}
+
+bool WatchRegistry::TryStartStream() {
+  absl::MutexLock lock(&mu_);
+  if (streams_ >= max_streams_) return false;
+  ++streams_;
+  return true;
+}
+
+void WatchRegistry::EndStream() {
+  absl::MutexLock lock(&mu_);
+  --streams_;
 }
 
 bool WatchRegistry::stopping() const {
@@ -41,12 +55,26 @@ TrainingWatchReactor::TrainingWatchReactor(const Trainer* trainer, std::string j
       registry_(registry),
       on_finish_(std::move(on_finish)) {
   registry_->Add();
+  if (refusal.ok() && !registry_->TryStartStream()) {
+    refusal = absl::ResourceExhaustedError(
+        absl::StrCat("WatchTraining: ", registry_->max_streams(),
+                     " streams are already open (max_watchers); retry later"));
+  }
   if (!refusal.ok()) {
     FinishWith(refusal);
     return;
   }
+  streaming_ = true;
   // Operations started before the handler returns this reactor are held by gRPC until it is bound.
-  thread_ = std::thread([this] { Run(); });
+  // std::thread throws when the OS refuses a thread (EAGAIN): that must fail this call, not abort
+  // the process (the one place this file turns an exception into a status).
+  try {
+    thread_ = std::thread([this] { Run(); });
+  } catch (const std::system_error& e) {
+    FinishWith(absl::UnavailableError(
+        absl::StrCat("WatchTraining: cannot start a thread for the stream (", e.what(),
+                     "); retry later")));
+  }
 }
 
 void TrainingWatchReactor::OnWriteDone(bool ok) {
@@ -70,7 +98,9 @@ void TrainingWatchReactor::OnDone() {
     }
   }
   WatchRegistry* registry = registry_;
+  const bool streaming = streaming_;
   delete this;
+  if (streaming) registry->EndStream();
   registry->Remove();
 }
 

@@ -1,5 +1,6 @@
 // WatchTraining's server-streaming reactor (gRPC callback API). gRPC's callback threads must not
-// block, but the trainer's events arrive over minutes, so each watch gets its own thread that
+// block, but the trainer's events arrive over minutes, so each watch gets its own thread (at most
+// WatchRegistry::max_streams at a time) that
 // waits on Trainer::WaitForEvents (timed waits of kWatchPoll, so it notices a cancelled call or a
 // stopping service promptly) and writes one event at a time (the next StartWrite only after
 // OnWriteDone). The stream ends with OK after the job's final event, with the trainer's status for
@@ -30,25 +31,35 @@ namespace optower::server {
 
 inline constexpr absl::Duration kWatchPoll = absl::Milliseconds(200);
 
-// Live watches of one service, and the flag that tells them to stop.
+// Live watches of one service, the flag that tells them to stop, and the bound on streaming ones
+// (each holds a thread).
 class WatchRegistry {
  public:
+  explicit WatchRegistry(int max_streams = 16) : max_streams_(max_streams) {}
   void Add();
   void Remove();
+  // Takes one of max_streams slots: false when all are taken. EndStream gives it back.
+  bool TryStartStream();
+  void EndStream();
+  int max_streams() const { return max_streams_; }
   bool stopping() const;
   // Sets the stop flag and waits (at most `timeout`) until every watch is done; false on timeout.
   bool StopAndWait(absl::Duration timeout);
 
  private:
   mutable absl::Mutex mu_;
+  const int max_streams_;
   int active_ ABSL_GUARDED_BY(mu_) = 0;
+  int streams_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 class TrainingWatchReactor final : public grpc::ServerWriteReactor<v1::TrainingEvent> {
  public:
   // Streams events of `job_id` with seq > after_seq. A non-OK `refusal` finishes the call at once
-  // with that status (no thread); otherwise `trainer` must be non-null. `on_finish` (optional) is
+  // with that status (no thread); otherwise `trainer` must be non-null. When the registry's
+  // max_streams streams are live the call finishes with RESOURCE_EXHAUSTED, and when the OS
+  // refuses a thread with UNAVAILABLE (never an abort). `on_finish` (optional) is
   // called once with the final status, from the streaming thread (latency metrics).
   TrainingWatchReactor(const Trainer* trainer, std::string job_id, int64_t after_seq,
                        WatchRegistry* registry, absl::Status refusal,
@@ -76,6 +87,7 @@ class TrainingWatchReactor final : public grpc::ServerWriteReactor<v1::TrainingE
   bool write_pending_ ABSL_GUARDED_BY(mu_) = false;
   bool write_ok_ ABSL_GUARDED_BY(mu_) = true;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  bool streaming_ = false;  // holds a registry stream slot (released in OnDone)
   std::thread thread_;
 };
 

@@ -18,7 +18,12 @@ REPO_ROOT defaults to the parent of this file's folder. Checks:
   - docker-compose.yml: one server, a named volume at /var/lib/optower, ports 50051 and 9464, the
     config mounted where --config points, the admin token as a secret or env var;
   - deploy/config/server.textproto listens on all interfaces, uses /var/lib/optower, equals the
-    ConfigMap's copy, and (when protoc and proto/ are present) parses as optower.v1.ServerConfig.
+    ConfigMap's copy, and (when protoc and proto/ are present) parses as optower.v1.ServerConfig;
+  - no shipped command opens the admin RPCs to the network: the Dockerfile's ENTRYPOINT + CMD with
+    the config file it names (found through the runtime stage's COPY), the compose command with its
+    mounted config and the Kubernetes args with the ConfigMap each configure an admin token
+    (admin_token_file, or OPTOWER_ADMIN_TOKEN from a secret) whenever the host is not loopback, and
+    none passes --insecure_open_admin (the server would start with open admin RPCs).
 
 Every broken expectation prints one "FAIL: <file>: <what>" line; the exit code is 1 if any failed.
 """
@@ -467,6 +472,11 @@ def lint_k8s(lint, docs, config_text):
     secrets = {d["metadata"]["name"]: d for _, d in by_kind.get("Secret", [])}
     used = []
     token_file = arg_value(args, "--admin_token_file")
+    if token_file is None:
+        token_file = config_fields(config_text).get("admin_token_file")
+    token_env = any(e.get("name") == "OPTOWER_ADMIN_TOKEN" for e in c.get("env") or [])
+    problem = open_admin_problem(args, config_text, token_env=token_env)
+    lint.expect(problem is None, cwhere, f"the container {problem}")
     for mpath, m in mounts.items():
         sec = (volumes.get(m.get("name")) or {}).get("secret")
         if sec and token_file and under(token_file, mpath):
@@ -475,8 +485,8 @@ def lint_k8s(lint, docs, config_text):
         ref = ((e.get("valueFrom") or {}).get("secretKeyRef")) or {}
         if e.get("name") == "OPTOWER_ADMIN_TOKEN" and ref:
             used.append((ref.get("name"), ref.get("key")))
-    if lint.expect(used, cwhere, "the admin token is neither --admin_token_file in a mounted Secret "
-                                 "nor env OPTOWER_ADMIN_TOKEN from a secretKeyRef"):
+    if lint.expect(used, cwhere, "the admin token is neither admin_token_file (config or flag) in a "
+                                 "mounted Secret nor env OPTOWER_ADMIN_TOKEN from a secretKeyRef"):
         for name, key in used:
             s = secrets.get(name)
             if lint.expect(s, cwhere, f"uses Secret {name}, which deploy/k8s/ does not define"):
@@ -505,6 +515,108 @@ def lint_k8s(lint, docs, config_text):
                     "accessModes should be ReadWriteOnce(Pod): one node, one writer")
         lint.expect(((pspec.get("resources") or {}).get("requests") or {}).get("storage"), pwhere,
                     "no resources.requests.storage")
+
+
+# ------------------------------------------------------------------------------------------------
+# Open admin RPCs: the server refuses a non-loopback host without an admin token unless
+# --insecure_open_admin; every shipped command must configure a token and never pass the opt-out.
+# ------------------------------------------------------------------------------------------------
+
+def config_fields(text):
+    """Top-level scalar fields of a text-format ServerConfig: {name: value-as-text}."""
+    fields, depth = {}, 0
+    for line in (text or "").splitlines():
+        line = line.split("#", 1)[0]
+        if depth == 0:
+            m = re.match(r'\s*(\w+)\s*:\s*("([^"]*)"|[^\s{]+)', line)
+            if m:
+                fields[m.group(1)] = m.group(3) if m.group(3) is not None else m.group(2)
+        depth += line.count("{") - line.count("}")
+    return fields
+
+
+def is_loopback(host):
+    h = host.strip().lower()
+    return h in ("localhost", "::1", "[::1]") or re.fullmatch(r"127(\.\d{1,3}){3}", h) is not None
+
+
+def flag_is_set(args, name):
+    """An absl bool flag in `args`: --name, --name=true/1/yes (not --noname or --name=false)."""
+    on = False
+    for a in args:
+        if a == f"--{name}" or a == f"-{name}":
+            on = True
+        elif a.startswith(f"--{name}=") or a.startswith(f"-{name}="):
+            on = a.split("=", 1)[1].lower() in ("true", "1", "yes", "t", "y")
+        elif a in (f"--no{name}", f"-no{name}"):
+            on = False
+    return on
+
+
+def open_admin_problem(args, config_text, token_env=False):
+    """Why `optower-server ARGS` with that config would serve open admin RPCs on the network (or
+    start with the opt-out), else None. Flags override the config's fields."""
+    cfg = config_fields(config_text)
+    if flag_is_set(args, "insecure_open_admin") or cfg.get("insecure_open_admin") in ("true", "1", "True"):
+        return "passes --insecure_open_admin (insecure_open_admin): the admin RPCs would be open"
+    host = arg_value(args, "--host") or cfg.get("host") or "127.0.0.1"
+    token = arg_value(args, "--admin_token_file")
+    if token is None:
+        token = cfg.get("admin_token_file", "")
+    if not is_loopback(host) and not token and not token_env:
+        return (f"listens on {host} (not loopback) without an admin token: set admin_token_file "
+                "in the config or --admin_token_file (the server refuses to start otherwise)")
+    return None
+
+
+def server_args(entrypoint, cmd):
+    """The arguments optower-server gets from ENTRYPOINT + CMD (exec or shell form), or None."""
+    words = list(entrypoint or []) + list(cmd or [])
+    for i, w in enumerate(words):
+        if os.path.basename(w) == "optower-server":
+            return words[i + 1:]
+    return None
+
+
+def lint_dockerfile_open_admin(lint):
+    path = os.path.join(lint.root, "Dockerfile")
+    where = "Dockerfile"
+    if not os.path.isfile(path):
+        return
+    stages = split_stages(parse_dockerfile(open(path).read()))
+    if not stages:
+        return
+    runtime = stages[-1]
+    entrypoint, cmd, copies = None, None, []
+    for no, ins, args in runtime["ins"]:
+        if ins == "ENTRYPOINT":
+            entrypoint, cmd = exec_form_or_words(args), None  # a new ENTRYPOINT resets CMD
+        elif ins == "CMD":
+            cmd = exec_form_or_words(args)
+        elif ins == "COPY":
+            flags, rest = strip_flags(args)
+            if "from" not in flags:
+                words = exec_form_or_words(rest)
+                if len(words) >= 2:
+                    copies.append((words[:-1], words[-1]))
+    args = server_args(entrypoint, cmd)
+    if not lint.expect(args is not None, where,
+                       f"ENTRYPOINT {entrypoint} + CMD {cmd} does not run optower-server"):
+        return
+    config = arg_value(args, "--config")
+    config_text = ""
+    if config:
+        src = None
+        for sources, dest in copies:
+            if dest == config or (dest.endswith("/") and
+                                  any(dest + os.path.basename(s) == config for s in sources)):
+                src = next(s for s in sources if dest == config or dest + os.path.basename(s) == config)
+        if lint.expect(src and os.path.isfile(os.path.join(lint.root, src)), where,
+                       f"--config={config}: no COPY from the repository puts that file in the image"):
+            config_text = open(os.path.join(lint.root, src)).read()
+    problem = open_admin_problem(args, config_text)
+    lint.expect(problem is None, where,
+                f"the default command (ENTRYPOINT + CMD, config {config}) {problem}")
 
 
 def compose_port_targets(ports):
@@ -558,18 +670,24 @@ def lint_compose(lint, docs):
     if config is None:
         config = "/etc/optower/server.textproto"  # the image's default CMD
     mounted = [(m, src) for m, (src, kind) in mounts.items() if under(config, m) and kind == "bind"]
+    config_text = ""
     if lint.expect(mounted, swhere, f"--config {config} is not a mounted file"):
         src = mounted[0][1]
         host = os.path.normpath(os.path.join(os.path.dirname(path), src))
-        lint.expect(os.path.exists(host), swhere, f"the config source {src} does not exist")
+        if lint.expect(os.path.exists(host), swhere, f"the config source {src} does not exist"):
+            config_text = open(host).read() if os.path.isfile(host) else ""
     env = svc.get("environment") or {}
     env_names = set(env) if isinstance(env, dict) else {str(e).split("=")[0] for e in env}
     token_file = arg_value(cmd, "--admin_token_file")
+    if token_file is None:
+        token_file = config_fields(config_text).get("admin_token_file")
+    problem = open_admin_problem(cmd, config_text, token_env="OPTOWER_ADMIN_TOKEN" in env_names)
+    lint.expect(problem is None, swhere, f"the service {problem}")
     sec_names = [s if isinstance(s, str) else s.get("source") for s in svc.get("secrets") or []]
     by_secret = token_file and any(token_file == f"/run/secrets/{s}" for s in sec_names)
     lint.expect(by_secret or "OPTOWER_ADMIN_TOKEN" in env_names, swhere,
-                "the admin token is neither --admin_token_file=/run/secrets/<a service secret> nor "
-                "env OPTOWER_ADMIN_TOKEN")
+                "the admin token is neither admin_token_file=/run/secrets/<a service secret> "
+                "(config or flag) nor env OPTOWER_ADMIN_TOKEN")
     for s in sec_names:
         lint.expect(s in (comp.get("secrets") or {}), swhere, f"secret {s} is not declared at top level")
 
@@ -615,6 +733,7 @@ def main():
               "scripts/bootstrap.sh (Debian's package; run with /usr/bin/python3)", file=sys.stderr)
         return 1
     lint_dockerfile(lint, opts.build_dir)
+    lint_dockerfile_open_admin(lint)
     lint_dockerignore(lint)
     config_text = lint_config(lint)
     docs = load_yaml_files(lint, yaml)

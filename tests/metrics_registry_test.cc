@@ -294,7 +294,7 @@ TEST(MetricsHttpServerTest, RefusesOversizedRequests) {
 
 TEST(MetricsHttpServerTest, StopDoesNotWaitForASilentClient) {
   MetricsHttpServerOptions options;
-  options.io_timeout = absl::Seconds(30);
+  options.request_deadline = absl::Seconds(30);
   absl::StatusOr<std::unique_ptr<MetricsHttpServer>> server =
       MetricsHttpServer::Start(options, [] { return std::string(); });
   ASSERT_TRUE(server.ok()) << server.status();
