@@ -56,6 +56,7 @@
 #include "server/status_util.h"
 #include "tests/testing/http_exchange.h"
 #include "tests/testing/server_process.h"
+#include "tests/testing/subprocess.h"
 #include "tests/testing/serving_fixture.h"
 
 namespace optower {
@@ -321,6 +322,7 @@ TEST_F(InProcessTest, HostileRetrieveCostsAboutItsWireSize) {
   const int64_t before = PeakRssBytes();
   const grpc::Status s = RawCall("/optower.v1.RetrievalService/Retrieve", hostile);
   const int64_t grown = PeakRssBytes() - before;
+  RecordProperty("peak_rss_growth_mib", static_cast<int>(grown >> 20));
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
   EXPECT_LT(grown, int64_t{128} << 20) << "peak RSS grew by " << (grown >> 20) << " MiB";
 }
@@ -526,7 +528,7 @@ class AdminLimitsTest : public ::testing::Test {
         RetrievalEngine::Create(RetrievalEngineOptions(), *snap, log_.get());
     ASSERT_TRUE(engine.ok()) << engine.status();
     engine_ = std::move(*engine);
-    absl::StatusOr<std::unique_ptr<ModelStore>> store = ModelStore::Open(dir_.File("models"));
+    absl::StatusOr<std::unique_ptr<ModelStore>> store = ModelStore::Open(dir_.path());
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
     TrainerHooks hooks;
@@ -560,7 +562,7 @@ class AdminLimitsTest : public ::testing::Test {
                                                           grpc::InsecureChannelCredentials()));
   }
   void TearDown() override {
-    release_job_.Notify();
+    if (!release_job_.HasBeenNotified()) release_job_.Notify();
     if (server_ != nullptr) {
       server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
       server_->Wait();
