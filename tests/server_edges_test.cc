@@ -35,6 +35,7 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -753,6 +754,30 @@ TEST(MetricsHttpEdgesTest, SlowClientsDoNotBlockAScrape) {
   slow.join();
   ASSERT_TRUE(scrape.ok()) << scrape.status();
   EXPECT_THAT(*scrape, StartsWith("HTTP/1.1 200 OK"));
+}
+
+TEST(MetricsHttpEdgesTest, ConnectionsBeyondThePoolAndQueueGet503AtOnce) {
+  server::MetricsHttpServerOptions options;
+  options.request_deadline = absl::Seconds(60);
+  options.max_connections = 1;
+  options.max_pending = 0;
+  absl::StatusOr<std::unique_ptr<server::MetricsHttpServer>> http =
+      server::MetricsHttpServer::Start(options, [] { return std::string("x 1\n"); });
+  ASSERT_TRUE(http.ok()) << http.status();
+  const int port = (*http)->port();
+  const int slow = ConnectLoopback(port);  // takes the only thread and sends nothing
+  ASSERT_GE(slow, 0);
+  // Once the thread holds it, the next connection is answered 503 without waiting 60 s.
+  std::string answer;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    absl::StatusOr<std::string> r = testutil::HttpExchange(port, "GET /metrics HTTP/1.1\r\n\r\n");
+    ASSERT_TRUE(r.ok()) << r.status();
+    answer = *r;
+    if (absl::StartsWith(answer, "HTTP/1.1 503 ")) break;
+    absl::SleepFor(absl::Milliseconds(20));  // the thread had not taken `slow` yet
+  }
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 503 Service Unavailable"));
+  ::close(slow);
 }
 
 TEST(MetricsHttpEdgesTest, StopIsBoundedWithTricklingClients) {
