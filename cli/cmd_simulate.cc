@@ -157,9 +157,9 @@ class DataDir {
           return absl::AlreadyExistsError(
               absl::StrCat("--data-dir=", requested, ": exists and is not an empty folder"));
         }
-      } else if (::mkdir(requested.c_str(), 0755) != 0) {
-        return absl::NotFoundError(
-            absl::StrCat("--data-dir=", requested, ": cannot create: ", std::strerror(errno)));
+      } else if (!std::filesystem::create_directories(requested, ec) || ec) {  // mkdir -p
+        return absl::NotFoundError(absl::StrCat("--data-dir=", requested,
+                                                ": cannot create: ", ec.message()));
       }
       // Absolute, so that the server's config does not depend on its working folder.
       const std::string absolute = std::filesystem::absolute(requested, ec).lexically_normal();

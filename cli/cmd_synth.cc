@@ -165,7 +165,7 @@ int SynthMain(int argc, char** argv) {
   parser.AddInt("rounds", &f.rounds, "logged rounds in logs.csv, >= 1");
   parser.AddInt("test-rounds", &f.test_rounds, "fresh test rounds for the test_*.csv files, >= 1");
   parser.AddInt("seed", &f.seed, "random seed, >= 0");
-  parser.AddString("out", &f.out, "output folder (its parent must exist)");
+  parser.AddString("out", &f.out, "output folder (missing parent folders are created)");
   parser.AddBool("overwrite", &f.overwrite, "replace DIR if it exists and is not empty");
   for (const char* required : {"n-actions", "dim-context", "rounds", "out"})
     parser.Require(required);

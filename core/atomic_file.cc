@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
@@ -95,6 +96,45 @@ absl::StatusOr<PathState> Inspect(const std::string& path) {
   return empty ? PathState::kEmptyDir : PathState::kNonEmptyDir;
 }
 
+// mkdir -p `dir`: creates each missing folder from the outermost down and appends it to
+// `*created` (so that the caller can undo exactly what it did). A folder that appears meanwhile
+// (EEXIST from a concurrent mkdir) is fine and not ours. On error, the folders created so far stay
+// in `*created` for the caller to remove.
+absl::Status MakeParents(const std::string& dir, absl::string_view what,
+                         std::vector<std::string>* created) {
+  std::vector<std::string> missing;  // innermost first
+  std::string path = dir;
+  while (true) {
+    struct stat st;
+    if (::stat(path.c_str(), &st) == 0) {
+      if (!S_ISDIR(st.st_mode))
+        return absl::NotFoundError(absl::StrCat(what, ": ", path, " is not a folder"));
+      break;
+    }
+    // ENOTDIR: a file further up; walking on finds it and says so.
+    if (errno != ENOENT && errno != ENOTDIR)
+      return ErrnoError(errno, absl::StrCat(what, ": stat"), path);
+    missing.push_back(path);
+    auto [parent, base] = SplitPath(path);
+    if (parent == path || parent == "/" || parent == ".") break;
+    path = parent;
+  }
+  for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+    if (::mkdir(it->c_str(), 0777) == 0) {
+      created->push_back(*it);
+    } else if (errno != EEXIST) {
+      return ErrnoError(errno, absl::StrCat(what, ": mkdir"), *it);
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Removes the folders MakeParents created, innermost first; rmdir(2) leaves any that someone else
+// has put something into since.
+void RemoveCreatedParents(const std::vector<std::string>& created) {
+  for (auto it = created.rbegin(); it != created.rend(); ++it) ::rmdir(it->c_str());
+}
+
 absl::Status CheckFinal(const std::string& final_path, PathState state, bool overwrite) {
   if (state == PathState::kNotDir)
     return absl::AlreadyExistsError(absl::StrCat(final_path, " exists and is not a folder"));
@@ -131,11 +171,17 @@ absl::Status WriteFileAtomically(const std::string& path, std::string_view conte
   return FsyncPath(dir, /*directory=*/true);
 }
 
-AtomicDirectory::AtomicDirectory(std::string final_path, std::string temp_path, Options options)
-    : final_path_(std::move(final_path)), temp_path_(std::move(temp_path)), options_(options) {}
+AtomicDirectory::AtomicDirectory(std::string final_path, std::string temp_path, Options options,
+                                 std::vector<std::string> created_parents)
+    : final_path_(std::move(final_path)),
+      temp_path_(std::move(temp_path)),
+      options_(options),
+      created_parents_(std::move(created_parents)) {}
 
 AtomicDirectory::~AtomicDirectory() {
-  if (!committed_ && !temp_path_.empty()) RemoveTree(temp_path_);
+  if (committed_) return;
+  if (!temp_path_.empty()) RemoveTree(temp_path_);
+  RemoveCreatedParents(created_parents_);
 }
 
 absl::StatusOr<std::unique_ptr<AtomicDirectory>> AtomicDirectory::Create(
@@ -145,22 +191,28 @@ absl::StatusOr<std::unique_ptr<AtomicDirectory>> AtomicDirectory::Create(
   if (final_clean.empty() || base.empty() || base == "." || base == "..")
     return absl::InvalidArgumentError(
         absl::StrCat("path='", final_path, "': not a usable output folder name"));
-  struct stat st;
-  if (::stat(parent.c_str(), &st) != 0)
-    return ErrnoError(errno, absl::StrCat("output folder ", final_clean, ": stat"), parent);
-  if (!S_ISDIR(st.st_mode))
-    return absl::NotFoundError(
-        absl::StrCat("output folder ", final_clean, ": ", parent, " is not a folder"));
-  ASSIGN_OR_RETURN(PathState state, Inspect(final_clean));
-  RETURN_IF_ERROR(CheckFinal(final_clean, state, options.overwrite));
-
-  for (int attempt = 0; attempt < kMaxNameAttempts; ++attempt) {
-    std::string temp = absl::StrCat(final_clean, ".tmp-", RandomSuffix());
-    if (::mkdir(temp.c_str(), 0777) == 0)
-      return std::unique_ptr<AtomicDirectory>(new AtomicDirectory(final_clean, temp, options));
-    if (errno != EEXIST) return ErrnoError(errno, "mkdir", temp);
+  // A missing parent means `<final>` is missing too: it is checked after the parents exist.
+  std::vector<std::string> created;
+  absl::Status status = MakeParents(parent, absl::StrCat("output folder ", final_clean), &created);
+  absl::StatusOr<PathState> state = PathState::kAbsent;
+  if (status.ok()) state = Inspect(final_clean);
+  if (status.ok()) status = state.status();
+  if (status.ok()) status = CheckFinal(final_clean, *state, options.overwrite);
+  if (status.ok()) {
+    status = absl::InternalError(absl::StrCat("no free temporary name beside ", final_clean));
+    for (int attempt = 0; attempt < kMaxNameAttempts; ++attempt) {
+      std::string temp = absl::StrCat(final_clean, ".tmp-", RandomSuffix());
+      if (::mkdir(temp.c_str(), 0777) == 0)
+        return std::unique_ptr<AtomicDirectory>(
+            new AtomicDirectory(final_clean, temp, options, std::move(created)));
+      if (errno != EEXIST) {
+        status = ErrnoError(errno, "mkdir", temp);
+        break;
+      }
+    }
   }
-  return absl::InternalError(absl::StrCat("no free temporary name beside ", final_clean));
+  RemoveCreatedParents(created);
+  return status;
 }
 
 std::string AtomicDirectory::FilePath(std::string_view name) const {
@@ -208,6 +260,9 @@ absl::Status AtomicDirectory::Commit() {
     return ErrnoError(errno, "renameat2", final_path_);
   }
   committed_ = true;
+  // The parents it created now hold the output and stay. Their own entries are not fsync'ed: a
+  // crash can lose a new parent folder together with the output, never leave a partial output.
+  created_parents_.clear();
   return FsyncPath(SplitPath(final_path_).first, /*directory=*/true);
 }
 

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -35,6 +36,10 @@ absl::Status WriteFileAtomically(const std::string& path, std::string_view conte
 // Commit() (an error anywhere on the way), the temporary folder and everything in it are removed,
 // so a failed command leaves nothing behind.
 //
+// Missing parent folders of `<final>` are created (mkdir -p). Those this object created are removed
+// again (if still empty) when it is destroyed without a successful Commit(), so a failed command
+// leaves no empty folders behind either.
+//
 // `<final>` may already exist as an empty folder (it is replaced). If it exists and is non-empty,
 // Create() and Commit() fail with AlreadyExists unless `overwrite` is set; with `overwrite` the old
 // folder is swapped out atomically (renameat2 RENAME_EXCHANGE) and then deleted, so readers never
@@ -48,9 +53,9 @@ class AtomicDirectory {
     bool overwrite = false;  // replace a non-empty existing `<final>` on Commit()
   };
 
-  // Checks `<final>` early (so a command fails before doing expensive work) and creates the
-  // temporary folder. The parent of `<final>` must exist (NotFound otherwise): a typo in --out
-  // should not silently create a tree of folders.
+  // Checks `<final>` early (so a command fails before doing expensive work), creates the missing
+  // parent folders and the temporary folder. A path component that exists but is not a folder is
+  // NotFound; a parent that cannot be created carries the mkdir errno (PermissionDenied, ...).
   static absl::StatusOr<std::unique_ptr<AtomicDirectory>> Create(const std::string& final_path,
                                                                  const Options& options);
 
@@ -69,12 +74,15 @@ class AtomicDirectory {
   bool committed() const { return committed_; }
 
  private:
-  AtomicDirectory(std::string final_path, std::string temp_path, Options options);
+  AtomicDirectory(std::string final_path, std::string temp_path, Options options,
+                  std::vector<std::string> created_parents);
 
   std::string final_path_;
   std::string temp_path_;
   Options options_;
   bool committed_ = false;
+  // Parent folders Create() made, outermost first; removed (if empty) unless committed.
+  std::vector<std::string> created_parents_;
 };
 
 }  // namespace optower

@@ -15,6 +15,7 @@ PACKAGES=(
   python3-matplotlib python3-numpy  # PNG plots (run with /usr/bin/python3)
   python3-yaml          # deploy manifest lint test
   python3-grpcio python3-protobuf  # the Python client and its tests
+  python3-venv python3-setuptools python3-wheel  # `pip install ./client/python` into a venv, offline
   openssl               # test-time CA and certificates for the TLS tests
 )
 

@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
@@ -22,6 +23,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -30,6 +32,7 @@
 #include "core/status_macros.h"
 #include "server/optower_server.h"
 #include "server/server_config.h"
+#include "server/start_checks.h"
 
 ABSL_FLAG(std::string, config, "", "text-format optower.v1.ServerConfig file (flags override it)");
 ABSL_FLAG(std::optional<std::string>, host, std::nullopt, "listen address (default 127.0.0.1)");
@@ -168,6 +171,7 @@ absl::StatusOr<v1::ServerConfig> ConfigFromFlags() {
   if (auto v = absl::GetFlag(FLAGS_reward_min)) config.set_reward_min(*v);
   if (auto v = absl::GetFlag(FLAGS_reward_max)) config.set_reward_max(*v);
   ApplyServerConfigDefaults(&config);
+  RETURN_IF_ERROR(CheckFirstStart(config));  // the same checks, with what to do next
   RETURN_IF_ERROR(ValidateServerConfig(config));
   return config;
 }
@@ -229,11 +233,52 @@ int Fail(const absl::Status& status) {
   return absl::IsInvalidArgument(status) || absl::IsNotFound(status) ? 2 : 1;
 }
 
+// --help, -h, --helpshort: this binary's flags (the ones defined in this file), sorted, each with
+// its default. Abseil's own --help lists only flags of a file named after the program
+// (optower-server.cc) and so printed "No flags matched"; --helpfull still shows every flag.
+bool IsHelpFlag(const char* arg) {
+  const absl::string_view a(arg);
+  return a == "--help" || a == "-help" || a == "-h" || a == "--helpshort" || a == "-helpshort";
+}
+
+void PrintHelp() {
+  std::printf("optower-server: %s\n\n", std::string(absl::ProgramUsageMessage()).c_str());
+  std::printf("Flags (each overrides the same field of the --config file; docs/SERVING.md):\n");
+  std::vector<const absl::CommandLineFlag*> flags;
+  for (const auto& [name, flag] : absl::GetAllFlags()) {
+    if (absl::EndsWith(flag->Filename(), "server/main.cc")) flags.push_back(flag);
+  }
+  std::sort(flags.begin(), flags.end(),
+            [](const absl::CommandLineFlag* a, const absl::CommandLineFlag* b) {
+              return a->Name() < b->Name();
+            });
+  for (const absl::CommandLineFlag* flag : flags) {
+    std::string help = flag->Help();
+    // Most help texts state their default (the config default); the others are unset by default.
+    if (!absl::StrContains(help, "default") && !absl::StrContains(help, "required")) {
+      const std::string d = flag->DefaultValue();
+      absl::StrAppend(&help, " (default: ",
+                      !d.empty() ? d
+                      : flag->IsOfType<std::optional<bool>>() ? "false"
+                                                              : "none",
+                      ")");
+    }
+    std::printf("  --%s  %s\n", std::string(flag->Name()).c_str(), help.c_str());
+  }
+  std::printf("\n--helpfull lists the flags of the libraries too.\n");
+}
+
 int Main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "serves optower's Retrieve/Feedback/admin RPCs.\n"
       "  optower-server --config FILE | --data_dir DIR --items items.csv "
       "(--model MODEL_DIR | --dim_context D) [--port P]");
+  for (int i = 1; i < argc; ++i) {
+    if (IsHelpFlag(argv[i])) {
+      PrintHelp();
+      return 0;
+    }
+  }
   const std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
   if (rest.size() > 1) {
     return Fail(absl::InvalidArgumentError(absl::StrCat("unexpected argument '", rest[1], "'")));
@@ -270,7 +315,7 @@ int Main(int argc, char** argv) {
   start.admin_token_env = Env("OPTOWER_ADMIN_TOKEN");
   start.retrieve_token_env = Env("OPTOWER_RETRIEVE_TOKEN");
   absl::StatusOr<std::unique_ptr<OptowerServer>> server = OptowerServer::Start(*config, start);
-  if (!server.ok()) return Fail(server.status());
+  if (!server.ok()) return Fail(ExplainStartFailure(server.status(), *config));
   const std::shared_ptr<const ModelSnapshot> snap = (*server)->engine().snapshot();
   std::fprintf(stderr,
                "optower-server: model %s (%s), %lld items (%s index, recall@10 %.3f), epsilon %g, "

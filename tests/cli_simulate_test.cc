@@ -139,7 +139,8 @@ class CliSimulateTest : public ::testing::Test {
 };
 
 TEST_F(CliSimulateTest, TinyClosedLoopImprovesAndWritesConsistentOutputs) {
-  const std::string out = dir_.File("sim");
+  // Missing parent folders are created, as scripts/run_main.sh needs in a fresh clone (out/main).
+  const std::string out = dir_.File("out/nested/sim");
   SubprocessResult r = Simulate({"--items", "30", "--rounds", "3", "--requests-per-round", "300",
                                  "--dim-context", "3", "--dim-item-features", "3", "--seed", "1",
                                  "--out", out});
@@ -229,7 +230,7 @@ TEST_F(CliSimulateTest, BadFlagsExitTwoWithOneLine) {
       {"--items", "ten"},
       {"stray-argument"},
       {"--server-binary", "/nonexistent/optower-server"},
-      {"--out", "/nonexistent-parent/sim"},
+      {"--out", "/dev/null/sim"},  // a parent that is not a folder (missing ones are created)
   };
   for (const auto& args : cases) {
     std::vector<std::string> full = {"simulate"};
@@ -261,7 +262,7 @@ TEST_F(CliSimulateTest, BadFlagsExitTwoWithOneLine) {
 TEST_F(CliSimulateTest, ServerThatCannotStartFailsWithOneLine) {
   // /bin/false exits at once without the "listening on" line: a runtime failure (exit 1).
   std::vector<std::string> args = {"simulate", "--server-binary", "/bin/false", "--out",
-                                   dir_.File("sim")};
+                                   dir_.File("new/sim")};
   SubprocessOptions options;
   options.timeout_seconds = 60;
   options.extra_env = {absl::StrCat("TMPDIR=", tmp_.path())};
@@ -270,7 +271,7 @@ TEST_F(CliSimulateTest, ServerThatCannotStartFailsWithOneLine) {
   EXPECT_EQ(r->exit_code, 1) << r->err;
   EXPECT_EQ(r->ErrLineCount(), 1) << r->err;
   EXPECT_THAT(r->err, HasSubstr("optower-server did not start"));
-  EXPECT_FALSE(Exists(dir_.File("sim")));
+  EXPECT_FALSE(Exists(dir_.File("new")));  // nor the parent folder it created for --out
   EXPECT_THAT(Entries(tmp_.path()), ::testing::IsEmpty());
 }
 

@@ -232,7 +232,8 @@ INSTANTIATE_TEST_SUITE_P(
             "NonIntegerRounds", {"--n-actions", "3", "--rounds", "ten", "--out", "d"}, "--rounds"},
         BadFlagsCase{
             "UnknownFlag", {"--n-actions", "3", "--colour", "red", "--out", "d"}, "--colour"},
-        BadFlagsCase{"MissingParent", {"--n-actions", "3", "--out", "no/such/d"}, "no/such"}),
+        // Missing parents are created; a parent that is a file is refused.
+        BadFlagsCase{"ParentIsAFile", {"--n-actions", "3", "--out", "/dev/null/d"}, "/dev/null"}),
     [](const ::testing::TestParamInfo<BadFlagsCase>& info) { return info.param.name; });
 
 TEST_F(CliSynthTest, RefusesANonEmptyOutUnlessOverwrite) {
@@ -257,6 +258,23 @@ TEST_F(CliSynthTest, RefusesANonEmptyOutUnlessOverwrite) {
   ASSERT_EQ(replaced.exit_code, 0) << replaced.err;
   EXPECT_NE(ReadText(out + "/logs.csv"), first);
   EXPECT_THAT(Listing(root_), ElementsAre("data"));
+}
+
+TEST_F(CliSynthTest, CreatesMissingParentFoldersOfOut) {
+  const std::string out = root_ + "/a/b/data";
+  SubprocessResult r = Run({"synth", "--n-actions", "3", "--dim-context", "2", "--rounds", "20",
+                            "--test-rounds", "5", "--out", out});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(Listing(root_ + "/a/b"), ElementsAre("data"));
+  EXPECT_FALSE(ReadText(out + "/logs.csv").empty());
+  // A file in the way is a usage error naming it, and nothing is created.
+  std::ofstream(root_ + "/file") << "x";
+  SubprocessResult bad = Run({"synth", "--n-actions", "3", "--dim-context", "2", "--rounds", "20",
+                              "--out", root_ + "/file/c/data"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  EXPECT_EQ(bad.ErrLineCount(), 1) << bad.err;
+  EXPECT_THAT(bad.err, HasSubstr("is not a folder"));
+  EXPECT_THAT(Listing(root_), ElementsAre("a", "file"));
 }
 
 }  // namespace

@@ -382,14 +382,42 @@ TEST_F(CsvIoTest, AtomicDirectoryRefusesNonEmptyFolderUnlessOverwrite) {
   EXPECT_EQ(Listing(dir_), std::vector<std::string>{"out"});  // the old folder is gone too
 }
 
-TEST_F(CsvIoTest, AtomicDirectoryNeedsAnExistingParentAndRefusesAFile) {
-  EXPECT_EQ(AtomicDirectory::Create(dir_ + "/a/b", {}).status().code(),
-            absl::StatusCode::kNotFound);
+TEST_F(CsvIoTest, AtomicDirectoryCreatesMissingParentsAndRemovesThemWhenNotCommitted) {
+  {  // Not committed: the parents it made go away with the temporary folder.
+    auto d = AtomicDirectory::Create(dir_ + "/a/b/out", {});
+    ASSERT_TRUE(d.ok()) << d.status();
+    ASSERT_TRUE(WriteFileAtomically((*d)->FilePath("x.csv"), "x").ok());
+    EXPECT_TRUE(fs::is_directory(dir_ + "/a/b"));
+  }
+  EXPECT_TRUE(Listing(dir_).empty());
+  // A parent that existed before is kept.
+  fs::create_directory(dir_ + "/a");
+  {
+    auto d = AtomicDirectory::Create(dir_ + "/a/b/out", {});
+    ASSERT_TRUE(d.ok()) << d.status();
+  }
+  EXPECT_EQ(Listing(dir_), std::vector<std::string>{"a"});
+  EXPECT_TRUE(Listing(dir_ + "/a").empty());
+  // Committed: the whole path stays.
+  auto d = AtomicDirectory::Create(dir_ + "/a/b/c/out", {});
+  ASSERT_TRUE(d.ok()) << d.status();
+  ASSERT_TRUE(WriteFileAtomically((*d)->FilePath("x.csv"), "x").ok());
+  ASSERT_TRUE((*d)->Commit().ok());
+  d->reset();
+  EXPECT_EQ(ReadText(dir_ + "/a/b/c/out/x.csv"), "x");
+  EXPECT_EQ(Listing(dir_ + "/a/b/c"), std::vector<std::string>{"out"});
+}
+
+TEST_F(CsvIoTest, AtomicDirectoryRefusesAFileInItsPathOrAtItsName) {
   ASSERT_TRUE(WriteFileAtomically(dir_ + "/file", "x").ok());
+  auto under_file = AtomicDirectory::Create(dir_ + "/file/a/out", {});
+  EXPECT_EQ(under_file.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(under_file.status().message()), HasSubstr("is not a folder"));
   AtomicDirectory::Options overwrite;
   overwrite.overwrite = true;
   EXPECT_EQ(AtomicDirectory::Create(dir_ + "/file", overwrite).status().code(),
             absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(Listing(dir_), std::vector<std::string>{"file"});
 }
 
 // ---------------------------------------------------------------- JSON

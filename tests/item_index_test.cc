@@ -91,6 +91,44 @@ float Dot(const float* a, const float* b, int64_t n) {
   return static_cast<float>(s);
 }
 
+// FAISS scores in float32, on paths picked at run time (its SIMD inner product for one query, BLAS
+// sgemm for >= 20 queries; AVX2 or AVX-512 kernels). A float32 dot product of length n rounds
+// within n·2^-24·Σ|q_j x_j|, so two items whose exact scores are closer than twice that (plus the
+// float cast of the result) may come back in either order on another CPU. Returns that bound for
+// `row`.
+double RankingSlack(const Data& d, const float* q, int64_t row) {
+  double abs_sum = 0.0;
+  for (int64_t j = 0; j < d.dim; ++j) abs_sum += std::fabs(double(q[j]) * d.x[row * d.dim + j]);
+  return 2.0 * (static_cast<double>(d.dim) * std::ldexp(abs_sum, -24) + std::ldexp(abs_sum, -24));
+}
+
+double ExactScore(const Data& d, const float* q, int64_t row) {
+  double acc = 0.0;
+  for (int64_t j = 0; j < d.dim; ++j) acc += double(q[j]) * d.x[row * d.dim + j];
+  return acc;
+}
+
+int64_t RowOfId(const Data& d, int64_t id) {
+  const auto it = std::find(d.ids.begin(), d.ids.end(), id);
+  return it == d.ids.end() ? -1 : static_cast<int64_t>(it - d.ids.begin());
+}
+
+// `got` is the expected ranking of ids up to the order of near-ties: rank by rank either the same
+// id, or an id whose exact score is within float32 rounding of the expected one's. (A wrong item,
+// e.g. an excluded one or a worse one, differs by far more.)
+void ExpectSameRankingUpToTies(const Data& d, const float* q, const std::vector<int64_t>& got,
+                               const std::vector<int64_t>& expected) {
+  ASSERT_EQ(got.size(), expected.size());
+  for (size_t r = 0; r < got.size(); ++r) {
+    if (got[r] == expected[r]) continue;
+    const int64_t g = RowOfId(d, got[r]), e = RowOfId(d, expected[r]);
+    ASSERT_GE(g, 0) << "rank " << r << ": unknown id " << got[r];
+    EXPECT_NEAR(ExactScore(d, q, g), ExactScore(d, q, e),
+                std::max(RankingSlack(d, q, g), RankingSlack(d, q, e)))
+        << "rank " << r << ": id " << got[r] << " instead of " << expected[r];
+  }
+}
+
 // Builds use one OpenMP thread: the tests must run on one core of a shared machine (and k-means
 // is then deterministic).
 ItemIndexOptions OneThreadOptions() {
@@ -110,7 +148,7 @@ TEST(ItemIndexTest, ExactSearchReturnsTrueTopMSortedWithInnerProductScores) {
   auto index = ItemIndex::Build(d.x.data(), d.n, d.dim, d.ids, ExactOptions());
   ASSERT_TRUE(index.ok()) << index.status();
   EXPECT_EQ((*index)->type_name(), "exact");
-  EXPECT_EQ((*index)->recall_at_10(), 1.0);
+  EXPECT_EQ((*index)->recall_at_10(), 1.0);  // set, not measured, for an exact index
   const std::vector<float> q = Queries(d, 20, /*seed=*/2);
   for (int64_t qi = 0; qi < 20; ++qi) {
     const float* query = q.data() + qi * d.dim;
@@ -118,8 +156,14 @@ TEST(ItemIndexTest, ExactSearchReturnsTrueTopMSortedWithInnerProductScores) {
     ASSERT_TRUE(hits.ok()) << hits.status();
     ASSERT_EQ(hits->size(), 25u);
     const std::vector<int64_t> truth = BruteTopRows(d, query, 25);
+    std::vector<int64_t> got, expected;
     for (size_t r = 0; r < truth.size(); ++r) {
-      EXPECT_EQ((*hits)[r].item_id, d.ids[truth[r]]) << "query " << qi << " rank " << r;
+      got.push_back((*hits)[r].item_id);
+      expected.push_back(d.ids[truth[r]]);
+    }
+    SCOPED_TRACE(qi);
+    ExpectSameRankingUpToTies(d, query, got, expected);
+    for (size_t r = 0; r < truth.size(); ++r) {
       const float exact = Dot(query, d.x.data() + truth[r] * d.dim, d.dim);
       EXPECT_NEAR((*hits)[r].score, exact, 1e-4f * (1.0f + std::fabs(exact)));
       if (r > 0) EXPECT_GE((*hits)[r - 1].score, (*hits)[r].score);
@@ -147,7 +191,8 @@ TEST(ItemIndexTest, SearchNeverReturnsExcludedIdsAndStillFillsM) {
   expected.resize(10);
   std::vector<int64_t> got;
   for (const SearchHit& h : *hits) got.push_back(h.item_id);
-  EXPECT_EQ(got, expected);
+  for (int64_t id : exclude) EXPECT_EQ(std::count(got.begin(), got.end(), id), 0) << id;
+  ExpectSameRankingUpToTies(d, q.data(), got, expected);
 }
 
 TEST(ItemIndexTest, LargeExclusionListUsesTheSameSemantics) {
@@ -161,7 +206,13 @@ TEST(ItemIndexTest, LargeExclusionListUsesTheSameSemantics) {
   auto hits = (*index)->Search(q.data(), /*m=*/5, exclude);
   ASSERT_TRUE(hits.ok()) << hits.status();
   ASSERT_EQ(hits->size(), 5u);
-  for (int i = 0; i < 5; ++i) EXPECT_EQ((*hits)[i].item_id, d.ids[truth[100 + i]]);
+  std::vector<int64_t> got, expected;
+  for (int i = 0; i < 5; ++i) {
+    got.push_back((*hits)[i].item_id);
+    expected.push_back(d.ids[truth[100 + i]]);
+  }
+  for (int64_t id : exclude) EXPECT_EQ(std::count(got.begin(), got.end(), id), 0) << id;
+  ExpectSameRankingUpToTies(d, q.data(), got, expected);
 }
 
 TEST(ItemIndexTest, MLargerThanEligibleItemsReturnsAllEligible) {
@@ -307,7 +358,7 @@ TEST_F(ClusteredIndexTest, ConcurrentSearchesMatchSerialOnes) {
     });
   }
   for (std::thread& t : threads) t.join();
-  EXPECT_EQ(serial, parallel);
+  EXPECT_EQ(serial, parallel);  // the same single-query search of the same query: bit-identical
 }
 
 TEST(ItemIndexTest, SearchRestoresTheCallersOpenMpThreadCount) {
@@ -328,7 +379,7 @@ TEST(ItemIndexTest, AutoPicksExactAtOrBelowThreshold) {
   auto index = ItemIndex::Build(d.x.data(), d.n, d.dim, d.ids, o);
   ASSERT_TRUE(index.ok()) << index.status();
   EXPECT_EQ((*index)->type_name(), "exact");
-  EXPECT_EQ((*index)->recall_at_10(), 1.0);
+  EXPECT_EQ((*index)->recall_at_10(), 1.0);  // set, not measured, for exact
   EXPECT_THAT((*index)->build_report(), HasSubstr("exact"));
   o.exact_max_items = 1000;  // n == threshold is still exact
   index = ItemIndex::Build(d.x.data(), d.n, d.dim, d.ids, o);
@@ -351,7 +402,7 @@ TEST(ItemIndexTest, AutoFallsBackToExactWhenNoIndexReachesMinRecall) {
   ASSERT_TRUE(index.ok()) << index.status();
   std::printf("[fallback] %s\n", (*index)->build_report().c_str());
   EXPECT_EQ((*index)->type_name(), "exact");
-  EXPECT_EQ((*index)->recall_at_10(), 1.0);
+  EXPECT_EQ((*index)->recall_at_10(), 1.0);  // set, not measured, for exact
   EXPECT_THAT((*index)->build_report(), HasSubstr("ivf("));
   EXPECT_THAT((*index)->build_report(), HasSubstr("hnsw("));
   EXPECT_THAT((*index)->build_report(), HasSubstr("-> exact"));
@@ -368,8 +419,11 @@ TEST(ItemIndexTest, RecallIsMeasuredOnCallerQueriesWhenGiven) {
   o.ivf_nprobe = 1000;  // clamped to nlist: every list is probed, so search is exact
   auto all_probes = ItemIndex::Build(d.x.data(), d.n, d.dim, d.ids, o, q.data(), 50);
   ASSERT_TRUE(all_probes.ok()) << all_probes.status();
-  EXPECT_EQ((*all_probes)->recall_at_10(), 1.0);
-  EXPECT_LT((*one_probe)->recall_at_10(), 1.0);
+  // Exhaustive IVF scores with FAISS's SIMD loop, the ground truth with sgemm (50 queries): a rank
+  // 10/11 pair closer than float32 rounding may swap, costing 1/500 each. 0.99 allows 5 such
+  // swaps; a list really skipped loses far more (one probe: see below).
+  EXPECT_GE((*all_probes)->recall_at_10(), 0.99);
+  EXPECT_LT((*one_probe)->recall_at_10(), 0.99);
 }
 
 TEST(ItemIndexTest, SearchBatchMatchesSingleSearches) {
@@ -383,13 +437,17 @@ TEST(ItemIndexTest, SearchBatchMatchesSingleSearches) {
   ASSERT_TRUE((*index)->SearchBatch(q.data(), nq, m, &ids, &scores).ok());
   ASSERT_EQ(ids.size(), static_cast<size_t>(nq * m));
   ASSERT_EQ(scores.size(), static_cast<size_t>(nq * m));
+  // 30 queries take FAISS's BLAS path, one query its SIMD loop: equal up to float32 rounding.
   for (int64_t i = 0; i < nq; ++i) {
     auto hits = (*index)->Search(q.data() + i * d.dim, m);
     ASSERT_TRUE(hits.ok());
+    std::vector<int64_t> batch_ids(ids.begin() + i * m, ids.begin() + (i + 1) * m), single_ids;
     for (int64_t r = 0; r < m; ++r) {
-      EXPECT_EQ(ids[i * m + r], (*hits)[r].item_id);
+      single_ids.push_back((*hits)[r].item_id);
       EXPECT_NEAR(scores[i * m + r], (*hits)[r].score, 1e-4f * (1.0f + std::fabs(scores[i * m + r])));
     }
+    SCOPED_TRACE(i);
+    ExpectSameRankingUpToTies(d, q.data() + i * d.dim, batch_ids, single_ids);
   }
   EXPECT_EQ((*index)->SearchBatch(q.data(), nq, d.n + 1, &ids, &scores).code(),
             absl::StatusCode::kInvalidArgument);
@@ -513,6 +571,7 @@ TEST(ItemIndexWarmStartTest, KeepsRecallAfterASmallChangeOfTheEmbeddings) {
   for (int64_t row : {int64_t{0}, after.n / 2, after.n - 1}) {
     const int64_t index_row = (*warm)->RowOf(after.ids[row]);
     ASSERT_GE(index_row, 0);
+    // Exact: the index holds a copy of the vector, so both sides are the same Dot of equal inputs.
     EXPECT_EQ(Dot((*warm)->embedding(index_row), after.x.data() + row * after.dim, after.dim),
               Dot(after.x.data() + row * after.dim, after.x.data() + row * after.dim, after.dim));
   }

@@ -3,8 +3,10 @@
     from optower_client import Client, OptowerError, read_logs_csv
 
 Needs Debian's python3-grpcio, python3-protobuf and python3-numpy, and the modules generated from
-proto/ by the build (CMake target `optower_python`): put <build>/client/python/gen and this folder's
-parent (client/python) on PYTHONPATH. See client/python/README.md.
+proto/: `pip install --no-index --no-build-isolation ./client/python` (into a venv made with
+--system-site-packages) puts them inside this package; for development, the build's `optower_python`
+target makes them in <build>/client/python/gen, to put on PYTHONPATH with this folder's parent
+(client/python). See client/python/README.md.
 """
 
 from .client import Client, OptowerError, TrainingProgress
