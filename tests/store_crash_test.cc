@@ -178,8 +178,12 @@ TEST_F(StoreCrashTest, CatalogChangesSurviveASigkillAndARestart) {
     std::unique_ptr<client::OptowerClient> client = Connect((*server)->address());
     v1::DeleteItemsRequest del;
     for (int64_t id : {100, 101, 102}) del.add_item_ids(id);
+    const absl::Time start = absl::Now();
     absl::StatusOr<v1::DeleteItemsResponse> d = client->DeleteItems(del);
     ASSERT_TRUE(d.ok()) << d.status();
+    // Reported, not asserted (catalog_durability_test asserts that nothing waits): was 2,006 ms.
+    std::printf("DeleteItems of 3 of %d items through optower-server, catalog saved: %.1f ms\n",
+                kItems, absl::ToDoubleMilliseconds(absl::Now() - start));
     v1::UpsertItemsRequest up;
     v1::Item* item = up.add_items();
     item->set_item_id(900);
