@@ -221,8 +221,12 @@ TEST_F(StoreCrashTest, SecondServerOnTheSameDataDirFailsFastNamingTheHolder) {
   for (const std::string& f : Flags()) argv.push_back(f);
   testutil::SubprocessOptions options;
   options.timeout_seconds = 60;
+  const absl::Time start = absl::Now();
   absl::StatusOr<testutil::SubprocessResult> second = testutil::RunSubprocess(argv, options);
   ASSERT_TRUE(second.ok()) << second.status();
+  std::printf("second server on the same data_dir exited %d after %.0f ms: %s",
+              second->exit_code, absl::ToDoubleMilliseconds(absl::Now() - start),
+              second->err.c_str());
   EXPECT_EQ(second->exit_code, 1) << second->err;
   EXPECT_EQ(second->ErrLineCount(), 1) << second->err;
   EXPECT_THAT(second->err, HasSubstr("is in use by another optower-server"));
