@@ -8,7 +8,7 @@
 //
 // Compiled in but inert: each variable is read once (at the first call) and, when it is unset, a
 // point costs one comparison of an empty string. Points are named "<step>.<when>"; the list is
-// kCrashPoints below (a test loops over it), and every name used in the code must be in it.
+// AllCrashPoints() below (a test loops over it); every crash point used in the code is in it.
 //
 // Thread safety: all functions may be called from any thread.
 #ifndef OPTOWER_CORE_TEST_POINTS_H_
