@@ -106,5 +106,25 @@ TEST_F(ModelLoaderTest, ItemsPathSeedsAnEmptyCatalogStoreAndTheStoredCatalogWins
   EXPECT_THAT(second->source, HasSubstr("items-000000000004.csv"));
 }
 
+TEST(RetentionConfigTest, DefaultsAreBoundedAndBadValuesNameTheField) {
+  v1::ServerConfig c;
+  ApplyServerConfigDefaults(&c);
+  const ModelStore::Options o = ModelStoreOptionsFromConfig(c);
+  EXPECT_EQ(o.keep_promoted, 5);
+  EXPECT_EQ(o.keep_rejected, 3);
+  EXPECT_EQ(o.list_limit, 100);
+  v1::ServerConfig zero;
+  zero.mutable_trainer()->set_keep_rejected_versions(0);  // explicit 0: keep no rejected version
+  ApplyServerConfigDefaults(&zero);
+  EXPECT_EQ(ModelStoreOptionsFromConfig(zero).keep_rejected, 0);
+  v1::TrainerConfig t = zero.trainer();
+  EXPECT_TRUE(ValidateTrainerConfig(t).ok());
+  t.set_keep_promoted_versions(-1);
+  EXPECT_THAT(ValidateTrainerConfig(t).message(), HasSubstr("trainer.keep_promoted_versions=-1"));
+  t.set_keep_promoted_versions(2);
+  t.set_list_models_limit(-5);
+  EXPECT_THAT(ValidateTrainerConfig(t).message(), HasSubstr("trainer.list_models_limit=-5"));
+}
+
 }  // namespace
 }  // namespace optower::server
