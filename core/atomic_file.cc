@@ -16,11 +16,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "core/status_macros.h"
+#include "core/test_points.h"
 
 namespace optower {
 namespace {
 
 constexpr int kMaxNameAttempts = 100;
+
+void (*g_fsync_observer)(const std::string& path) = nullptr;
 
 std::string RandomSuffix() {
   static constexpr char kChars[] = "abcdefghijklmnopqrstuvwxyz0123456789";
@@ -50,6 +53,7 @@ std::string StripTrailingSlashes(std::string path) {
 // Without this the rename (a change to the folder) might not survive a power loss even though the
 // file data did.
 absl::Status FsyncPath(const std::string& path, bool directory) {
+  if (g_fsync_observer != nullptr) g_fsync_observer(path);
   int fd = ::open(path.c_str(), (directory ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
   if (fd < 0) return ErrnoError(errno, "open", path);
   int rc = ::fsync(fd);
@@ -59,6 +63,26 @@ absl::Status FsyncPath(const std::string& path, bool directory) {
   if (rc != 0 && !(directory && (err == EINVAL || err == EROFS)))
     return ErrnoError(err, "fsync", path);
   return absl::OkStatus();
+}
+
+// fsyncs every regular file and folder under `dir` (depth first, `dir` itself last). Files written
+// by other code (torch::save, ofstream) are not fsynced by their writers; without this a power loss
+// after the rename could leave a complete-looking folder of empty or short files.
+absl::Status FsyncTree(const std::string& dir) {
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator(dir, ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    const std::string path = it->path().string();
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0) return ErrnoError(errno, "stat", path);
+    if (S_ISDIR(st.st_mode)) {
+      RETURN_IF_ERROR(FsyncTree(path));
+    } else if (S_ISREG(st.st_mode)) {
+      RETURN_IF_ERROR(FsyncPath(path, /*directory=*/false));
+    }
+  }
+  if (ec) return absl::ErrnoToStatus(ec.value(), absl::StrCat("read folder ", dir));
+  return FsyncPath(dir, /*directory=*/true);
 }
 
 absl::Status WriteAll(int fd, std::string_view contents, const std::string& path) {
@@ -222,7 +246,10 @@ std::string AtomicDirectory::FilePath(std::string_view name) const {
 absl::Status AtomicDirectory::Commit() {
   if (committed_)
     return absl::FailedPreconditionError(absl::StrCat(final_path_, ": already committed"));
-  RETURN_IF_ERROR(FsyncPath(temp_path_, /*directory=*/true));
+  const std::string& crash = options_.crash_point_prefix;
+  if (!crash.empty()) CrashPoint((crash + ".before_fsync").c_str());
+  RETURN_IF_ERROR(FsyncTree(temp_path_));
+  if (!crash.empty()) CrashPoint((crash + ".before_rename").c_str());
   ASSIGN_OR_RETURN(PathState state, Inspect(final_path_));
   RETURN_IF_ERROR(CheckFinal(final_path_, state, options_.overwrite));
 
@@ -260,10 +287,15 @@ absl::Status AtomicDirectory::Commit() {
     return ErrnoError(errno, "renameat2", final_path_);
   }
   committed_ = true;
+  if (!crash.empty()) CrashPoint((crash + ".after_rename").c_str());
   // The parents it created now hold the output and stay. Their own entries are not fsync'ed: a
   // crash can lose a new parent folder together with the output, never leave a partial output.
   created_parents_.clear();
   return FsyncPath(SplitPath(final_path_).first, /*directory=*/true);
+}
+
+void SetFsyncObserverForTesting(void (*observer)(const std::string& path)) {
+  g_fsync_observer = observer;
 }
 
 }  // namespace optower

@@ -31,8 +31,10 @@ absl::Status WriteFileAtomically(const std::string& path, std::string_view conte
 //   RETURN_IF_ERROR(WriteFileAtomically(dir->FilePath("logs.csv"), text));
 //   RETURN_IF_ERROR(dir->Commit());   // "out/run1" appears, complete, in one step
 //
-// Create() makes `<final>.tmp-<random>` beside `<final>`; the caller writes into it (path());
-// Commit() fsyncs it and renames it to `<final>`. If the object is destroyed without a successful
+// Create() makes `<final>.tmp-<random>` beside `<final>`; the caller writes into it (path()), by any
+// means (torch::save, ofstream, WriteFileAtomically); Commit() fsyncs every file and folder in it
+// (so that after a power loss the renamed folder holds the data, not empty or short files), renames
+// it to `<final>` and fsyncs the parent folder. If the object is destroyed without a successful
 // Commit() (an error anywhere on the way), the temporary folder and everything in it are removed,
 // so a failed command leaves nothing behind.
 //
@@ -51,6 +53,9 @@ class AtomicDirectory {
  public:
   struct Options {
     bool overwrite = false;  // replace a non-empty existing `<final>` on Commit()
+    // Non-empty: Commit() passes the test-only crash points (core/test_points.h)
+    // "<prefix>.before_fsync", "<prefix>.before_rename" and "<prefix>.after_rename".
+    std::string crash_point_prefix;
   };
 
   // Checks `<final>` early (so a command fails before doing expensive work), creates the missing
@@ -84,6 +89,11 @@ class AtomicDirectory {
   // Parent folders Create() made, outermost first; removed (if empty) unless committed.
   std::vector<std::string> created_parents_;
 };
+
+// Test-only seam: when set, called with the path of every file and folder that Commit() fsyncs
+// (before the fsync). Not thread-safe against concurrent commits: set it in a test's own thread
+// while nothing else commits; pass nullptr to clear.
+void SetFsyncObserverForTesting(void (*observer)(const std::string& path));
 
 }  // namespace optower
 

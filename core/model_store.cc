@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +12,7 @@
 #include <sstream>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -20,6 +22,7 @@
 #include "core/csv_io.h"
 #include "core/json_writer.h"
 #include "core/status_macros.h"
+#include "core/test_points.h"
 
 namespace optower {
 namespace {
@@ -29,6 +32,7 @@ constexpr char kManifestText[] = "manifest.txt";
 constexpr char kCurrent[] = "CURRENT";
 constexpr char kTextHeader[] = "# optower model manifest v1";
 constexpr int kVersionWidth = 6;
+constexpr char kTrashPrefix[] = ".trash-";
 
 bool IsDir(const std::string& path) {
   struct stat st;
@@ -359,14 +363,40 @@ absl::StatusOr<ModelManifest> ParseManifestText(const std::string& text) {
 
 // ---- ModelStore ----
 
-absl::StatusOr<std::unique_ptr<ModelStore>> ModelStore::Open(const std::string& root) {
+absl::StatusOr<std::unique_ptr<ModelStore>> ModelStore::Open(const std::string& root,
+                                                              const Options& options) {
   if (root.empty()) return absl::InvalidArgumentError("root=\"\": the model store needs a folder");
+  if (options.keep_promoted < 1)
+    return absl::InvalidArgumentError(absl::StrCat(
+        "keep_promoted_versions=", options.keep_promoted, ": must be >= 1 (a rollback target)"));
+  if (options.keep_rejected < 0)
+    return absl::InvalidArgumentError(
+        absl::StrCat("keep_rejected_versions=", options.keep_rejected, ": must be >= 0"));
+  if (options.list_limit < 1)
+    return absl::InvalidArgumentError(
+        absl::StrCat("list_models_limit=", options.list_limit, ": must be >= 1"));
   if (!IsDir(root))
     return absl::NotFoundError(absl::StrFormat("root=\"%s\": no such folder", root));
   std::string models = absl::StrCat(root, "/models");
   if (!IsDir(models) && ::mkdir(models.c_str(), 0777) != 0 && errno != EEXIST)
     return ErrnoStatus(errno, "mkdir", models);
-  return std::unique_ptr<ModelStore>(new ModelStore(std::move(models)));
+  // What a crash left: a version folder still under its temporary name (never renamed into place,
+  // so never visible) and a pruned version renamed to its trash name. One process owns the root.
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator(models, ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    const size_t tmp = name.find(".tmp-");
+    const bool leftover = absl::StartsWith(name, kTrashPrefix) ||
+                          absl::StartsWith(name, absl::StrCat(".", kCurrent, ".tmp-")) ||
+                          (tmp != std::string::npos && IsModelVersion(name.substr(0, tmp)));
+    if (!leftover) continue;
+    std::error_code rm;
+    std::filesystem::remove_all(it->path(), rm);
+    if (rm) std::fprintf(stderr, "optower: warning: cannot remove leftover %s: %s\n",
+                         it->path().c_str(), rm.message().c_str());
+  }
+  return std::unique_ptr<ModelStore>(new ModelStore(std::move(models), options));
 }
 
 std::string ModelStore::VersionDir(const std::string& version) const {
@@ -406,13 +436,19 @@ absl::Status ModelStore::Save(const std::string& version, const TwoTowerModel& p
   ASSIGN_OR_RETURN(std::string json, FormatManifestJson(manifest));
   const std::string text = FormatManifestText(manifest);
   // Same layout as SaveModelFolder (LoadModelFolder reads it) plus manifest.txt, in one rename.
-  ASSIGN_OR_RETURN(auto out, AtomicDirectory::Create(VersionDir(version), AtomicDirectory::Options{}));
+  AtomicDirectory::Options folder_options;
+  folder_options.crash_point_prefix = "save";
+  ASSIGN_OR_RETURN(auto out, AtomicDirectory::Create(VersionDir(version), folder_options));
+  RETURN_IF_ERROR(FaultPoint("save.weights", absl::StrCat("write ", out->FilePath("policy"))));
   RETURN_IF_ERROR(policy.Save(out->FilePath("policy")));
   if (reward_model != nullptr) RETURN_IF_ERROR(reward_model->Save(out->FilePath("reward_model")));
+  CrashPoint("save.after_weights");
   RETURN_IF_ERROR(WriteItemsCsv(out->FilePath("items.csv"), items));
   RETURN_IF_ERROR(WriteFileAtomically(out->FilePath(kManifestJson), json));
   RETURN_IF_ERROR(WriteFileAtomically(out->FilePath(kManifestText), text));
-  return out->Commit();
+  RETURN_IF_ERROR(out->Commit());
+  PruneAndReport();
+  return absl::OkStatus();
 }
 
 absl::StatusOr<ModelManifest> ModelStore::ReadManifest(const std::string& version) const {
@@ -426,13 +462,21 @@ absl::StatusOr<ModelManifest> ModelStore::ReadManifest(const std::string& versio
   return m;
 }
 
-absl::StatusOr<std::vector<ModelManifest>> ModelStore::List() const {
+absl::StatusOr<std::vector<ModelManifest>> ModelStore::List(
+    size_t max_entries, std::vector<absl::Status>* skipped) const {
   ASSIGN_OR_RETURN(std::vector<std::string> names, VersionNames());
+  if (max_entries > 0 && names.size() > max_entries)
+    names.erase(names.begin(), names.end() - static_cast<ptrdiff_t>(max_entries));
   std::vector<ModelManifest> out;
   for (const std::string& v : names) {
     if (!IsFile(absl::StrCat(VersionDir(v), "/", kManifestText))) continue;  // not ours / partial
-    ASSIGN_OR_RETURN(ModelManifest m, ReadManifest(v));
-    out.push_back(std::move(m));
+    absl::StatusOr<ModelManifest> m = ReadManifest(v);
+    if (!m.ok()) {
+      // One bad manifest must not hide the others (nor stop a restart): skip and report it.
+      if (skipped != nullptr) skipped->push_back(m.status());
+      continue;
+    }
+    out.push_back(std::move(*m));
   }
   return out;
 }
@@ -465,8 +509,12 @@ absl::Status ModelStore::UpdateManifest(const std::string& version,
 }
 
 absl::StatusOr<std::optional<std::string>> ModelStore::Current() const {
-  const std::string path = absl::StrCat(models_dir_, "/", kCurrent);
   absl::MutexLock lock(&mu_);
+  return CurrentLocked();
+}
+
+absl::StatusOr<std::optional<std::string>> ModelStore::CurrentLocked() const {
+  const std::string path = absl::StrCat(models_dir_, "/", kCurrent);
   if (!IsFile(path)) return std::optional<std::string>();
   ASSIGN_OR_RETURN(std::string text, ReadWholeFile(path));
   std::string version(absl::StripAsciiWhitespace(text));
@@ -478,8 +526,64 @@ absl::StatusOr<std::optional<std::string>> ModelStore::Current() const {
 
 absl::Status ModelStore::SetCurrent(const std::string& version) {
   RETURN_IF_ERROR(GetManifest(version).status());
+  {
+    absl::MutexLock lock(&mu_);
+    CrashPoint("current.before_write");
+    RETURN_IF_ERROR(WriteFileAtomically(absl::StrCat(models_dir_, "/", kCurrent), version + "\n"));
+    CrashPoint("current.after_write");
+  }
+  PruneAndReport();
+  return absl::OkStatus();
+}
+
+void ModelStore::PruneAndReport() {
+  // The version is saved (or CURRENT written) either way; a failed clean-up costs disk, not data,
+  // and is retried after the next publish.
+  absl::StatusOr<std::vector<std::string>> pruned = Prune();
+  if (!pruned.ok()) {
+    std::fprintf(stderr, "optower: warning: model store retention: %s\n",
+                 std::string(pruned.status().message()).c_str());
+  }
+}
+
+absl::StatusOr<std::vector<std::string>> ModelStore::Prune() {
   absl::MutexLock lock(&mu_);
-  return WriteFileAtomically(absl::StrCat(models_dir_, "/", kCurrent), version + "\n");
+  ASSIGN_OR_RETURN(const std::vector<std::string> names, VersionNames());
+  if (names.empty()) return std::vector<std::string>();
+  // A CURRENT that cannot be read protects nothing by name, but then nothing is deleted either:
+  // the operator has to look first.
+  ASSIGN_OR_RETURN(const std::optional<std::string> current, CurrentLocked());
+  int promoted_kept = 0, others_kept = 0;
+  std::vector<std::string> doomed;
+  for (auto it = names.rbegin(); it != names.rend(); ++it) {  // newest first
+    const std::string& v = *it;
+    if (v == names.back() || (current.has_value() && v == *current)) continue;
+    if (!IsFile(absl::StrCat(VersionDir(v), "/", kManifestText))) continue;  // not a version
+    absl::StatusOr<ModelManifest> m = ReadManifest(v);
+    if (!m.ok()) continue;  // reported by List(); never delete what we cannot read
+    int& kept = m->promoted ? promoted_kept : others_kept;
+    const int limit = m->promoted ? options_.keep_promoted : options_.keep_rejected;
+    if (kept < limit) {
+      ++kept;
+    } else {
+      doomed.push_back(v);
+    }
+  }
+  std::vector<std::string> deleted;
+  for (const std::string& v : doomed) {
+    const std::string trash = absl::StrCat(models_dir_, "/", kTrashPrefix, v);
+    if (::rename(VersionDir(v).c_str(), trash.c_str()) != 0)
+      return ErrnoStatus(errno, absl::StrCat("retention: rename of version ", v, " to"), trash);
+    // The version is gone from List() from here on; what remains is freeing the space.
+    CrashPoint("prune.after_rename");
+    std::error_code ec;
+    std::filesystem::remove_all(trash, ec);
+    if (ec)
+      return absl::InternalError(
+          absl::StrCat("retention: removing ", trash, " (version ", v, "): ", ec.message()));
+    deleted.push_back(v);
+  }
+  return deleted;
 }
 
 absl::StatusOr<std::optional<ModelManifest>> ModelStore::LatestPromoted() const {

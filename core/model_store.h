@@ -10,15 +10,22 @@
 // (core/model_folder.h: LoadModelFolder reads it) plus the manifest twins:
 //   manifest.json  for people and tools (also holds the per-epoch training history);
 //   manifest.txt   `key=value` lines, the machine-read copy that List()/GetManifest() parse.
-// A folder is written under a temporary sibling (`000003.tmp-<random>`) and renamed into place, so a
-// crash leaves either the complete version or a leftover temporary, which List() ignores (as it
-// ignores any entry that is not a version name or has no manifest.txt).
+// A folder is written under a temporary sibling (`000003.tmp-<random>`), every file and folder in it
+// fsynced, renamed into place and the parent fsynced (core/atomic_file.h), so a crash or a power loss
+// leaves either the complete version or a leftover temporary, which List() ignores (as it ignores any
+// entry that is not a version name or has no manifest.txt) and Open() removes.
 //
-// Every version is kept, promoted or not. A rejected version never becomes CURRENT by itself; only an
-// explicit SetCurrent (a rollback) can name it.
+// Retention (Options): after each Save and SetCurrent, versions beyond the newest keep_promoted
+// promoted ones and the newest keep_rejected others are deleted — never CURRENT, never the newest
+// version (a job's version between its Save and its SetCurrent). A deleted version is first renamed
+// to `.trash-<version>` (one atomic step, so it is never seen half-deleted), then removed; Open()
+// removes leftovers. A version whose manifest cannot be read is reported and left alone.
+// A rejected version never becomes CURRENT by itself; only an explicit SetCurrent (a rollback) can
+// name it.
 //
 // Thread safety: all methods are safe to call concurrently within one process (an internal mutex
-// serialises CURRENT and manifest rewrites). Two processes must not write the same root.
+// serialises CURRENT and manifest rewrites). Two processes must not write the same root (the server
+// holds <data_dir>/LOCK, core/data_dir_lock.h).
 // Blocking: every call does file I/O (Save: the model weights plus fsyncs).
 #ifndef OPTOWER_CORE_MODEL_STORE_H_
 #define OPTOWER_CORE_MODEL_STORE_H_
@@ -84,8 +91,22 @@ absl::StatusOr<ModelManifest> ParseManifestText(const std::string& text);
 
 class ModelStore {
  public:
-  // Creates <root>/models if missing (root itself must exist: NotFound otherwise).
-  static absl::StatusOr<std::unique_ptr<ModelStore>> Open(const std::string& root);
+  struct Options {
+    // Retention (file comment). keep_promoted >= 1 keeps a rollback target; keep_rejected >= 0.
+    // Each version holds a full copy of the catalog, so these bound the store's disk use.
+    int keep_promoted = 5;
+    int keep_rejected = 3;
+    // List(): at most this many newest versions (ListModels). >= 1.
+    int list_limit = 100;
+  };
+
+  // Creates <root>/models if missing (root itself must exist: NotFound otherwise) and removes what a
+  // crash left behind (temporary and trash folders). InvalidArgument for bad options.
+  static absl::StatusOr<std::unique_ptr<ModelStore>> Open(const std::string& root,
+                                                          const Options& options);
+  static absl::StatusOr<std::unique_ptr<ModelStore>> Open(const std::string& root) {
+    return Open(root, Options{});
+  }
 
   ModelStore(const ModelStore&) = delete;
   ModelStore& operator=(const ModelStore&) = delete;
@@ -94,16 +115,20 @@ class ModelStore {
   // "000001" for an empty store. Not a reservation: with one writer (the trainer) it is unique.
   absl::StatusOr<std::string> NextVersion() const;
 
-  // Writes models/<version>/ atomically (temporary folder + rename). manifest.version must be empty
-  // or equal `version` (it is set to `version`). `reward_model` may be null. AlreadyExists if the
-  // version exists.
+  // Writes models/<version>/ atomically (temporary folder + fsyncs + rename), then applies
+  // retention. manifest.version must be empty or equal `version` (it is set to `version`).
+  // `reward_model` may be null. AlreadyExists if the version exists. Test points (core/test_points.h):
+  // fault "save.weights"; crash "save.after_weights", "save.before_fsync", "save.before_rename",
+  // "save.after_rename".
   absl::Status Save(const std::string& version, const TwoTowerModel& policy,
                     const TwoTowerModel* reward_model, const ItemCatalog& items,
                     ModelManifest manifest);
 
-  // Manifests of all complete versions, ascending by version. DataLoss if a manifest.txt is
-  // malformed (naming the file).
-  absl::StatusOr<std::vector<ModelManifest>> List() const;
+  // Manifests of complete versions, ascending by version: all of them, or with `max_entries` > 0
+  // only the newest max_entries version folders. A version whose manifest.txt is malformed is
+  // skipped, and its DataLoss error (naming the file) appended to `skipped` when given.
+  absl::StatusOr<std::vector<ModelManifest>> List(size_t max_entries = 0,
+                                                  std::vector<absl::Status>* skipped = nullptr) const;
   // NotFound if the version has no complete folder.
   absl::StatusOr<ModelManifest> GetManifest(const std::string& version) const;
   absl::StatusOr<ModelFolder> Load(const std::string& version) const;
@@ -116,9 +141,14 @@ class ModelStore {
   // The version named by CURRENT, or nullopt when no CURRENT exists yet. DataLoss if CURRENT names
   // something that is not a complete version.
   absl::StatusOr<std::optional<std::string>> Current() const;
-  // Points CURRENT at `version` (NotFound unless it is a complete version). Does not look at
-  // `promoted`: callers decide (the trainer only after a successful publish, Rollback explicitly).
+  // Points CURRENT at `version` (NotFound unless it is a complete version), then applies
+  // retention. Does not look at `promoted`: callers decide (the trainer only after a successful
+  // publish, Rollback explicitly). Crash points "current.before_write", "current.after_write".
   absl::Status SetCurrent(const std::string& version);
+
+  // Applies retention now (Save and SetCurrent call it). Returns the versions deleted; a failed
+  // deletion is an error (the version that could not be removed is named).
+  absl::StatusOr<std::vector<std::string>> Prune();
 
   // The promoted version with the largest number, or nullopt.
   absl::StatusOr<std::optional<ModelManifest>> LatestPromoted() const;
@@ -128,14 +158,19 @@ class ModelStore {
   absl::StatusOr<std::optional<std::string>> ServingVersion() const;
 
   const std::string& models_dir() const { return models_dir_; }
+  const Options& options() const { return options_; }
   std::string VersionDir(const std::string& version) const;
 
  private:
-  explicit ModelStore(std::string models_dir) : models_dir_(std::move(models_dir)) {}
+  ModelStore(std::string models_dir, Options options)
+      : models_dir_(std::move(models_dir)), options_(options) {}
   absl::StatusOr<std::vector<std::string>> VersionNames() const;  // sorted numerically, all entries
   absl::StatusOr<ModelManifest> ReadManifest(const std::string& version) const;
+  absl::StatusOr<std::optional<std::string>> CurrentLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void PruneAndReport();  // Prune(), a failure printed as a warning
 
   const std::string models_dir_;
+  const Options options_;
   mutable absl::Mutex mu_;  // serialises writes of CURRENT and of manifests
 };
 

@@ -138,7 +138,10 @@ absl::StatusOr<std::unique_ptr<RetrievalEngine>> RetrievalEngine::Create(
 
 RetrievalEngine::RetrievalEngine(const RetrievalEngineOptions& options,
                                  std::shared_ptr<const ModelSnapshot> initial, EventLog* event_log)
-    : options_(options), event_log_(event_log), holder_(std::move(initial)) {}
+    : options_(options),
+      event_log_(event_log),
+      holder_(std::move(initial)),
+      reaper_(SnapshotReaper::Options{options.build_priority}) {}
 
 double RetrievalEngine::ServedTemperature(const ModelSnapshot& snapshot) const {
   return options_.temperature > 0 ? options_.temperature : snapshot.model().config().temperature;
@@ -413,6 +416,10 @@ absl::StatusOr<CatalogChangeResult> RetrievalEngine::Publish(
   result.index_type = next->index().type_name();
   result.index_recall_at_10 = next->index().recall_at_10();
   result.build_seconds = next->build_seconds();
+  if (options_.persist_catalog) {
+    // Durable before served: a change that is not saved is neither served nor acknowledged.
+    RETURN_IF_ERROR(options_.persist_catalog(next->catalog(), next->catalog_version()));
+  }
   PublishAndRetire(std::move(next), std::move(old));
   catalog_changes_.fetch_add(1, std::memory_order_relaxed);
   return result;
@@ -422,14 +429,9 @@ void RetrievalEngine::PublishAndRetire(std::shared_ptr<const ModelSnapshot> next
                                        std::shared_ptr<const ModelSnapshot> old) {
   std::shared_ptr<const ModelSnapshot> previous = holder_.Publish(std::move(next));
   old.reset();  // the caller's reference (the same snapshot: writers are serialised)
-  // Requests that started before the publish still hold `previous`. Freeing a snapshot (the index,
-  // the embeddings: hundreds of MB at 1M items) takes milliseconds; done by the last request's
-  // thread it would land in that request's latency. Requests last about a millisecond, so wait a
-  // little for them to let go, then free it here at build priority. Past the bound (a stuck
-  // request), the last holder frees it after all.
-  const absl::Time deadline = absl::Now() + absl::Seconds(2);
-  while (previous.use_count() > 1 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
-  RunAtPriority(options_.build_priority, [&] { previous.reset(); });
+  // Requests that started before the publish still hold `previous`; the reaper frees it once they
+  // let go, on its own thread at build priority, so that neither they nor this writer wait for it.
+  reaper_.Retire(std::move(previous));
 }
 
 RetrievalEngine::Stats RetrievalEngine::stats() const {

@@ -26,6 +26,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -41,6 +42,7 @@
 #include "core/model_snapshot.h"
 #include "core/slate_sampler.h"
 #include "core/snapshot_holder.h"
+#include "core/snapshot_reaper.h"
 
 namespace optower {
 
@@ -62,9 +64,16 @@ struct RetrievalEngineOptions {
   int64_t max_upsert_batch = 100000;        // items per UpsertItems / DeleteItems call
   ModelSnapshot::Options snapshot;          // index options for rebuilt snapshots
   // OS priority of snapshot builds (ReplaceModel, UpsertItems, DeleteItems) and of freeing replaced
-  // snapshots: they run on a dedicated thread at this priority while the caller waits, so that a swap
-  // only uses CPU that serving leaves idle (core/background_priority.h).
+  // snapshots: builds run on a dedicated thread at this priority while the caller waits, replaced
+  // snapshots are freed by a reaper thread at this priority (core/snapshot_reaper.h) without
+  // anyone waiting, so that a swap only uses CPU that serving leaves idle
+  // (core/background_priority.h).
   BackgroundPriority build_priority = BackgroundPriority::kIdle;
+  // Makes a catalog change durable before it is served and acknowledged (the server saves it to
+  // its CatalogStore, core/catalog_store.h): called by UpsertItems/DeleteItems with the new catalog
+  // and its catalog_version, under the writer lock, after the build and before the publish. An
+  // error fails the call and leaves the served snapshot unchanged. Empty = not persisted.
+  std::function<absl::Status(const ItemCatalog& catalog, int64_t catalog_version)> persist_catalog;
 };
 
 // A categorical context feature. Accepted and validated; the current towers ignore it and the event
@@ -176,7 +185,7 @@ class RetrievalEngine {
                                               CatalogChangeResult result,
                                               std::shared_ptr<const ModelSnapshot> old)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
-  // Publishes `next` and frees the replaced snapshot off the serving path (see the .cc).
+  // Publishes `next` and hands the replaced snapshot to reaper_ (no waiting).
   void PublishAndRetire(std::shared_ptr<const ModelSnapshot> next,
                         std::shared_ptr<const ModelSnapshot> old)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
@@ -184,6 +193,7 @@ class RetrievalEngine {
   const RetrievalEngineOptions options_;
   EventLog* const event_log_;
   SnapshotHolder holder_;
+  SnapshotReaper reaper_;  // frees replaced snapshots; declared after holder_, destroyed before it
   absl::Mutex writer_mu_;  // serialises snapshot writers (catalog changes, model swaps)
 
   mutable std::atomic<int64_t> retrieve_ok_{0};

@@ -93,7 +93,9 @@ absl::Status DoListTrainingJobs(const Trainer* trainer, v1::ListTrainingJobsResp
 absl::Status DoListModels(const ModelStore* store, const RetrievalEngine& engine,
                           v1::ListModelsResponse* response) {
   if (store == nullptr) return absl::FailedPreconditionError("this server has no model store");
-  ASSIGN_OR_RETURN(const std::vector<ModelManifest> versions, store->List());
+  // Bounded: the newest trainer.list_models_limit versions (retention keeps fewer anyway).
+  ASSIGN_OR_RETURN(const std::vector<ModelManifest> versions,
+                   store->List(static_cast<size_t>(store->options().list_limit)));
   ASSIGN_OR_RETURN(const std::optional<std::string> current, store->Current());
   const std::string serving = engine.snapshot()->model_version();
   for (const ModelManifest& m : versions) {

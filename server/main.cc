@@ -316,7 +316,7 @@ int Main(int argc, char** argv) {
   start.retrieve_token_env = Env("OPTOWER_RETRIEVE_TOKEN");
   absl::StatusOr<std::unique_ptr<OptowerServer>> server = OptowerServer::Start(*config, start);
   if (!server.ok()) return Fail(ExplainStartFailure(server.status(), *config));
-  const std::shared_ptr<const ModelSnapshot> snap = (*server)->engine().snapshot();
+  std::shared_ptr<const ModelSnapshot> snap = (*server)->engine().snapshot();
   std::fprintf(stderr,
                "optower-server: model %s (%s), %lld items (%s index, recall@10 %.3f), epsilon %g, "
                "event log %s (%s), trainer %s\n",
@@ -326,6 +326,7 @@ int Main(int argc, char** argv) {
                (*server)->config().epsilon(), EventLogPath((*server)->config()).c_str(),
                DurabilityName((*server)->config().event_log().durability()).c_str(),
                (*server)->trainer() != nullptr ? "on" : "off");
+  snap.reset();  // held for the process lifetime, it would never be freed after a swap
   PrintSecurityLine(**server);
   std::printf("optower-server listening on %s\n", (*server)->address().c_str());
   std::fflush(stdout);

@@ -1,10 +1,13 @@
 #include "server/model_loader.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <optional>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
@@ -28,12 +31,20 @@ absl::Status WithField(const absl::Status& s, const std::string& prefix) {
   return absl::Status(s.code(), absl::StrCat(prefix, ": ", s.message()));
 }
 
-// The catalog: items_path if given, else `folder_items` (the model's own items.csv).
+void Warn(const std::string& line) {
+  std::fprintf(stderr, "optower-server: warning: %s\n", line.c_str());
+}
+
+// The catalog: the stored one if any, else items_path if given, else `folder_items` (the model's
+// own items.csv).
 absl::StatusOr<ItemCatalog> ChooseCatalog(const v1::ServerConfig& config,
+                                          const std::optional<StoredCatalog>& stored,
                                           std::optional<ItemCatalog> folder_items,
                                           const std::string& model_where) {
   ItemCatalog catalog;
-  if (!config.items_path().empty()) {
+  if (stored.has_value()) {
+    catalog = stored->items;
+  } else if (!config.items_path().empty()) {
     ASSIGN_OR_RETURN(catalog, ReadItemsCsv(config.items_path()));
   } else if (folder_items.has_value()) {
     catalog = std::move(*folder_items);
@@ -65,39 +76,108 @@ absl::Status CheckDims(const v1::ServerConfig& config, const TwoTowerModel& mode
   return absl::OkStatus();
 }
 
-// Step 1: the store's serving version, if any.
-absl::StatusOr<std::optional<ServingModel>> FromStore(const v1::ServerConfig& config,
-                                                      ModelStore& store) {
-  ASSIGN_OR_RETURN(const std::optional<std::string> version, store.ServingVersion());
-  if (!version.has_value()) return std::optional<ServingModel>();
-  ASSIGN_OR_RETURN(const std::optional<std::string> current, store.Current());
-  const std::string where = store.VersionDir(*version);
-  absl::StatusOr<ModelFolder> folder = store.Load(*version);
-  if (!folder.ok()) {
-    return WithField(folder.status(), absl::StrCat("model store version ", *version));
-  }
+// One stored version, ready to serve, or why not.
+absl::StatusOr<ServingModel> ServeStored(const v1::ServerConfig& config, ModelStore& store,
+                                         const std::optional<StoredCatalog>& stored,
+                                         const std::string& version) {
+  const std::string where = store.VersionDir(version);
+  absl::StatusOr<ModelFolder> folder = store.Load(version);
+  if (!folder.ok()) return folder.status();
   ServingModel out;
-  ASSIGN_OR_RETURN(out.catalog, ChooseCatalog(config, std::move(folder->items), where));
+  ASSIGN_OR_RETURN(out.catalog, ChooseCatalog(config, stored, std::move(folder->items), where));
   RETURN_IF_ERROR(CheckDims(config, folder->policy, out.catalog, where,
-                            config.items_path().empty() ? where + "/items.csv"
-                                                        : config.items_path()));
+                            stored.has_value()               ? stored->path
+                            : config.items_path().empty() ? where + "/items.csv"
+                                                          : config.items_path()));
   out.model = std::make_shared<const TwoTowerModel>(std::move(folder->policy));
-  out.version = *version;
+  out.version = version;
   out.trained = true;
-  out.source = absl::StrCat("stored version ", *version,
-                            current.has_value() ? " (CURRENT)" : " (latest promoted)");
-  if (!config.model_dir().empty()) {
-    absl::StrAppend(&out.source, "; model_dir ", config.model_dir(),
-                    " ignored: the store has a serving version");
+  return out;
+}
+
+// Step 1: the store's serving version, if any — CURRENT, else the newest promoted version; when it
+// cannot be served, the next newest promoted one, and so on (each failure is a warning line).
+absl::StatusOr<std::optional<ServingModel>> FromStore(const v1::ServerConfig& config,
+                                                      ModelStore& store,
+                                                      const std::optional<StoredCatalog>& stored) {
+  std::vector<absl::Status> skipped;
+  ASSIGN_OR_RETURN(const std::vector<ModelManifest> all, store.List(/*max_entries=*/0, &skipped));
+  for (const absl::Status& s : skipped) {
+    Warn(absl::StrCat("model store: skipping a version whose manifest cannot be read: ",
+                      s.message()));
   }
-  return std::optional<ServingModel>(std::move(out));
+  const absl::StatusOr<std::optional<std::string>> current = store.Current();
+  if (!current.ok()) {
+    Warn(absl::StrCat("model store: ", current.status().message(),
+                      "; serving the newest promoted version that loads instead"));
+  }
+  std::vector<std::string> candidates;
+  if (current.ok() && current->has_value()) candidates.push_back(**current);
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    if (it->promoted && std::find(candidates.begin(), candidates.end(), it->version) ==
+                            candidates.end()) {
+      candidates.push_back(it->version);
+    }
+  }
+  if (candidates.empty()) return std::optional<ServingModel>();
+  std::vector<std::string> failures;
+  for (const std::string& version : candidates) {
+    absl::StatusOr<ServingModel> out = ServeStored(config, store, stored, version);
+    if (!out.ok()) {
+      const bool is_current = current.ok() && current->has_value() && **current == version;
+      Warn(absl::StrCat("model store version ", version, is_current ? " (CURRENT)" : "",
+                        " cannot be served: ", out.status().message(),
+                        "; trying the next newest promoted version"));
+      failures.push_back(absl::StrCat(version, ": ", out.status().message()));
+      continue;
+    }
+    const bool is_current = current.ok() && current->has_value() && **current == version;
+    out->source = absl::StrCat("stored version ", version,
+                               is_current                           ? " (CURRENT)"
+                               : current.ok() && !current->has_value() ? " (latest promoted)"
+                                                                      : " (newest loadable promoted)");
+    if (!failures.empty()) {
+      absl::StrAppend(&out->source, "; not served: ", absl::StrJoin(failures, "; "));
+    }
+    if (!config.model_dir().empty()) {
+      absl::StrAppend(&out->source, "; model_dir ", config.model_dir(),
+                      " ignored: the store has a serving version");
+    }
+    return std::optional<ServingModel>(std::move(*out));
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "no stored model version in ", store.models_dir(), " can be served (",
+      absl::StrJoin(failures, "; "),
+      "); repair or remove the broken versions, or start with another data_dir"));
+}
+
+// The stored catalog, and a warning when items_path says something else.
+absl::StatusOr<std::optional<StoredCatalog>> LoadStoredCatalog(const v1::ServerConfig& config,
+                                                               CatalogStore* catalogs) {
+  if (catalogs == nullptr) return std::optional<StoredCatalog>();
+  ASSIGN_OR_RETURN(std::optional<StoredCatalog> stored, catalogs->Load());
+  if (!stored.has_value() || config.items_path().empty()) return stored;
+  absl::StatusOr<ItemCatalog> given = ReadItemsCsv(config.items_path());
+  if (!given.ok() || !SameCatalog(*given, stored->items)) {
+    Warn(absl::StrCat("items_path=", config.items_path(),
+                      given.ok() ? " differs from" : " cannot be read and is not needed:",
+                      given.ok() ? "" : std::string(given.status().message()),
+                      given.ok() ? "" : ";", " the stored catalog ", stored->path, " (",
+                      stored->items.size(), " items, catalog version ", stored->version,
+                      ") wins: it holds every acknowledged UpsertItems/DeleteItems (items_path "
+                      "seeds an empty store only; remove ", catalogs->dir(), " to reseed)"));
+  }
+  return stored;
 }
 
 }  // namespace
 
-absl::StatusOr<ServingModel> LoadServingModel(const v1::ServerConfig& config, ModelStore* store) {
+namespace {
+
+absl::StatusOr<ServingModel> LoadModelAndCatalog(const v1::ServerConfig& config, ModelStore* store,
+                                                 const std::optional<StoredCatalog>& catalog) {
   if (store != nullptr) {
-    ASSIGN_OR_RETURN(std::optional<ServingModel> stored, FromStore(config, *store));
+    ASSIGN_OR_RETURN(std::optional<ServingModel> stored, FromStore(config, *store, catalog));
     if (stored.has_value()) return std::move(*stored);
   }
 
@@ -105,10 +185,12 @@ absl::StatusOr<ServingModel> LoadServingModel(const v1::ServerConfig& config, Mo
   if (!config.model_dir().empty()) {
     absl::StatusOr<ModelFolder> folder = LoadModelFolder(config.model_dir());
     if (!folder.ok()) return WithField(folder.status(), absl::StrCat("model_dir=", config.model_dir()));
-    ASSIGN_OR_RETURN(out.catalog, ChooseCatalog(config, std::move(folder->items),
-                                                absl::StrCat("the model folder ", config.model_dir())));
+    ASSIGN_OR_RETURN(out.catalog,
+                     ChooseCatalog(config, catalog, std::move(folder->items),
+                                   absl::StrCat("the model folder ", config.model_dir())));
     RETURN_IF_ERROR(CheckDims(config, folder->policy, out.catalog, config.model_dir(),
-                              config.items_path().empty() ? config.model_dir() + "/items.csv"
+                              catalog.has_value()            ? catalog->path
+                              : config.items_path().empty() ? config.model_dir() + "/items.csv"
                                                           : config.items_path()));
     out.trained = true;
     if (store == nullptr) {
@@ -134,7 +216,7 @@ absl::StatusOr<ServingModel> LoadServingModel(const v1::ServerConfig& config, Mo
     return out;
   }
 
-  ASSIGN_OR_RETURN(out.catalog, ChooseCatalog(config, std::nullopt, "no model_dir"));
+  ASSIGN_OR_RETURN(out.catalog, ChooseCatalog(config, catalog, std::nullopt, "no model_dir"));
   TwoTowerConfig mc;
   mc.dim_context = config.dim_context();
   mc.dim_item = out.catalog.dim_features;
@@ -149,6 +231,23 @@ absl::StatusOr<ServingModel> LoadServingModel(const v1::ServerConfig& config, Mo
   out.version = absl::StrCat("init-", config.init_seed());
   out.trained = false;
   out.source = absl::StrCat("random towers (seed ", config.init_seed(), ")");
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<ServingModel> LoadServingModel(const v1::ServerConfig& config, ModelStore* store,
+                                              CatalogStore* catalogs) {
+  ASSIGN_OR_RETURN(const std::optional<StoredCatalog> catalog, LoadStoredCatalog(config, catalogs));
+  ASSIGN_OR_RETURN(ServingModel out, LoadModelAndCatalog(config, store, catalog));
+  if (catalog.has_value()) {
+    out.catalog_version = catalog->version;
+    absl::StrAppend(&out.source, "; catalog ", catalog->path);
+  } else if (catalogs != nullptr) {
+    // Seed the store: from now on every catalog change is saved there before it is acknowledged.
+    RETURN_IF_ERROR(WithField(catalogs->Save(out.catalog, /*version=*/0),
+                              absl::StrCat("saving the catalog to ", catalogs->dir())));
+  }
   return out;
 }
 

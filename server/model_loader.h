@@ -3,7 +3,10 @@
 // Order (docs/TRAINING.md "Restart"):
 //   1. the model store (<data_dir>/models, core/model_store.h) has a serving version — CURRENT, else
 //      the latest promoted one: serve it (this is how a restarted server continues with what the
-//      trainer promoted or an operator rolled back to; model_dir is then ignored);
+//      trainer promoted or an operator rolled back to; model_dir is then ignored). If it cannot be
+//      served (unreadable CURRENT, missing or corrupt weights, a malformed manifest, dimensions that
+//      do not fit), a warning line names the version and the error, and the next newest promoted
+//      version is tried; start-up fails only when no stored version can be served;
 //   2. else ServerConfig.model_dir: an `optower train` output folder (DIR/policy/ + DIR/items.csv,
 //      core/model_folder.h) or a bare policy folder. It is imported into the store as the next
 //      version (000001 in a fresh store), promoted and CURRENT, so that a rollback can return to it;
@@ -12,8 +15,11 @@
 //      ServerConfig.dim_context; init_hidden, init_embedding_dim, init_seed; an item-id embedding
 //      when the items have no features), version "init-<seed>", not stored: the server serves with
 //      exploration from the first request, and the first trainer job does not warm-start from them.
-// The catalog is ServerConfig.items_path when given, else the stored version's (or model folder's)
-// items.csv.
+// The catalog: the stored catalog (<data_dir>/catalog, core/catalog_store.h) when there is one — it
+// holds every acknowledged UpsertItems/DeleteItems, so it wins over items_path (a warning line says
+// so when items_path differs from it); else ServerConfig.items_path when given, else the stored
+// version's (or model folder's) items.csv. A catalog that did not come from the catalog store is
+// saved there as catalog version 0 (items_path seeds an empty store only).
 //
 // Thread safety: reentrant. Blocks on file reads (and, for an import, the store's writes).
 #ifndef OPTOWER_SERVER_MODEL_LOADER_H_
@@ -24,6 +30,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/bandit_data.h"
+#include "core/catalog_store.h"
 #include "core/model_store.h"
 #include "core/two_tower_model.h"
 #include "optower/v1/optower.pb.h"
@@ -36,14 +43,17 @@ struct ServingModel {
   ItemCatalog catalog;
   // The towers come from training (a stored version or a model folder), not from random init.
   bool trained = false;
+  int64_t catalog_version = 0;  // the stored catalog's version, else 0
   // For the start-up line, e.g. "stored version 000003 (CURRENT)".
   std::string source;
 };
 
 // `config` must have passed ValidateServerConfig. `store` may be null (no store: steps 2 without the
-// import, and 3). Errors name the config field (model_dir, items_path, dim_context) and the offending
-// value, or the stored version.
-absl::StatusOr<ServingModel> LoadServingModel(const v1::ServerConfig& config, ModelStore* store);
+// import, and 3); `catalogs` may be null (the catalog is not persisted). Errors name the config field
+// (model_dir, items_path, dim_context) and the offending value, or the stored version(s). Warnings
+// (a version skipped, items_path overridden) go to stderr, one line each.
+absl::StatusOr<ServingModel> LoadServingModel(const v1::ServerConfig& config, ModelStore* store,
+                                              CatalogStore* catalogs = nullptr);
 
 }  // namespace optower::server
 

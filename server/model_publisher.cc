@@ -5,6 +5,7 @@
 #include <string>
 
 #include "core/status_macros.h"
+#include "core/test_points.h"
 
 namespace optower::server {
 
@@ -26,7 +27,9 @@ absl::StatusOr<ServedModel> ModelPublisher::Current() const {
 absl::Status ModelPublisher::Publish(const std::string& version, const TwoTowerModel& policy) {
   // The trainer keeps its own copy; the snapshot shares this one with every request using it.
   auto model = std::make_shared<const TwoTowerModel>(policy.Clone());
+  CrashPoint("publish.before_swap");
   RETURN_IF_ERROR(engine_->ReplaceModel(version, std::move(model)));
+  CrashPoint("publish.after_swap");
   publications_.fetch_add(1, std::memory_order_relaxed);
   // The snapshot just published (a catalog change racing in would carry the same model, and its
   // recall is as valid for this version).

@@ -86,24 +86,34 @@ absl::StatusOr<std::unique_ptr<OptowerServer>> OptowerServer::Start(v1::ServerCo
   // One intra-op thread per request thread: gRPC supplies the concurrency (DESIGN §6).
   at::set_num_threads(config.intra_op_threads());
   RETURN_IF_ERROR(EnsureDirectory(config.data_dir()));
+  // Before anything reads or writes data_dir: one server per data_dir.
+  ASSIGN_OR_RETURN(std::unique_ptr<DataDirLock> lock, DataDirLock::Acquire(config.data_dir(), "data_dir"));
 
   std::unique_ptr<OptowerServer> s(new OptowerServer());
+  s->data_dir_lock_ = std::move(lock);
   s->config_ = config;
   s->auth_ = AuthPolicy(std::move(admin_token), std::move(retrieve_token));
   ASSIGN_OR_RETURN(s->prometheus_, PrometheusExporter::Create());
   s->metrics_.AttachPrometheus(*s->prometheus_);
-  ASSIGN_OR_RETURN(s->store_, ModelStore::Open(config.data_dir()));
-  ASSIGN_OR_RETURN(ServingModel serving, LoadServingModel(config, s->store_.get()));
+  ASSIGN_OR_RETURN(s->store_, ModelStore::Open(config.data_dir(), ModelStoreOptionsFromConfig(config)));
+  ASSIGN_OR_RETURN(s->catalog_store_, CatalogStore::Open(config.data_dir()));
+  ASSIGN_OR_RETURN(ServingModel serving,
+                   LoadServingModel(config, s->store_.get(), s->catalog_store_.get()));
   s->model_source_ = serving.source;
   const std::string untrained_version = serving.trained ? "" : serving.version;
   ModelSnapshot::Options snapshot_options;
   snapshot_options.index = IndexOptionsFromConfig(config);
   ASSIGN_OR_RETURN(std::shared_ptr<const ModelSnapshot> snapshot,
                    ModelSnapshot::Build(serving.version, serving.model, std::move(serving.catalog),
-                                        /*catalog_version=*/0, snapshot_options));
+                                        serving.catalog_version, snapshot_options));
   ASSIGN_OR_RETURN(s->event_log_, EventLog::Open(EventLogOptionsFromConfig(config)));
-  ASSIGN_OR_RETURN(s->engine_, RetrievalEngine::Create(EngineOptionsFromConfig(config),
-                                                       std::move(snapshot), s->event_log_.get()));
+  RetrievalEngineOptions engine_options = EngineOptionsFromConfig(config);
+  engine_options.persist_catalog = [catalogs = s->catalog_store_.get()](const ItemCatalog& items,
+                                                                        int64_t version) {
+    return catalogs->Save(items, version);
+  };
+  ASSIGN_OR_RETURN(s->engine_, RetrievalEngine::Create(engine_options, std::move(snapshot),
+                                                       s->event_log_.get()));
   s->publisher_ =
       std::make_unique<ModelPublisher>(s->engine_.get(), s->store_.get(), untrained_version);
   if (!config.trainer().disabled()) {

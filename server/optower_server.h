@@ -37,6 +37,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "core/catalog_store.h"
+#include "core/data_dir_lock.h"
 #include "core/event_log.h"
 #include "core/model_store.h"
 #include "core/retrieval_engine.h"
@@ -101,8 +103,10 @@ class OptowerServer {
   ServerMetrics metrics_;
   AuthPolicy auth_;
   std::string model_source_;
+  std::unique_ptr<DataDirLock> data_dir_lock_;  // before what uses data_dir: released after it
   std::unique_ptr<EventLog> event_log_;
   std::unique_ptr<ModelStore> store_;
+  std::unique_ptr<CatalogStore> catalog_store_;
   std::unique_ptr<RetrievalEngine> engine_;
   std::unique_ptr<ModelPublisher> publisher_;
   std::unique_ptr<Trainer> trainer_;

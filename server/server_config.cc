@@ -125,6 +125,9 @@ void ApplyServerConfigDefaults(v1::ServerConfig* c) {
   if (!t->has_warm_start_from_served()) t->set_warm_start_from_served(true);
   if (t->max_jobs_kept() == 0) t->set_max_jobs_kept(100);
   if (t->max_events() == 0) t->set_max_events(kDefaultMaxEvents);
+  if (t->keep_promoted_versions() == 0) t->set_keep_promoted_versions(5);
+  if (!t->has_keep_rejected_versions()) t->set_keep_rejected_versions(3);
+  if (t->list_models_limit() == 0) t->set_list_models_limit(100);
 }
 
 absl::Status ValidateTrainerConfig(const v1::TrainerConfig& t) {
@@ -181,6 +184,12 @@ absl::Status ValidateTrainerConfig(const v1::TrainerConfig& t) {
     return bad("reward_model_epochs", t.reward_model_epochs(), "must be >= 1");
   }
   if (t.max_jobs_kept() < 1) return bad("max_jobs_kept", t.max_jobs_kept(), "must be >= 1");
+  if (t.keep_promoted_versions() < 1)
+    return bad("keep_promoted_versions", t.keep_promoted_versions(), "must be >= 1");
+  if (t.keep_rejected_versions() < 0)
+    return bad("keep_rejected_versions", t.keep_rejected_versions(), "must be >= 0");
+  if (t.list_models_limit() < 1)
+    return bad("list_models_limit", t.list_models_limit(), "must be >= 1");
   return absl::OkStatus();
 }
 
@@ -355,6 +364,14 @@ RetrievalEngineOptions EngineOptionsFromConfig(const v1::ServerConfig& c) {
 }
 
 std::string EventLogPath(const v1::ServerConfig& c) { return c.data_dir() + "/events.sqlite"; }
+
+ModelStore::Options ModelStoreOptionsFromConfig(const v1::ServerConfig& c) {
+  ModelStore::Options o;
+  o.keep_promoted = c.trainer().keep_promoted_versions();
+  o.keep_rejected = c.trainer().keep_rejected_versions();
+  o.list_limit = c.trainer().list_models_limit();
+  return o;
+}
 
 TrainerOptions TrainerOptionsFromConfig(const v1::ServerConfig& c) {
   const v1::TrainerConfig& t = c.trainer();

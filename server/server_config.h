@@ -18,6 +18,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/event_log.h"
+#include "core/model_store.h"
 #include "core/retrieval_engine.h"
 #include "core/trainer.h"
 #include "optower/v1/optower.pb.h"
@@ -43,6 +44,9 @@ ItemIndexOptions IndexOptionsFromConfig(const v1::ServerConfig& config);
 BackgroundPriority BackgroundPriorityFromConfig(const v1::ServerConfig& config);
 // The trainer's options from config.trainer (after ApplyServerConfigDefaults).
 TrainerOptions TrainerOptionsFromConfig(const v1::ServerConfig& config);
+// Retention and the ListModels bound: trainer.keep_promoted_versions, keep_rejected_versions,
+// list_models_limit.
+ModelStore::Options ModelStoreOptionsFromConfig(const v1::ServerConfig& config);
 // Checks config.trainer (part of ValidateServerConfig); errors name "trainer.<field>=<value>".
 absl::Status ValidateTrainerConfig(const v1::TrainerConfig& trainer);
 // tls_cert, tls_key, tls_client_ca, tls_require_client_cert (checked by MakeServerCredentials).

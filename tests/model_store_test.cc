@@ -3,15 +3,19 @@
 
 #include <stdlib.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <set>
 #include <sstream>
 #include <string>
 
+#include "core/atomic_file.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/serving_fixture.h"
 
 namespace optower {
 namespace {
@@ -268,15 +272,138 @@ TEST_F(ModelStoreTest, UpdateManifestRewritesTheRecord) {
             absl::StatusCode::kNotFound);
 }
 
-TEST_F(ModelStoreTest, MalformedManifestIsDataLossNamingTheFile) {
+// Low-severity defect of issue 9: one malformed manifest broke ListModels and the start-up.
+TEST_F(ModelStoreTest, MalformedManifestIsSkippedAndReportedNamingTheFile) {
+  SaveVersion(true);
   SaveVersion(true);
   std::ofstream(store_->VersionDir("000001") + "/manifest.txt")
       << "# optower model manifest v1\nversion=000001\npromoted=maybe\n";
-  absl::StatusOr<std::vector<ModelManifest>> all = store_->List();
-  EXPECT_EQ(all.status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_THAT(all.status().message(), HasSubstr("000001/manifest.txt"));
-  EXPECT_THAT(all.status().message(), HasSubstr("promoted=\"maybe\""));
+  std::vector<absl::Status> skipped;
+  absl::StatusOr<std::vector<ModelManifest>> all = store_->List(0, &skipped);
+  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].version, "000002");
+  ASSERT_EQ(skipped.size(), 1u);
+  EXPECT_EQ(skipped[0].code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(skipped[0].message(), HasSubstr("000001/manifest.txt"));
+  EXPECT_THAT(skipped[0].message(), HasSubstr("promoted=\"maybe\""));
+  EXPECT_EQ((*store_->LatestPromoted())->version, "000002");
+  // GetManifest of that very version still says what is wrong.
+  EXPECT_EQ(store_->GetManifest("000001").status().code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(ParseManifestText("version=000001\n").status().code(), absl::StatusCode::kDataLoss);
+}
+
+// Defect 8: Commit fsynced the manifests (written by WriteFileAtomically) but not the weights and
+// configs that torch::save and the config writer produce.
+std::vector<std::string>* g_fsynced = nullptr;
+void RecordFsync(const std::string& path) { g_fsynced->push_back(path); }
+
+TEST_F(ModelStoreTest, SaveFsyncsEveryFileAndFolderOfTheVersion) {
+  std::vector<std::string> fsynced;
+  g_fsynced = &fsynced;
+  SetFsyncObserverForTesting(&RecordFsync);
+  const std::string v = SaveVersion(true);
+  SetFsyncObserverForTesting(nullptr);
+  g_fsynced = nullptr;
+  // Observed paths are under the temporary name "<models>/000001.tmp-xxxxxxxx/...": compare what
+  // follows it.
+  std::set<std::string> synced_relative;
+  const std::string temp_prefix = store_->VersionDir(v) + ".tmp-";
+  for (const std::string& p : fsynced) {
+    if (p.rfind(temp_prefix, 0) != 0) continue;
+    const size_t slash = p.find('/', temp_prefix.size());
+    synced_relative.insert(slash == std::string::npos ? "." : p.substr(slash + 1));
+  }
+  int files = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(store_->VersionDir(v))) {
+    const std::string rel =
+        std::filesystem::relative(e.path(), store_->VersionDir(v)).string();
+    EXPECT_EQ(synced_relative.count(rel), 1u) << rel << " was not fsynced";
+    files += e.is_regular_file();
+  }
+  EXPECT_GE(files, 7);  // policy/{config.txt,weights.pt}, reward_model/{...}, items.csv, manifests
+  EXPECT_EQ(synced_relative.count("."), 1u);  // the version folder itself
+  // And the models folder, after the rename.
+  EXPECT_NE(std::find(fsynced.begin(), fsynced.end(), store_->models_dir()), fsynced.end());
+}
+
+// Defect 11: versions were never deleted, rejected ones included (each holds a catalog copy).
+TEST(ModelStoreRetentionTest, KeepsNewestPromotedNewestRejectedCurrentAndNewest) {
+  testutil::TempDir dir("model_store_retention");
+  ModelStore::Options options;
+  options.keep_promoted = 2;
+  options.keep_rejected = 1;
+  auto store = ModelStore::Open(dir.path(), options);
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto save = [&](bool promoted) {
+    const std::string v = *(*store)->NextVersion();
+    ModelManifest m;
+    m.promoted = promoted;
+    m.decision = promoted ? "promoted" : "rejected";
+    EXPECT_TRUE((*store)->Save(v, TinyModel(1), nullptr, TinyCatalog(), m).ok());
+    return v;
+  };
+  auto names = [&] {
+    std::vector<std::string> out;
+    const std::vector<ModelManifest> all = *(*store)->List();  // a copy: List() is a temporary
+    for (const ModelManifest& m : all) out.push_back(m.version);
+    return out;
+  };
+  save(true);                                      // 000001
+  ASSERT_TRUE((*store)->SetCurrent("000001").ok());  // a rollback target kept as CURRENT
+  for (int i = 0; i < 4; ++i) save(false);         // 000002..000005
+  EXPECT_EQ(names(), (std::vector<std::string>{"000001", "000004", "000005"}));
+  save(true);  // 000006
+  save(true);  // 000007
+  save(true);  // 000008 (newest: kept even before it is CURRENT)
+  // Promoted kept: CURRENT 000001 + the newest two besides the newest (000007, 000006) + 000008;
+  // rejected kept: 000005.
+  EXPECT_EQ(names(), (std::vector<std::string>{"000001", "000005", "000006", "000007", "000008"}));
+  ASSERT_TRUE((*store)->SetCurrent("000008").ok());
+  // 000001 is no longer CURRENT: the two newest promoted besides CURRENT stay.
+  EXPECT_EQ(names(), (std::vector<std::string>{"000005", "000006", "000007", "000008"}));
+  // Numbers are never reused.
+  EXPECT_EQ(*(*store)->NextVersion(), "000009");
+  // Nothing half-deleted is left over.
+  for (const auto& e : std::filesystem::directory_iterator((*store)->models_dir()))
+    EXPECT_EQ(e.path().filename().string().find(".trash-"), std::string::npos);
+}
+
+TEST(ModelStoreRetentionTest, ListReturnsAtMostTheNewestEntries) {
+  testutil::TempDir dir("model_store_list");
+  ModelStore::Options options;
+  options.keep_rejected = 10;
+  auto store = ModelStore::Open(dir.path(), options);
+  ASSERT_TRUE(store.ok()) << store.status();
+  for (int i = 0; i < 4; ++i) {
+    ModelManifest m;
+    ASSERT_TRUE((*store)->Save(*(*store)->NextVersion(), TinyModel(1), nullptr, TinyCatalog(), m).ok());
+  }
+  std::vector<ModelManifest> two = *(*store)->List(2);
+  ASSERT_EQ(two.size(), 2u);
+  EXPECT_EQ(two[0].version, "000003");
+  EXPECT_EQ(two[1].version, "000004");
+  EXPECT_EQ((*store)->List()->size(), 4u);
+  options.list_limit = 0;
+  EXPECT_EQ(ModelStore::Open(dir.path(), options).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  options.list_limit = 1;
+  options.keep_promoted = 0;
+  EXPECT_THAT(ModelStore::Open(dir.path(), options).status().message(),
+              HasSubstr("keep_promoted_versions=0"));
+}
+
+TEST_F(ModelStoreTest, OpenRemovesWhatACrashLeftBehind) {
+  SaveVersion(true);
+  std::filesystem::create_directories(store_->models_dir() + "/000002.tmp-abc123/policy");
+  std::filesystem::create_directories(store_->models_dir() + "/.trash-000000/policy");
+  std::ofstream(store_->models_dir() + "/.CURRENT.tmp-abcdefgh") << "000001\n";
+  std::filesystem::create_directories(store_->models_dir() + "/notes");  // not ours: kept
+  ASSERT_TRUE(ModelStore::Open(root_).ok());
+  std::set<std::string> left;
+  for (const auto& e : std::filesystem::directory_iterator(store_->models_dir()))
+    left.insert(e.path().filename().string());
+  EXPECT_EQ(left, (std::set<std::string>{"000001", "notes"}));
 }
 
 TEST(ModelStoreOpenTest, MissingRootIsNotFound) {

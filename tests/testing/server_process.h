@@ -1,8 +1,7 @@
-// ServerProcess: an optower-server child process for the tests that need the real binary (exit
-// codes, signals, start-up lines). Header-only like serving_fixture.h.
-//
-//   auto p = testutil::ServerProcess::Start({"--port=0", ...}, dir.File("stderr"));
-//   ... p->address() ...; p->Signal(SIGTERM); int status = p->Wait();
+// Header-only test helper: an optower-server child process (the real binary), started with flags and
+// extra environment variables, ready once it printed its "listening on" line. For tests that kill,
+// restart or run two servers (tests/store_crash_test.cc). Header-only like serving_fixture.h: it needs
+// the server binary, which only the serving tests depend on.
 #ifndef OPTOWER_TESTS_TESTING_SERVER_PROCESS_H_
 #define OPTOWER_TESTS_TESTING_SERVER_PROCESS_H_
 
@@ -20,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "tests/testing/paths.h"
@@ -32,15 +32,29 @@ inline std::string ServerBinaryPath() { return BinaryDir() + "/server/optower-se
 
 class ServerProcess {
  public:
-  // Starts the binary with `flags` (stderr appended to `stderr_path`) and returns once it printed
-  // its "listening on" line; Unavailable when it exited (or stayed silent for a minute) before.
-  static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(const std::vector<std::string>& flags,
-                                                              const std::string& stderr_path) {
+  // Starts the server with `flags`; stderr is appended to `stderr_path`; `extra_env` entries
+  // ("NAME=value") are added to this process's environment (overriding same-named ones).
+  // Unavailable (with what it printed) if it exits or is not ready within `timeout`.
+  static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(
+      const std::vector<std::string>& flags, const std::string& stderr_path,
+      const std::vector<std::string>& extra_env = {},
+      absl::Duration timeout = absl::Seconds(60)) {
     std::vector<std::string> args = {ServerBinaryPath()};
     args.insert(args.end(), flags.begin(), flags.end());
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
+    std::vector<std::string> env_strings = extra_env;
+    for (char** e = environ; *e != nullptr; ++e) {
+      const std::string entry(*e);
+      const std::string name = entry.substr(0, entry.find('='));
+      bool overridden = false;
+      for (const std::string& x : extra_env) overridden |= absl::StartsWith(x, name + "=");
+      if (!overridden) env_strings.push_back(entry);
+    }
+    std::vector<char*> envp;
+    for (std::string& e : env_strings) envp.push_back(e.data());
+    envp.push_back(nullptr);
     int out[2];
     if (::pipe2(out, O_CLOEXEC) != 0) return absl::InternalError("pipe2");
     posix_spawn_file_actions_t actions;
@@ -49,7 +63,7 @@ class ServerProcess {
     posix_spawn_file_actions_addopen(&actions, 2, stderr_path.c_str(),
                                      O_WRONLY | O_CREAT | O_APPEND, 0644);
     pid_t pid = 0;
-    const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+    const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&actions);
     ::close(out[1]);
     if (rc != 0) {
@@ -58,8 +72,7 @@ class ServerProcess {
                                               " (build the optower-server target first)"));
     }
     std::unique_ptr<ServerProcess> p(new ServerProcess(pid, out[0]));
-    // A cold start loads LibTorch: allow a minute.
-    const absl::Time deadline = absl::Now() + absl::Seconds(60);
+    const absl::Time deadline = absl::Now() + timeout;
     std::string text;
     while (absl::Now() < deadline) {
       struct pollfd fd = {out[0], POLLIN, 0};
@@ -89,8 +102,9 @@ class ServerProcess {
   ServerProcess& operator=(const ServerProcess&) = delete;
 
   const std::string& address() const { return address_; }
+  pid_t pid() const { return pid_; }
   void Signal(int sig) { ::kill(pid_, sig); }
-  // Waits for the child; returns the raw wait status.
+  // Blocks until the child ends; the raw wait status.
   int Wait() {
     int status = 0;
     if (pid_ > 0) {
@@ -99,6 +113,20 @@ class ServerProcess {
       pid_ = -1;
     }
     return status;
+  }
+  // Waits up to `timeout` for the child to end: true and `*status` set if it did.
+  bool WaitFor(absl::Duration timeout, int* status) {
+    const absl::Time deadline = absl::Now() + timeout;
+    while (pid_ > 0) {
+      const pid_t r = ::waitpid(pid_, status, WNOHANG);
+      if (r == pid_) {
+        pid_ = -1;
+        return true;
+      }
+      if (absl::Now() >= deadline) return false;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return false;
   }
 
  private:
