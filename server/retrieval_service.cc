@@ -2,6 +2,7 @@
 
 #include "absl/time/clock.h"
 #include "core/status_macros.h"
+#include "server/call_deadline.h"
 #include "server/proto_convert.h"
 #include "server/status_util.h"
 
@@ -9,15 +10,15 @@ namespace optower::server {
 namespace {
 
 absl::Status DoRetrieve(const RetrievalEngine& engine, const v1::RetrieveRequest& request,
-                        v1::RetrieveResponse* response) {
-  ASSIGN_OR_RETURN(const RetrieveResult result, engine.Retrieve(FromProto(request)));
+                        v1::RetrieveResponse* response, absl::Time deadline) {
+  ASSIGN_OR_RETURN(const RetrieveResult result, engine.Retrieve(FromProto(request), deadline));
   ToProto(result, response);
   return absl::OkStatus();
 }
 
 absl::Status DoFeedback(const RetrievalEngine& engine, const v1::FeedbackRequest& request,
-                        v1::FeedbackResponse* response) {
-  ASSIGN_OR_RETURN(const FeedbackResult result, engine.Feedback(FromProto(request)));
+                        v1::FeedbackResponse* response, absl::Time deadline) {
+  ASSIGN_OR_RETURN(const FeedbackResult result, engine.Feedback(FromProto(request), deadline));
   ToProto(result, response);
   return absl::OkStatus();
 }
@@ -30,7 +31,7 @@ grpc::ServerUnaryReactor* RetrievalServiceImpl::Retrieve(grpc::CallbackServerCon
   const absl::Time start = absl::Now();
   absl::Status status = auth_ != nullptr ? auth_->CheckRetrieve(context->client_metadata())
                                          : absl::OkStatus();
-  if (status.ok()) status = DoRetrieve(*engine_, *request, response);
+  if (status.ok()) status = DoRetrieve(*engine_, *request, response, CallDeadline(*context));
   metrics_->retrieve.Record(absl::Now() - start, status);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(status));
@@ -43,7 +44,7 @@ grpc::ServerUnaryReactor* RetrievalServiceImpl::Feedback(grpc::CallbackServerCon
   const absl::Time start = absl::Now();
   absl::Status status = auth_ != nullptr ? auth_->CheckRetrieve(context->client_metadata())
                                          : absl::OkStatus();
-  if (status.ok()) status = DoFeedback(*engine_, *request, response);
+  if (status.ok()) status = DoFeedback(*engine_, *request, response, CallDeadline(*context));
   metrics_->feedback.Record(absl::Now() - start, status);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(status));

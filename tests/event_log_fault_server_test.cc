@@ -1,0 +1,203 @@
+// A real optower-server (in-process, 127.0.0.1, ephemeral port) whose event log's disk fails or
+// stalls (the test-only SQLite VFS shim, tests/testing/faulty_vfs.h): what gRPC clients see, what
+// the health service says, that every acknowledged slate is in the log after recovery, and that the
+// server recovers by itself (docs/EVENT_LOG.md "Write failures", docs/RELIABILITY.md).
+#include <sqlite3.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "client/optower_client.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/optower_server.h"
+#include "tests/testing/faulty_vfs.h"
+#include "tests/testing/serving_fixture.h"
+
+namespace optower {
+namespace {
+
+using client::CallOptions;
+using client::OptowerClient;
+using server::OptowerServer;
+using testutil::FaultyVfs;
+using testutil::TempDir;
+using HealthStatus = grpc::health::v1::HealthCheckResponse;
+
+constexpr int kDimContext = 4;
+constexpr int kK = 3;
+// Correctness bound for "eventually" (health flips, recovery): generous for a loaded 2-core machine.
+constexpr absl::Duration kPatience = absl::Seconds(20);
+
+class EventLogFaultServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { vfs_ = &FaultyVfs::Install(); }
+  void TearDown() override {
+    vfs_->Clear();  // a stalled writer would block the server's shutdown
+    client_.reset();
+    server_.reset();
+  }
+
+  void Start(double window_ms) {
+    const ItemCatalog catalog = testutil::RandomCatalog(20, /*dim=*/3, /*seed=*/5);
+    v1::ServerConfig config;
+    config.set_port(0);
+    config.set_data_dir(dir_.File("data"));
+    config.set_items_path(testutil::WriteItems(dir_.path(), catalog));
+    config.set_dim_context(kDimContext);
+    config.set_max_k(10);
+    config.set_top_m(8);
+    config.mutable_index()->set_type(v1::IndexConfig::EXACT);
+    config.mutable_trainer()->set_disabled(true);
+    config.mutable_event_log()->set_write_failure_window_ms(window_ms);
+    vfs_->SetPathFilter(dir_.File("data"));
+    absl::StatusOr<std::unique_ptr<OptowerServer>> server = OptowerServer::Start(config);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    client::ClientOptions options;
+    options.address = absl::StrCat("127.0.0.1:", server_->port());
+    absl::StatusOr<std::unique_ptr<OptowerClient>> client = OptowerClient::Connect(options);
+    ASSERT_TRUE(client.ok()) << client.status();
+    client_ = std::move(*client);
+  }
+
+  absl::StatusOr<v1::RetrieveResponse> Retrieve() const {
+    CallOptions call;
+    call.deadline = absl::Seconds(5);
+    return client_->Retrieve({0.3f, -0.2f, 1.0f, 0.0f}, kK, call);
+  }
+  // Health of `service`, or the call's error (e.g. DEADLINE_EXCEEDED if nobody answers).
+  absl::StatusOr<HealthStatus::ServingStatus> Health(const std::string& service = "") const {
+    CallOptions call;
+    call.deadline = absl::Seconds(2);
+    return client_->CheckHealth(service, call);
+  }
+  bool HealthBecomes(HealthStatus::ServingStatus want, const std::string& service = "") const {
+    const absl::Time until = absl::Now() + kPatience;
+    while (absl::Now() < until) {
+      absl::StatusOr<HealthStatus::ServingStatus> h = Health(service);
+      if (h.ok() && *h == want) return true;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return false;
+  }
+  int64_t LoggedRows() const {
+    absl::StatusOr<std::vector<EventLog::JoinedRow>> rows = server_->event_log().ReadJoined({});
+    EXPECT_TRUE(rows.ok()) << rows.status();
+    return rows.ok() ? static_cast<int64_t>(rows->size()) : -1;
+  }
+
+  FaultyVfs* vfs_ = nullptr;
+  TempDir dir_{"event_log_fault_server_test"};
+  std::unique_ptr<OptowerServer> server_;
+  std::unique_ptr<OptowerClient> client_;
+};
+
+// Defect 4 through gRPC: a lasting disk-full in group-commit mode. Within the window Retrieve is
+// still acknowledged (the slates are kept and retried); after it Retrieve and Feedback fail with
+// UNAVAILABLE and health is NOT_SERVING; once the disk has room the server writes the kept slates,
+// health is SERVING again and every acknowledged slate is in the log.
+TEST_F(EventLogFaultServerTest, DiskFullTurnsRetrieveUnavailableAndHealthNotServingUntilItClears) {
+  Start(/*window_ms=*/300);
+  int64_t acked = 0;
+  for (int i = 0; i < 5; ++i, ++acked) ASSERT_TRUE(Retrieve().ok());
+  ASSERT_TRUE(Health().ok());
+  EXPECT_EQ(*Health(), HealthStatus::SERVING);
+
+  vfs_->FailAll(SQLITE_FULL);
+  absl::Status refused;
+  std::string last_request_id;
+  const absl::Time until = absl::Now() + kPatience;
+  while (absl::Now() < until) {
+    absl::StatusOr<v1::RetrieveResponse> r = Retrieve();
+    if (!r.ok()) {
+      refused = r.status();
+      break;
+    }
+    ++acked;
+    last_request_id = r->request_id();
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_EQ(refused.code(), absl::StatusCode::kUnavailable) << refused;
+  EXPECT_TRUE(HealthBecomes(HealthStatus::NOT_SERVING));
+  EXPECT_TRUE(HealthBecomes(HealthStatus::NOT_SERVING, "optower.v1.RetrievalService"));
+  absl::StatusOr<HealthStatus::ServingStatus> admin = Health("optower.v1.AdminService");
+  ASSERT_TRUE(admin.ok()) << admin.status();
+  EXPECT_EQ(*admin, HealthStatus::SERVING);  // catalog changes do not need the log
+  absl::StatusOr<v1::FeedbackResponse> feedback = client_->Feedback(last_request_id, 100, 1.0);
+  EXPECT_EQ(feedback.status().code(), absl::StatusCode::kUnavailable) << feedback.status();
+
+  vfs_->Clear();
+  EXPECT_TRUE(HealthBecomes(HealthStatus::SERVING));
+  ASSERT_TRUE(Retrieve().ok());
+  ++acked;
+  ASSERT_TRUE(server_->event_log().Flush().ok());
+  EXPECT_EQ(LoggedRows(), kK * acked) << "acknowledged slates lost";
+  EXPECT_GT(vfs_->injected_failures(), 0);
+  EXPECT_TRUE(server_->Shutdown().ok());
+}
+
+// Defect 5 through gRPC: with the disk stalled, Feedback calls wait for the writer on gRPC's callback
+// threads. Each returns by its deadline (DEADLINE_EXCEEDED), later ones fail at once with
+// UNAVAILABLE after the window, and the health service keeps answering: NOT_SERVING while stalled,
+// SERVING once the disk answers again.
+TEST_F(EventLogFaultServerTest, StalledDiskKeepsHealthAnsweringAndFeedbackBoundedByItsDeadline) {
+  Start(/*window_ms=*/500);
+  absl::StatusOr<v1::RetrieveResponse> served = Retrieve();
+  ASSERT_TRUE(served.ok()) << served.status();
+  ASSERT_TRUE(server_->event_log().Flush().ok());
+
+  vfs_->Stall();
+  ASSERT_TRUE(Retrieve().ok());  // group commit: queued; its commit stalls in the WAL write
+  ASSERT_TRUE(vfs_->WaitUntilStalled(kPatience));
+  // More concurrent Feedback calls than gRPC has callback threads, each with a long deadline.
+  constexpr int kCallers = 8;
+  std::vector<absl::Status> results(kCallers);
+  std::vector<absl::Duration> took(kCallers);
+  std::vector<std::thread> callers;
+  for (int c = 0; c < kCallers; ++c) {
+    callers.emplace_back([&, c] {
+      CallOptions call;
+      call.deadline = absl::Seconds(c % 2 == 0 ? 1 : 30);
+      const absl::Time t0 = absl::Now();
+      results[c] =
+          client_->Feedback(served->request_id(), served->items(0).item_id(), 1.0, call).status();
+      took[c] = absl::Now() - t0;
+    });
+  }
+  absl::SleepFor(absl::Milliseconds(100));
+  // Health answers while the callers are blocked (at worst once the window released them).
+  EXPECT_TRUE(HealthBecomes(HealthStatus::NOT_SERVING));
+  for (std::thread& t : callers) t.join();
+  for (int c = 0; c < kCallers; ++c) {
+    SCOPED_TRACE(absl::StrCat("caller ", c));
+    EXPECT_TRUE(results[c].code() == absl::StatusCode::kDeadlineExceeded ||
+                results[c].code() == absl::StatusCode::kUnavailable)
+        << results[c];
+    EXPECT_LT(took[c], absl::Seconds(15));  // never the 30 s deadline: the window released it
+  }
+  const absl::Time t0 = absl::Now();
+  absl::StatusOr<v1::FeedbackResponse> fast =
+      client_->Feedback(served->request_id(), served->items(0).item_id(), 1.0);
+  EXPECT_EQ(fast.status().code(), absl::StatusCode::kUnavailable) << fast.status();
+  EXPECT_EQ(Retrieve().status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_LT(absl::Now() - t0, absl::Seconds(5));
+
+  vfs_->Clear();
+  EXPECT_TRUE(HealthBecomes(HealthStatus::SERVING));
+  absl::StatusOr<v1::FeedbackResponse> after =
+      client_->Feedback(served->request_id(), served->items(0).item_id(), 1.0);
+  ASSERT_TRUE(after.ok()) << after.status();
+  ASSERT_TRUE(server_->event_log().Flush().ok());
+  EXPECT_EQ(LoggedRows(), 2 * kK);  // both acknowledged slates
+  EXPECT_TRUE(server_->Shutdown().ok());
+}
+
+}  // namespace
+}  // namespace optower
