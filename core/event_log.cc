@@ -208,6 +208,11 @@ absl::Status ValidateOptions(const EventLogOptions& o) {
         absl::StrCat("write_failure_window=", absl::FormatDuration(o.write_failure_window),
                      ": must be in (0, 24h]"));
   }
+  if (o.writer_stall_timeout <= absl::ZeroDuration() || o.writer_stall_timeout > absl::Hours(24)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("writer_stall_timeout=", absl::FormatDuration(o.writer_stall_timeout),
+                     ": must be in (0, 24h]"));
+  }
   if (o.busy_timeout < absl::ZeroDuration() || o.busy_timeout > absl::Hours(24)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "busy_timeout=", absl::FormatDuration(o.busy_timeout), ": must be in [0, 24h]"));
@@ -459,6 +464,10 @@ struct EventLog::Impl {
   // Age of the oldest unwritten operation beyond which appends are refused (see WriteStatus).
   absl::Duration stale_after;
 
+  // When the writer started the operation or commit it is running (unix nanos), 0 while it waits
+  // for work or sleeps: how blocked callers tell a stalled disk from a busy writer.
+  std::atomic<int64_t> busy_since_ns{0};
+
   // Writer side: touched only by Open (before the thread starts), the writer thread, and ~Impl.
   sqlite3* write_db = nullptr;
   Stmt begin, commit, rollback, savepoint, release, rollback_to;
@@ -563,6 +572,7 @@ struct EventLog::Impl {
     absl::MutexLock l(&mu);
     if (stopping) return absl::FailedPreconditionError("event log is closed: path=" + options.path);
     RETURN_IF_ERROR(StaleStatus(op.enqueued));
+    if (op.completion != nullptr) RETURN_IF_ERROR(StallStatus(op.enqueued));
     if (op.kind != Op::Kind::kFlush) {
       // Feedback gets half of each limit, so a flood of it leaves room for served rows.
       const int64_t max_events = feedback ? std::max<int64_t>(1, options.max_queue_events / 2)
@@ -607,13 +617,40 @@ struct EventLog::Impl {
     }
   }
 
-  // Waits for a queued op's completion: at most until `deadline` (DeadlineExceeded) and until the op
-  // is older than stale_after (Unavailable, with WriteStatus's reason). OK once it finished (its
-  // status is then in c.status).
+  void MarkBusy() {
+    busy_since_ns.store(absl::ToUnixNanos(absl::Now()), std::memory_order_relaxed);
+  }
+  void MarkIdle() { busy_since_ns.store(0, std::memory_order_relaxed); }
+  // Unavailable while the writer has been inside one operation or commit for longer than
+  // writer_stall_timeout.
+  absl::Status StallStatus(absl::Time now) const {
+    const int64_t since = busy_since_ns.load(std::memory_order_relaxed);
+    if (since == 0) return absl::OkStatus();
+    const absl::Duration busy = now - absl::FromUnixNanos(since);
+    if (busy <= options.writer_stall_timeout) return absl::OkStatus();
+    return absl::UnavailableError(absl::StrCat(
+        "event log writer stalled: one write has taken ",
+        absl::FormatDuration(absl::Trunc(busy, absl::Milliseconds(1))),
+        " so far (writer_stall_timeout=", absl::FormatDuration(options.writer_stall_timeout), ")"));
+  }
+
+  // Waits for a queued op's completion: at most until `deadline` (DeadlineExceeded), until the op
+  // is older than stale_after (Unavailable, with WriteStatus's reason), and until the writer has
+  // been stuck in one write for writer_stall_timeout (Unavailable). OK once it finished (its status
+  // is then in c.status).
   absl::Status Wait(Completion& c, absl::Time enqueued, absl::Time deadline) {
     const absl::Time give_up = enqueued + stale_after;
-    if (c.done.WaitForNotificationWithDeadline(std::min(deadline, give_up))) {
-      return absl::OkStatus();
+    // Looks at the writer every half stall timeout; the common case is answered in the first slice.
+    const absl::Duration slice = options.writer_stall_timeout / 2;
+    for (;;) {
+      const absl::Time until = std::min({deadline, give_up, absl::Now() + slice});
+      if (c.done.WaitForNotificationWithDeadline(until)) return absl::OkStatus();
+      const absl::Time now = absl::Now();
+      if (now >= deadline || now >= give_up) break;
+      if (absl::Status stalled = StallStatus(now); !stalled.ok()) {
+        c.abandoned.store(true, std::memory_order_relaxed);
+        return stalled;
+      }
     }
     c.abandoned.store(true, std::memory_order_relaxed);
     if (deadline <= give_up) {
@@ -837,6 +874,7 @@ void EventLog::Impl::WriterLoop() {
     absl::Status fault;
     while (batch.executed < held.size()) {
       Op& op = held[batch.executed];
+      MarkBusy();
       fault = Execute(op, batch);
       if (!fault.ok()) break;
       ++batch.executed;
@@ -847,6 +885,7 @@ void EventLog::Impl::WriterLoop() {
           (flush || batch.events >= options.max_batch_events ||
            (!synchronous &&
             absl::Now() - batch.opened >= std::max(options.max_commit_delay, kMinRunPerCommit)))) {
+        MarkBusy();
         fault = Commit(held, batch);
         if (!fault.ok()) break;
       }
@@ -855,8 +894,10 @@ void EventLog::Impl::WriterLoop() {
     // waits for a timer. kGroupCommit: commit at the deadline; before it (we were woken for a
     // feedback op) the batch stays open and we go back to sleep until the deadline.
     if (fault.ok() && batch.open && (synchronous || stop || absl::Now() >= batch.deadline)) {
+      MarkBusy();
       fault = Commit(held, batch);
     }
+    MarkIdle();
     if (!fault.ok()) {
       HandleFault(held, batch, fault);
       backoff = std::min(std::max(2 * backoff, kMinRetryBackoff), kMaxRetryBackoff);

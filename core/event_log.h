@@ -106,6 +106,11 @@ struct EventLogOptions {
   // a commit succeeds again. The writer keeps retrying (with backoff) and keeps what it acknowledged.
   // A blocked caller waits at most that long for its own operation. > 0.
   absl::Duration write_failure_window = absl::Seconds(2);
+  // A caller that blocks on the writer (feedback, kSynchronous appends, Flush) gives up with
+  // Unavailable once the writer has spent longer than this inside one operation or commit (a stalled
+  // disk), and such calls are refused at once while it does. Keeps the callers' threads (gRPC's few
+  // callback threads, which also serve health checks) from being held by a stalled disk. > 0.
+  absl::Duration writer_stall_timeout = absl::Milliseconds(500);
   // How long a statement waits for a lock held by another connection (another process writing the
   // same file, a checkpoint) before failing with Unavailable (the writer then retries). >= 0.
   absl::Duration busy_timeout = absl::Seconds(1);

@@ -44,7 +44,7 @@ class EventLogFaultServerTest : public ::testing::Test {
     server_.reset();
   }
 
-  void Start(double window_ms) {
+  void Start(double window_ms, double stall_ms = 500) {
     const ItemCatalog catalog = testutil::RandomCatalog(20, /*dim=*/3, /*seed=*/5);
     v1::ServerConfig config;
     config.set_port(0);
@@ -56,6 +56,7 @@ class EventLogFaultServerTest : public ::testing::Test {
     config.mutable_index()->set_type(v1::IndexConfig::EXACT);
     config.mutable_trainer()->set_disabled(true);
     config.mutable_event_log()->set_write_failure_window_ms(window_ms);
+    config.mutable_event_log()->set_writer_stall_timeout_ms(stall_ms);
     vfs_->SetPathFilter(dir_.File("data"));
     absl::StatusOr<std::unique_ptr<OptowerServer>> server = OptowerServer::Start(config);
     ASSERT_TRUE(server.ok()) << server.status();
@@ -143,12 +144,15 @@ TEST_F(EventLogFaultServerTest, DiskFullTurnsRetrieveUnavailableAndHealthNotServ
   EXPECT_TRUE(server_->Shutdown().ok());
 }
 
-// Defect 5 through gRPC: with the disk stalled, Feedback calls wait for the writer on gRPC's callback
-// threads. Each returns by its deadline (DEADLINE_EXCEEDED), later ones fail at once with
-// UNAVAILABLE after the window, and the health service keeps answering: NOT_SERVING while stalled,
-// SERVING once the disk answers again.
-TEST_F(EventLogFaultServerTest, StalledDiskKeepsHealthAnsweringAndFeedbackBoundedByItsDeadline) {
-  Start(/*window_ms=*/500);
+// Defect 5 through gRPC. Retrieve and Feedback run inline on gRPC's callback threads, and so does
+// gRPC's default health service (a callback service in gRPC 1.51); this machine's server has 2 such
+// threads, so 2 handlers blocked on a stalled disk used to leave health checks unanswered for as long
+// as the disk stalled. Now a handler waits at most writer_stall_timeout (or its deadline) and later
+// ones are refused at once: with the disk stalled and 8 Feedback calls with 30 s deadlines in
+// flight, a health check with a 1 s deadline is answered; the window then turns health NOT_SERVING
+// and it turns SERVING again once the disk answers.
+TEST_F(EventLogFaultServerTest, StalledDiskKeepsHealthAnsweringAndReleasesBlockedFeedback) {
+  Start(/*window_ms=*/1500, /*stall_ms=*/200);
   absl::StatusOr<v1::RetrieveResponse> served = Retrieve();
   ASSERT_TRUE(served.ok()) << served.status();
   ASSERT_TRUE(server_->event_log().Flush().ok());
@@ -156,44 +160,40 @@ TEST_F(EventLogFaultServerTest, StalledDiskKeepsHealthAnsweringAndFeedbackBounde
   vfs_->Stall();
   ASSERT_TRUE(Retrieve().ok());  // group commit: queued; its commit stalls in the WAL write
   ASSERT_TRUE(vfs_->WaitUntilStalled(kPatience));
-  // More concurrent Feedback calls than gRPC has callback threads, each with a long deadline.
-  constexpr int kCallers = 8;
+  constexpr int kCallers = 8;  // more than gRPC's callback threads
   std::vector<absl::Status> results(kCallers);
   std::vector<absl::Duration> took(kCallers);
   std::vector<std::thread> callers;
   for (int c = 0; c < kCallers; ++c) {
     callers.emplace_back([&, c] {
       CallOptions call;
-      call.deadline = absl::Seconds(c % 2 == 0 ? 1 : 30);
+      call.deadline = absl::Seconds(30);
       const absl::Time t0 = absl::Now();
       results[c] =
           client_->Feedback(served->request_id(), served->items(0).item_id(), 1.0, call).status();
       took[c] = absl::Now() - t0;
     });
   }
-  absl::SleepFor(absl::Milliseconds(100));
-  // Health answers while the callers are blocked (at worst once the window released them).
-  EXPECT_TRUE(HealthBecomes(HealthStatus::NOT_SERVING));
+  absl::SleepFor(absl::Milliseconds(50));
+  CallOptions quick;
+  quick.deadline = absl::Seconds(1);
+  absl::StatusOr<HealthStatus::ServingStatus> during = client_->CheckHealth("", quick);
+  EXPECT_TRUE(during.ok()) << "health starved: " << during.status();
   for (std::thread& t : callers) t.join();
   for (int c = 0; c < kCallers; ++c) {
     SCOPED_TRACE(absl::StrCat("caller ", c));
-    EXPECT_TRUE(results[c].code() == absl::StatusCode::kDeadlineExceeded ||
-                results[c].code() == absl::StatusCode::kUnavailable)
-        << results[c];
-    EXPECT_LT(took[c], absl::Seconds(15));  // never the 30 s deadline: the window released it
+    EXPECT_EQ(results[c].code(), absl::StatusCode::kUnavailable) << results[c];
+    EXPECT_LT(took[c], absl::Seconds(15));  // never the 30 s deadline
   }
-  const absl::Time t0 = absl::Now();
-  absl::StatusOr<v1::FeedbackResponse> fast =
-      client_->Feedback(served->request_id(), served->items(0).item_id(), 1.0);
-  EXPECT_EQ(fast.status().code(), absl::StatusCode::kUnavailable) << fast.status();
+  EXPECT_TRUE(HealthBecomes(HealthStatus::NOT_SERVING));  // after the window
   EXPECT_EQ(Retrieve().status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_LT(absl::Now() - t0, absl::Seconds(5));
 
   vfs_->Clear();
   EXPECT_TRUE(HealthBecomes(HealthStatus::SERVING));
   absl::StatusOr<v1::FeedbackResponse> after =
       client_->Feedback(served->request_id(), served->items(0).item_id(), 1.0);
   ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->accepted(), 1);  // the released calls were skipped, not written
   ASSERT_TRUE(server_->event_log().Flush().ok());
   EXPECT_EQ(LoggedRows(), 2 * kK);  // both acknowledged slates
   EXPECT_TRUE(server_->Shutdown().ok());

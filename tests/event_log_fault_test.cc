@@ -206,6 +206,7 @@ TEST_F(EventLogFaultTest, StalledDiskBoundsWaitsByTheDeadlineAndMemoryByTheByteL
   EventLogOptions o = Options(Durability::kGroupCommit, absl::Seconds(60));
   o.max_commit_delay = absl::Milliseconds(1);
   o.max_queue_bytes = 64 << 10;
+  o.writer_stall_timeout = absl::Seconds(60);  // this test is about the caller's deadline
   Open(o);
   vfs_->Stall();
   ASSERT_TRUE(log_->AppendSlate(Slate(0)).ok());
@@ -268,12 +269,45 @@ TEST_F(EventLogFaultTest, StalledWriterIsReportedAfterTheWindowAndWaitersAreRele
   EXPECT_EQ(Rows(), 6);  // slates 0 and 2; 1 was refused
 }
 
+// Defect 5: a disk that hangs inside one write. Long before the window, a caller blocked on the
+// writer is released with Unavailable after writer_stall_timeout, and further waited calls are refused
+// at once, so a stalled disk cannot hold the callers' threads; fire-and-forget appends are still
+// acknowledged until the window.
+TEST_F(EventLogFaultTest, WriterStuckInOneWriteReleasesWaitersAfterTheStallTimeout) {
+  EventLogOptions o = Options(Durability::kGroupCommit, absl::Seconds(60));
+  o.max_commit_delay = absl::Milliseconds(1);
+  o.writer_stall_timeout = absl::Milliseconds(200);
+  Open(o);
+  vfs_->Stall();
+  ASSERT_TRUE(log_->AppendSlate(Slate(0)).ok());
+  ASSERT_TRUE(vfs_->WaitUntilStalled(kPatience));
+  const absl::Time t0 = absl::Now();
+  absl::StatusOr<std::vector<FeedbackOutcome>> blocked = log_->AppendFeedback({Reward(0, 0)});
+  EXPECT_EQ(blocked.status().code(), absl::StatusCode::kUnavailable) << blocked.status();
+  EXPECT_THAT(blocked.status().message(), HasSubstr("writer stalled"));
+  EXPECT_LT(absl::Now() - t0, kPatience);
+  absl::StatusOr<std::vector<FeedbackOutcome>> refused = log_->AppendFeedback({Reward(0, 1)});
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable) << refused.status();
+  EXPECT_EQ(log_->Flush().code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(log_->AppendSlate(Slate(1)).ok());  // within the window: acknowledged, kept
+  EXPECT_TRUE(log_->WriteStatus().ok());
+
+  vfs_->Clear();
+  ASSERT_TRUE(Eventually([&] { return log_->AppendFeedback({Reward(1, 2)}).ok(); }));
+  ASSERT_TRUE(log_->Flush().ok());
+  EXPECT_EQ(Rows(), 6);
+  absl::StatusOr<int64_t> rewards = log_->CountFeedback();
+  ASSERT_TRUE(rewards.ok());
+  EXPECT_EQ(*rewards, 1);  // the abandoned feedback calls were skipped, not written
+}
+
 // Low: a flood of feedback (here: callers that gave up, leaving their events queued behind a stalled
 // writer) may fill only half of the queue; Retrieve's slates still fit.
 TEST_F(EventLogFaultTest, FeedbackCannotCrowdServedRowsOutOfTheQueue) {
   EventLogOptions o = Options(Durability::kGroupCommit, absl::Seconds(60));
   o.max_commit_delay = absl::Milliseconds(1);
   o.max_queue_events = 100;
+  o.writer_stall_timeout = absl::Seconds(60);
   Open(o);
   vfs_->Stall();
   ASSERT_TRUE(log_->AppendSlate(Slate(0)).ok());
