@@ -4,7 +4,9 @@
 // server recovers by itself (docs/EVENT_LOG.md "Write failures", docs/RELIABILITY.md).
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <thread>
@@ -141,6 +143,10 @@ TEST_F(EventLogFaultServerTest, DiskFullTurnsRetrieveUnavailableAndHealthNotServ
   ASSERT_TRUE(server_->event_log().Flush().ok());
   EXPECT_EQ(LoggedRows(), kK * acked) << "acknowledged slates lost";
   EXPECT_GT(vfs_->injected_failures(), 0);
+  std::fprintf(stderr, "figures: faults_injected=%lld acked_retrieves=%lld rows=%lld lost=%lld\n",
+               static_cast<long long>(vfs_->injected_failures()), static_cast<long long>(acked),
+               static_cast<long long>(LoggedRows()),
+               static_cast<long long>(kK * acked - LoggedRows()));
   EXPECT_TRUE(server_->Shutdown().ok());
 }
 
@@ -177,9 +183,16 @@ TEST_F(EventLogFaultServerTest, StalledDiskKeepsHealthAnsweringAndReleasesBlocke
   absl::SleepFor(absl::Milliseconds(50));
   CallOptions quick;
   quick.deadline = absl::Seconds(1);
+  const absl::Time health_t0 = absl::Now();
   absl::StatusOr<HealthStatus::ServingStatus> during = client_->CheckHealth("", quick);
   EXPECT_TRUE(during.ok()) << "health starved: " << during.status();
+  std::fprintf(stderr, "figures: health answered during the stall in %s\n",
+               absl::FormatDuration(absl::Now() - health_t0).c_str());
   for (std::thread& t : callers) t.join();
+  absl::Duration longest;
+  for (int c = 0; c < kCallers; ++c) longest = std::max(longest, took[c]);
+  std::fprintf(stderr, "figures: %d blocked Feedback calls, longest wait %s\n", kCallers,
+               absl::FormatDuration(absl::Trunc(longest, absl::Milliseconds(1))).c_str());
   for (int c = 0; c < kCallers; ++c) {
     SCOPED_TRACE(absl::StrCat("caller ", c));
     EXPECT_EQ(results[c].code(), absl::StatusCode::kUnavailable) << results[c];

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <memory>
@@ -148,6 +149,15 @@ TEST_F(EventLogFaultTest, LastingWriteFailureRefusesAppendsAfterTheWindowAndLose
     ASSERT_TRUE(log_->Flush().ok());
     EXPECT_EQ(Rows(), 3 * acked) << "acknowledged slates lost";
     EXPECT_EQ(log_->stats().lost_events, 0);
+    // The figures for docs/RELIABILITY.md.
+    std::fprintf(stderr,
+                 "figures: code=%d faults_injected=%lld write_faults=%lld refused_after=%s "
+                 "acked=%lld rows=%lld lost=%lld\n",
+                 code, static_cast<long long>(vfs_->injected_failures()),
+                 static_cast<long long>(log_->stats().write_faults),
+                 absl::FormatDuration(absl::Trunc(until_refused, absl::Milliseconds(1))).c_str(),
+                 static_cast<long long>(acked), static_cast<long long>(Rows()),
+                 static_cast<long long>(3 * acked - Rows()));
     ASSERT_TRUE(log_->Close().ok());
   }
 }
@@ -235,6 +245,8 @@ TEST_F(EventLogFaultTest, StalledDiskBoundsWaitsByTheDeadlineAndMemoryByTheByteL
   EXPECT_LT(acked, 650);
   EXPECT_GT(acked, 10);
 
+  std::fprintf(stderr, "figures: stalled, max_queue_bytes=65536: acked=%lld slates, pending_bytes=%lld\n",
+               static_cast<long long>(acked), static_cast<long long>(stats.pending_bytes));
   vfs_->Clear();
   ASSERT_TRUE(log_->Flush().ok());
   EXPECT_EQ(Rows(), 3 * acked);
