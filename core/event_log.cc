@@ -454,7 +454,7 @@ constexpr absl::Duration kMinRetryBackoff = absl::Milliseconds(10);
 constexpr absl::Duration kMaxRetryBackoff = absl::Milliseconds(500);
 // A group-commit batch is committed once it has been running this long (or max_commit_delay, if
 // longer), even if more is queued: a long run of feedback lookups cannot hold back the served rows.
-constexpr absl::Duration kMinRunPerCommit = absl::Milliseconds(5);
+constexpr absl::Duration kMinRunPerCommit = absl::Milliseconds(25);
 
 }  // namespace
 
@@ -557,7 +557,11 @@ struct EventLog::Impl {
         " for its commit (limit ", synchronous ? "" : "max_commit_delay + ",
         "write_failure_window = ", absl::FormatDuration(stale_after), "); ",
         failing_since == absl::InfiniteFuture()
-            ? std::string("the writer is stalled (disk or lock)")
+            ? (!WriterBusyFor(now, std::min(options.writer_stall_timeout,
+                                            options.write_failure_window))
+                   ? absl::StrCat("the writer is behind: ", pending_events, " events (",
+                                  pending_bytes, " bytes) not yet written")
+                   : std::string("the writer is stalled (disk or lock)"))
             : absl::StrCat("writes fail since ",
                            absl::FormatDuration(absl::Trunc(now - failing_since,
                                                             absl::Milliseconds(1))),
@@ -621,13 +625,17 @@ struct EventLog::Impl {
     busy_since_ns.store(absl::ToUnixNanos(absl::Now()), std::memory_order_relaxed);
   }
   void MarkIdle() { busy_since_ns.store(0, std::memory_order_relaxed); }
+  // Whether the writer has been inside one operation or commit for longer than `limit`.
+  bool WriterBusyFor(absl::Time now, absl::Duration limit) const {
+    const int64_t since = busy_since_ns.load(std::memory_order_relaxed);
+    return since != 0 && now - absl::FromUnixNanos(since) > limit;
+  }
   // Unavailable while the writer has been inside one operation or commit for longer than
   // writer_stall_timeout.
   absl::Status StallStatus(absl::Time now) const {
-    const int64_t since = busy_since_ns.load(std::memory_order_relaxed);
-    if (since == 0) return absl::OkStatus();
-    const absl::Duration busy = now - absl::FromUnixNanos(since);
-    if (busy <= options.writer_stall_timeout) return absl::OkStatus();
+    if (!WriterBusyFor(now, options.writer_stall_timeout)) return absl::OkStatus();
+    const absl::Duration busy =
+        now - absl::FromUnixNanos(busy_since_ns.load(std::memory_order_relaxed));
     return absl::UnavailableError(absl::StrCat(
         "event log writer stalled: one write has taken ",
         absl::FormatDuration(absl::Trunc(busy, absl::Milliseconds(1))),
