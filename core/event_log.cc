@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <deque>
@@ -16,6 +18,8 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "core/status_macros.h"
 
 // Contexts are stored as the raw bytes of their float32 values; that is only portable across the hosts
@@ -79,18 +83,22 @@ absl::Status SqliteError(sqlite3* db, int rc, absl::string_view what) {
       return (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY)
                  ? absl::AlreadyExistsError(msg)
                  : absl::InvalidArgumentError(msg);
+    // Failed writes that may pass (another connection's lock, disk full, I/O error, a read-only
+    // remount, memory): the writer retries them (docs/EVENT_LOG.md "Write failures"). Not
+    // ResourceExhausted, which the API reserves for a full queue.
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
-      return absl::UnavailableError(msg);
     case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_READONLY:
     case SQLITE_NOMEM:
-      return absl::ResourceExhaustedError(msg);
+    case SQLITE_PROTOCOL:
+      return absl::UnavailableError(msg);
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
       return absl::DataLossError(msg);
     case SQLITE_CANTOPEN:
     case SQLITE_PERM:
-    case SQLITE_READONLY:
       return absl::FailedPreconditionError(msg);
     default:
       return absl::InternalError(msg);
@@ -190,6 +198,20 @@ absl::Status ValidateOptions(const EventLogOptions& o) {
   if (o.max_queue_events < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("max_queue_events=", o.max_queue_events, ": must be >= 1"));
+  }
+  if (o.max_queue_bytes < 1024) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_queue_bytes=", o.max_queue_bytes, ": must be >= 1024"));
+  }
+  if (o.write_failure_window <= absl::ZeroDuration() || o.write_failure_window > absl::Hours(24)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("write_failure_window=", absl::FormatDuration(o.write_failure_window),
+                     ": must be in (0, 24h]"));
+  }
+  if (o.writer_stall_timeout <= absl::ZeroDuration() || o.writer_stall_timeout > absl::Hours(24)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("writer_stall_timeout=", absl::FormatDuration(o.writer_stall_timeout),
+                     ": must be in (0, 24h]"));
   }
   if (o.busy_timeout < absl::ZeroDuration() || o.busy_timeout > absl::Hours(24)) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -379,12 +401,15 @@ absl::Status ValidateFeedback(const std::vector<FeedbackEvent>& events) {
   return absl::OkStatus();
 }
 
-// What a blocked caller waits on. The caller owns it (on its stack) and blocks until `done`; the
-// writer fills status/outcomes and then notifies, and never touches it afterwards.
+// What a blocked caller waits on. Shared by the caller and the writer: a caller whose deadline
+// passes leaves (setting `abandoned`), and the writer may still finish it later. The writer fills
+// status/outcomes and then notifies; the caller reads them only after the notification.
 struct Completion {
   absl::Notification done;
   absl::Status status;
   std::vector<FeedbackOutcome> outcomes;
+  // The caller stopped waiting: the writer skips the operation if it has not started on it.
+  std::atomic<bool> abandoned{false};
 
   void Finish(absl::Status s) {
     status = std::move(s);
@@ -397,16 +422,51 @@ struct Op {
   Kind kind = Kind::kFlush;
   std::vector<ServedSlate> served;   // one slate (AppendSlate) or several (AppendServed), atomic
   std::vector<FeedbackEvent> feedback;
-  Completion* completion = nullptr;  // null: fire-and-forget (group-commit served)
+  // Null when nobody waits: group-commit served ops, and group-commit feedback once answered.
+  std::shared_ptr<Completion> completion;
   absl::Time enqueued;
   int64_t num_events = 0;
+  int64_t bytes = 0;      // estimated heap held by this op (the max_queue_bytes count)
+  bool finished = false;  // answered and released before its commit (failed on its own, skipped)
 };
+
+// Estimated bytes an operation holds until it is committed: its payload plus the objects around it
+// (string and vector headers, the deque slot). Cheap: one pass over the slates, none over items.
+int64_t OpBytes(const Op& op) {
+  int64_t bytes = static_cast<int64_t>(sizeof(Op));
+  for (const ServedSlate& s : op.served) {
+    bytes += static_cast<int64_t>(sizeof(ServedSlate) + s.request_id.size() +
+                                  s.model_version.size() + s.context.size() * sizeof(float) +
+                                  s.items.size() * sizeof(ServedItem));
+  }
+  for (const FeedbackEvent& e : op.feedback) {
+    bytes += static_cast<int64_t>(sizeof(FeedbackEvent) + e.request_id.size());
+  }
+  return bytes;
+}
+
+// A failed write of the batch (disk full, I/O error, read-only file, lock timeout): the batch is
+// rolled back and retried. SqliteError maps exactly these SQLite codes to Unavailable.
+bool IsWriteFault(const absl::Status& s) { return s.code() == absl::StatusCode::kUnavailable; }
+
+// First delay between retries after a failed write, doubled per failure up to the maximum.
+constexpr absl::Duration kMinRetryBackoff = absl::Milliseconds(10);
+constexpr absl::Duration kMaxRetryBackoff = absl::Milliseconds(500);
+// A group-commit batch is committed once it has been running this long (or max_commit_delay, if
+// longer), even if more is queued: a long run of feedback lookups cannot hold back the served rows.
+constexpr absl::Duration kMinRunPerCommit = absl::Milliseconds(25);
 
 }  // namespace
 
 struct EventLog::Impl {
   EventLogOptions options;
   bool synchronous = false;
+  // Age of the oldest unwritten operation beyond which appends are refused (see WriteStatus).
+  absl::Duration stale_after;
+
+  // When the writer started the operation or commit it is running (unix nanos), 0 while it waits
+  // for work or sleeps: how blocked callers tell a stalled disk from a busy writer.
+  std::atomic<int64_t> busy_since_ns{0};
 
   // Writer side: touched only by Open (before the thread starts), the writer thread, and ~Impl.
   sqlite3* write_db = nullptr;
@@ -427,7 +487,17 @@ struct EventLog::Impl {
   // Queue and counters.
   mutable absl::Mutex mu;
   std::deque<Op> queue ABSL_GUARDED_BY(mu);
-  int64_t queued_events ABSL_GUARDED_BY(mu) = 0;
+  int64_t queued_events ABSL_GUARDED_BY(mu) = 0;  // in `queue` (Stats::queue_depth)
+  // Not yet committed: queued + held by the writer. The back-pressure limits apply to these.
+  int64_t pending_events ABSL_GUARDED_BY(mu) = 0;
+  int64_t pending_bytes ABSL_GUARDED_BY(mu) = 0;
+  int64_t pending_feedback_events ABSL_GUARDED_BY(mu) = 0;
+  int64_t pending_feedback_bytes ABSL_GUARDED_BY(mu) = 0;
+  // Enqueue time of the oldest operation the writer holds (InfiniteFuture when none).
+  absl::Time oldest_held ABSL_GUARDED_BY(mu) = absl::InfiniteFuture();
+  // Since the first failed write after the last successful commit (InfiniteFuture when writing).
+  absl::Time failing_since ABSL_GUARDED_BY(mu) = absl::InfiniteFuture();
+  absl::Status last_fault ABSL_GUARDED_BY(mu);
   // Queued ops somebody blocks on (Flush, feedback, synchronous appends): the writer stops waiting
   // for the batch deadline as soon as there is one. Fire-and-forget appends do not count, so they
   // never wake the writer while it has an open batch.
@@ -441,16 +511,15 @@ struct EventLog::Impl {
   absl::Status close_status ABSL_GUARDED_BY(close_mu);
   std::thread writer;
 
-  // One open transaction of the writer.
+  // One open transaction of the writer: the first `executed` ops the writer holds ran in it.
   struct Batch {
     bool open = false;
+    absl::Time opened;
     absl::Time deadline;
+    size_t executed = 0;
     int64_t events = 0;
     int64_t served_rows = 0;
     int64_t feedback_rows = 0;
-    bool has_unwaited = false;          // acknowledged work nobody waits on (group-commit mode)
-    std::vector<Completion*> waiters;   // sync appends: finished with the commit status
-    std::vector<Completion*> flushers;  // Flush calls: finished with background error or commit
   };
 
   ~Impl() {
@@ -476,32 +545,152 @@ struct EventLog::Impl {
   absl::Status InitWriter();
   absl::Status InitReader();
 
-  // Queues `op`. Wakes the writer only if it waits for work (no open batch and nothing queued) or if
-  // op is waited on (see WriterLoop): absl::Mutex evaluates the writer's wait condition when we
-  // unlock, and wakes it only when the condition holds.
+  // Unavailable once the oldest unwritten operation (held by the writer or queued) is older than
+  // stale_after: the writer fails or stalls. OK otherwise.
+  absl::Status StaleStatus(absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    absl::Time oldest = oldest_held;
+    if (!queue.empty()) oldest = std::min(oldest, queue.front().enqueued);
+    if (oldest == absl::InfiniteFuture() || now - oldest <= stale_after) return absl::OkStatus();
+    return absl::UnavailableError(absl::StrCat(
+        "event log cannot write: an acknowledged operation has waited ",
+        absl::FormatDuration(absl::Trunc(now - oldest, absl::Milliseconds(1))),
+        " for its commit (limit ", synchronous ? "" : "max_commit_delay + ",
+        "write_failure_window = ", absl::FormatDuration(stale_after), "); ",
+        failing_since == absl::InfiniteFuture()
+            ? (!WriterBusyFor(now, std::min(options.writer_stall_timeout,
+                                            options.write_failure_window))
+                   ? absl::StrCat("the writer is behind: ", pending_events, " events (",
+                                  pending_bytes, " bytes) not yet written")
+                   : std::string("the writer is stalled (disk or lock)"))
+            : absl::StrCat("writes fail since ",
+                           absl::FormatDuration(absl::Trunc(now - failing_since,
+                                                            absl::Milliseconds(1))),
+                           " ago: ", last_fault.message())));
+  }
+
+  // Queues `op` (op.enqueued and op.bytes set by the caller). Wakes the writer only if it waits for
+  // work (no open batch and nothing queued) or if op is waited on (see WriterLoop): absl::Mutex
+  // evaluates the writer's wait condition when we unlock, and wakes it only when the condition holds.
   absl::Status Enqueue(Op op) {
-    op.enqueued = absl::Now();  // outside the lock
+    const bool feedback = op.kind == Op::Kind::kFeedback;
     absl::MutexLock l(&mu);
     if (stopping) return absl::FailedPreconditionError("event log is closed: path=" + options.path);
-    if (queued_events + op.num_events > options.max_queue_events) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "event log queue full: ", queued_events, " events queued + ", op.num_events,
-          " would exceed max_queue_events=", options.max_queue_events));
+    RETURN_IF_ERROR(StaleStatus(op.enqueued));
+    if (op.completion != nullptr) RETURN_IF_ERROR(StallStatus(op.enqueued));
+    if (op.kind != Op::Kind::kFlush) {
+      // Feedback gets half of each limit, so a flood of it leaves room for served rows.
+      const int64_t max_events = feedback ? std::max<int64_t>(1, options.max_queue_events / 2)
+                                          : options.max_queue_events;
+      const int64_t max_bytes = feedback ? options.max_queue_bytes / 2 : options.max_queue_bytes;
+      const int64_t events = feedback ? pending_feedback_events : pending_events;
+      const int64_t bytes = feedback ? pending_feedback_bytes : pending_bytes;
+      const char* what = feedback ? "feedback " : "";
+      if (pending_events + op.num_events > options.max_queue_events ||
+          events + op.num_events > max_events) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "event log queue full: ", events, " ", what, "events not yet written + ",
+            op.num_events, " would exceed ", feedback ? "half of " : "",
+            "max_queue_events=", options.max_queue_events));
+      }
+      if (pending_bytes + op.bytes > options.max_queue_bytes || bytes + op.bytes > max_bytes) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "event log queue full: ", bytes, " bytes of ", what, "events not yet written + ",
+            op.bytes, " would exceed ", feedback ? "half of " : "",
+            "max_queue_bytes=", options.max_queue_bytes));
+      }
     }
     queued_events += op.num_events;
+    pending_events += op.num_events;
+    pending_bytes += op.bytes;
+    if (feedback) {
+      pending_feedback_events += op.num_events;
+      pending_feedback_bytes += op.bytes;
+    }
     if (op.completion != nullptr) ++waited_ops;
     queue.push_back(std::move(op));
     return absl::OkStatus();
   }
 
-  // Counts a failed op and reports it: to its waiter, or (fire-and-forget) through the next Flush.
+  // Returns what `op` held to the back-pressure counts.
+  void Release(const Op& op) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    pending_events -= op.num_events;
+    pending_bytes -= op.bytes;
+    if (op.kind == Op::Kind::kFeedback) {
+      pending_feedback_events -= op.num_events;
+      pending_feedback_bytes -= op.bytes;
+    }
+  }
+
+  void MarkBusy() {
+    busy_since_ns.store(absl::ToUnixNanos(absl::Now()), std::memory_order_relaxed);
+  }
+  void MarkIdle() { busy_since_ns.store(0, std::memory_order_relaxed); }
+  // Whether the writer has been inside one operation or commit for longer than `limit`.
+  bool WriterBusyFor(absl::Time now, absl::Duration limit) const {
+    const int64_t since = busy_since_ns.load(std::memory_order_relaxed);
+    return since != 0 && now - absl::FromUnixNanos(since) > limit;
+  }
+  // Unavailable while the writer has been inside one operation or commit for longer than
+  // writer_stall_timeout.
+  absl::Status StallStatus(absl::Time now) const {
+    if (!WriterBusyFor(now, options.writer_stall_timeout)) return absl::OkStatus();
+    const absl::Duration busy =
+        now - absl::FromUnixNanos(busy_since_ns.load(std::memory_order_relaxed));
+    return absl::UnavailableError(absl::StrCat(
+        "event log writer stalled: one write has taken ",
+        absl::FormatDuration(absl::Trunc(busy, absl::Milliseconds(1))),
+        " so far (writer_stall_timeout=", absl::FormatDuration(options.writer_stall_timeout), ")"));
+  }
+
+  // Waits for a queued op's completion: at most until `deadline` (DeadlineExceeded), until the op
+  // is older than stale_after (Unavailable, with WriteStatus's reason), and until the writer has
+  // been stuck in one write for writer_stall_timeout (Unavailable). OK once it finished (its status
+  // is then in c.status).
+  absl::Status Wait(Completion& c, absl::Time enqueued, absl::Time deadline) {
+    const absl::Time give_up = enqueued + stale_after;
+    // Looks at the writer every half stall timeout; the common case is answered in the first slice.
+    const absl::Duration slice = options.writer_stall_timeout / 2;
+    for (;;) {
+      const absl::Time until = std::min({deadline, give_up, absl::Now() + slice});
+      if (c.done.WaitForNotificationWithDeadline(until)) return absl::OkStatus();
+      const absl::Time now = absl::Now();
+      if (now >= deadline || now >= give_up) break;
+      if (absl::Status stalled = StallStatus(now); !stalled.ok()) {
+        c.abandoned.store(true, std::memory_order_relaxed);
+        return stalled;
+      }
+    }
+    c.abandoned.store(true, std::memory_order_relaxed);
+    if (deadline <= give_up) {
+      return absl::DeadlineExceededError(
+          "deadline passed while waiting for the event log writer (the operation may still be "
+          "written)");
+    }
+    absl::MutexLock l(&mu);
+    absl::Status stale = StaleStatus(absl::Now());
+    return stale.ok() ? absl::UnavailableError(absl::StrCat(
+                            "event log writer did not answer within write_failure_window=",
+                            absl::FormatDuration(options.write_failure_window)))
+                      : stale;
+  }
+
+  // Counts a failed op and reports it: to its waiter, or (fire-and-forget) through the next Flush,
+  // except a duplicate request_id of a group-commit slate, which is only counted (docs/EVENT_LOG.md).
   // The count is updated before the waiter wakes, so the caller sees it in stats().
   void FailOp(Op& op, const absl::Status& s) {
     {
       absl::MutexLock l(&mu);
       ++stats.errors;
-      if (op.completion == nullptr && background_error.ok()) background_error = s;
+      Release(op);
+      if (op.completion == nullptr) {
+        if (op.kind == Op::Kind::kServed && s.code() == absl::StatusCode::kAlreadyExists) {
+          ++stats.duplicate_requests;
+        } else if (background_error.ok()) {
+          background_error = s;
+        }
+      }
     }
+    op.finished = true;
     if (op.completion != nullptr) op.completion->Finish(s);
   }
   absl::Status TakeBackgroundError() {
@@ -510,21 +699,36 @@ struct EventLog::Impl {
   }
 
   // Queues one atomic served op of `items` items in total; waits for its commit in kSynchronous mode.
-  absl::Status EnqueueServed(std::vector<ServedSlate> slates, int64_t items);
+  absl::Status EnqueueServed(std::vector<ServedSlate> slates, int64_t items, absl::Time deadline);
+  // Single-call limits: InvalidArgument for a call that could never fit.
+  absl::Status CheckFits(const Op& op) const;
 
   void WriterLoop();
-  void Execute(Op& op, Batch& batch);
+  // Runs one op in the batch (opening it if needed). Returns the write fault that lost the batch,
+  // else OK (an op that failed on its own was answered and finished).
+  absl::Status Execute(Op& op, Batch& batch);
   absl::Status ExecuteServed(const std::vector<ServedSlate>& slates);
   absl::Status ExecuteFeedback(const std::vector<FeedbackEvent>& events,
                                std::vector<FeedbackOutcome>& outcomes, int64_t& accepted);
   absl::Status InSavepoint(const std::function<absl::Status()>& body);
-  void Commit(Batch& batch);
-  void FailBatch(Batch& batch, const absl::Status& s);
+  // Commits the batch and answers and drops its ops from `held`. Returns the COMMIT's error.
+  absl::Status Commit(std::deque<Op>& held, Batch& batch);
+  // After a write fault: rolls back, answers every op that someone waits on and that was not
+  // answered yet with Unavailable, and keeps the acknowledged ones, in order, for the retry.
+  void HandleFault(std::deque<Op>& held, Batch& batch, const absl::Status& fault);
+  // Close gave up: acknowledged ops that were never written are counted as lost.
+  void DropHeld(std::deque<Op>& held, const absl::Status& fault);
 };
 
 absl::Status EventLog::Impl::InitWriter() {
   ASSIGN_OR_RETURN(write_db, OpenConnection(options.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
                                             options.busy_timeout));
+  // SQLite opens a file it cannot write read-only instead of failing; every write would then fail.
+  if (sqlite3_db_readonly(write_db, "main") == 1) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "path='", options.path, "': the event log file is read-only (check its permissions and "
+        "that its folder is writable)"));
+  }
   ASSIGN_OR_RETURN(std::string mode, QueryText(write_db, "PRAGMA journal_mode=WAL"));
   if (mode != "wal") {
     return absl::FailedPreconditionError(
@@ -630,21 +834,28 @@ absl::Status EventLog::Impl::InitReader() {
 
 void EventLog::Impl::WriterLoop() {
   Batch batch;
-  std::deque<Op> taken;
+  // Taken from the queue and not yet committed or answered, in queue order: held[0, executed) ran in
+  // the open transaction, the rest is still to run. After a failed write it holds the acknowledged
+  // ops that are retried first, before anything queued later.
+  std::deque<Op> held;
+  absl::Duration backoff = absl::ZeroDuration();
+  absl::Time give_up_at = absl::InfiniteFuture();  // set when Close waits for a failing writer
   for (;;) {
     bool stop = false;
     {
       absl::MutexLock l(&mu);
-      // Idle (no open batch): sleep until something is queued. This is the one wake-up per batch
-      // that a fire-and-forget append can cause.
+      const bool to_run = batch.executed < held.size();
+      // Idle (no open batch, nothing held): sleep until something is queued. This is the one
+      // wake-up per batch that a fire-and-forget append can cause.
       auto has_work = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu) { return !queue.empty() || stopping; };
-      if (!batch.open) mu.Await(absl::Condition(&has_work));
+      if (!batch.open && !to_run) mu.Await(absl::Condition(&has_work));
       // kGroupCommit: the batch (open, or about to be opened by queue.front()) is due at its
       // deadline. Until then appends just pile up in the queue, without waking us, unless somebody
       // waits for an answer (Flush, feedback), the batch would be full, or Close is stopping us.
       // kSynchronous: every op is waited on, so we never wait here; whatever queued while we
-      // were committing shares the next commit.
-      if (!synchronous && !stopping && waited_ops == 0) {
+      // were committing shares the next commit. Held ops (a retry) run at once.
+      if (!synchronous && !stopping && waited_ops == 0 && !to_run &&
+          (batch.open || !queue.empty())) {
         const absl::Time deadline =
             batch.open ? batch.deadline : queue.front().enqueued + options.max_commit_delay;
         const int64_t room = options.max_batch_events - batch.events;  // >= 1: full batches commit
@@ -653,25 +864,76 @@ void EventLog::Impl::WriterLoop() {
         };
         mu.AwaitWithDeadline(absl::Condition(&due), deadline);
       }
-      // Everything queued, in one swap: FIFO order is kept and the lock is held for O(1).
-      taken.swap(queue);
+      // Everything queued, in FIFO order; one O(1) swap when nothing is held (the common case).
+      if (held.empty()) {
+        held.swap(queue);
+      } else {
+        for (Op& op : queue) held.push_back(std::move(op));
+        queue.clear();
+      }
+      if (oldest_held == absl::InfiniteFuture() && !held.empty()) {
+        oldest_held = held.front().enqueued;
+      }
       queued_events = 0;
       waited_ops = 0;
       stats.queue_depth = 0;
       stop = stopping;
     }
-    for (Op& op : taken) {
-      const bool is_flush = op.kind == Op::Kind::kFlush;
-      Execute(op, batch);
-      // A Flush commits what precedes it; a full batch commits and the rest opens a new one.
-      if (batch.open && (is_flush || batch.events >= options.max_batch_events)) Commit(batch);
+    absl::Status fault;
+    while (batch.executed < held.size()) {
+      Op& op = held[batch.executed];
+      MarkBusy();
+      fault = Execute(op, batch);
+      if (!fault.ok()) break;
+      ++batch.executed;
+      const bool flush = op.kind == Op::Kind::kFlush && !op.finished;  // in an open batch
+      // A Flush commits what precedes it; a full batch commits and the rest opens a new one; a
+      // batch that has run for a whole commit delay commits before it runs more.
+      if (batch.open &&
+          (flush || batch.events >= options.max_batch_events ||
+           (!synchronous &&
+            absl::Now() - batch.opened >= std::max(options.max_commit_delay, kMinRunPerCommit)))) {
+        MarkBusy();
+        fault = Commit(held, batch);
+        if (!fault.ok()) break;
+      }
     }
-    taken.clear();
     // kSynchronous: commit now, so everyone taken shares this commit (and its fsync) and nobody
     // waits for a timer. kGroupCommit: commit at the deadline; before it (we were woken for a
     // feedback op) the batch stays open and we go back to sleep until the deadline.
-    if (batch.open && (synchronous || stop || absl::Now() >= batch.deadline)) Commit(batch);
-    if (stop) return;  // Close set `stopping` after its Flush; appends are refused from then on
+    if (fault.ok() && batch.open && (synchronous || stop || absl::Now() >= batch.deadline)) {
+      MarkBusy();
+      fault = Commit(held, batch);
+    }
+    MarkIdle();
+    if (!fault.ok()) {
+      HandleFault(held, batch, fault);
+      backoff = std::min(std::max(2 * backoff, kMinRetryBackoff), kMaxRetryBackoff);
+    } else {
+      backoff = absl::ZeroDuration();
+      // Every op ran and none is in an open batch: all were answered (Flushes with nothing to
+      // commit, ops that failed on their own or were abandoned), so nothing is unwritten.
+      if (!batch.open && !held.empty()) {
+        held.clear();
+        batch.executed = 0;
+        absl::MutexLock l(&mu);
+        oldest_held = absl::InfiniteFuture();
+      }
+    }
+    if (stop) {
+      if (held.empty() && !batch.open) return;  // Close set `stopping` after its Flush
+      if (!fault.ok()) {
+        if (give_up_at == absl::InfiniteFuture()) {
+          give_up_at = absl::Now() + options.write_failure_window;
+        }
+        if (absl::Now() >= give_up_at) {
+          DropHeld(held, fault);
+          return;
+        }
+      }
+    }
+    // After a failed write, wait before retrying; appends keep queueing (bounded by the limits).
+    if (!fault.ok()) absl::SleepFor(backoff);
   }
 }
 
@@ -775,31 +1037,33 @@ absl::Status EventLog::Impl::ExecuteFeedback(const std::vector<FeedbackEvent>& e
   return absl::OkStatus();
 }
 
-void EventLog::Impl::Execute(Op& op, Batch& batch) {
+absl::Status EventLog::Impl::Execute(Op& op, Batch& batch) {
   if (op.kind == Op::Kind::kFlush) {
-    if (batch.open) {
-      batch.flushers.push_back(op.completion);
-    } else {
+    // In an open batch it is answered by the commit that follows; else nothing precedes it.
+    if (!batch.open) {
+      op.finished = true;
       op.completion->Finish(TakeBackgroundError());
     }
-    return;
+    return absl::OkStatus();
+  }
+  if (op.completion != nullptr && op.completion->abandoned.load(std::memory_order_relaxed)) {
+    // The caller left (its deadline passed) before we started: it was told so; skip the op.
+    {
+      absl::MutexLock l(&mu);
+      Release(op);
+    }
+    op.finished = true;
+    return absl::OkStatus();
   }
   if (!batch.open) {
-    const absl::Status s = StepDone(write_db, begin.get(), "BEGIN IMMEDIATE");
-    if (!s.ok()) {  // nothing of this op was written
-      FailOp(op, s);
-      return;
-    }
+    // BEGIN IMMEDIATE waits up to busy_timeout for another connection's write lock; any failure
+    // here is a write fault (nothing was written).
+    RETURN_IF_ERROR(StepDone(write_db, begin.get(), "BEGIN IMMEDIATE"));
     absl::StatusOr<int64_t> max_id = QueryInt(write_db, max_served.get(), "max served id");
-    if (!max_id.ok()) {
-      if (sqlite3_get_autocommit(write_db) == 0) {
-        StepDone(write_db, rollback.get(), "ROLLBACK").IgnoreError();
-      }
-      FailOp(op, max_id.status());
-      return;
-    }
+    if (!max_id.ok()) return absl::UnavailableError(max_id.status().message());
     next_served_id = *max_id + 1;
     batch.open = true;
+    batch.opened = absl::Now();
     batch.deadline = op.enqueued + (synchronous ? absl::ZeroDuration() : options.max_commit_delay);
   }
 
@@ -816,18 +1080,15 @@ void EventLog::Impl::Execute(Op& op, Batch& batch) {
 
   if (sqlite3_get_autocommit(write_db) != 0) {
     // SQLite rolled the whole transaction back (I/O error, disk full...): the batch is gone.
-    if (s.ok()) s = absl::InternalError("event log transaction ended unexpectedly");
-    if (op.completion != nullptr) {
-      batch.waiters.push_back(op.completion);
-    } else {
-      batch.has_unwaited = true;
-    }
-    FailBatch(batch, s);
-    return;
+    return s.ok() || !IsWriteFault(s)
+               ? absl::UnavailableError(absl::StrCat("event log transaction ended unexpectedly",
+                                                     s.ok() ? "" : ": ", s.message()))
+               : s;
   }
-  if (!s.ok()) {  // this op rolled back to its savepoint; the batch goes on
-    FailOp(op, s);
-    return;
+  if (!s.ok()) {
+    if (IsWriteFault(s)) return s;  // the batch is rolled back and retried
+    FailOp(op, s);                  // this op rolled back to its savepoint; the batch goes on
+    return absl::OkStatus();
   }
 
   batch.events += op.num_events;
@@ -836,29 +1097,21 @@ void EventLog::Impl::Execute(Op& op, Batch& batch) {
   } else {
     batch.feedback_rows += accepted;
   }
-  if (op.completion == nullptr) {
-    batch.has_unwaited = true;
-  } else if (synchronous) {
+  if (op.completion != nullptr) {
     op.completion->outcomes = std::move(outcomes);
-    batch.waiters.push_back(op.completion);
-  } else {  // group-commit feedback: answered once decided
-    batch.has_unwaited = true;
-    op.completion->outcomes = std::move(outcomes);
-    op.completion->Finish(absl::OkStatus());
+    if (!synchronous) {  // group-commit feedback: answered once decided, committed later
+      op.completion->Finish(absl::OkStatus());
+      op.completion.reset();
+    }
   }
+  return absl::OkStatus();
 }
 
-void EventLog::Impl::Commit(Batch& batch) {
+absl::Status EventLog::Impl::Commit(std::deque<Op>& held, Batch& batch) {
   const absl::Time t0 = absl::Now();
-  const absl::Status s = StepDone(write_db, commit.get(), "COMMIT");
+  RETURN_IF_ERROR(StepDone(write_db, commit.get(), "COMMIT"));
   const double ms = absl::ToDoubleMilliseconds(absl::Now() - t0);
-  if (!s.ok()) {
-    if (sqlite3_get_autocommit(write_db) == 0) {
-      StepDone(write_db, rollback.get(), "ROLLBACK").IgnoreError();
-    }
-    FailBatch(batch, s);
-    return;
-  }
+  std::vector<std::shared_ptr<Completion>> waiters, flushers;
   {
     absl::MutexLock l(&mu);
     ++stats.commits;
@@ -866,25 +1119,73 @@ void EventLog::Impl::Commit(Batch& batch) {
     stats.feedback_rows += batch.feedback_rows;
     stats.last_commit_ms = ms;
     if (ms > stats.max_commit_ms) stats.max_commit_ms = ms;
+    for (size_t i = 0; i < batch.executed; ++i) {
+      Op& op = held[i];
+      if (op.finished) continue;
+      Release(op);
+      if (op.completion == nullptr) continue;
+      (op.kind == Op::Kind::kFlush ? flushers : waiters).push_back(std::move(op.completion));
+    }
+    failing_since = absl::InfiniteFuture();
+    last_fault = absl::OkStatus();
+    oldest_held = held.size() > batch.executed ? held[batch.executed].enqueued
+                                               : absl::InfiniteFuture();
   }
-  for (Completion* c : batch.waiters) c->Finish(absl::OkStatus());
-  for (Completion* c : batch.flushers) c->Finish(TakeBackgroundError());
+  held.erase(held.begin(), held.begin() + static_cast<std::ptrdiff_t>(batch.executed));
   batch = Batch();
+  for (const auto& c : waiters) c->Finish(absl::OkStatus());
+  for (const auto& c : flushers) c->Finish(TakeBackgroundError());
+  return absl::OkStatus();
 }
 
-void EventLog::Impl::FailBatch(Batch& batch, const absl::Status& s) {
-  {
-    absl::MutexLock l(&mu);
-    ++stats.errors;
-    // Acknowledged work nobody waits on is lost: report it through the next Flush.
-    if (batch.has_unwaited && background_error.ok()) background_error = s;
-  }
-  for (Completion* c : batch.waiters) c->Finish(s);
-  for (Completion* c : batch.flushers) {
-    absl::Status bg = TakeBackgroundError();
-    c->Finish(bg.ok() ? s : bg);
+void EventLog::Impl::HandleFault(std::deque<Op>& held, Batch& batch, const absl::Status& fault) {
+  if (sqlite3_get_autocommit(write_db) == 0) {
+    StepDone(write_db, rollback.get(), "ROLLBACK").IgnoreError();
   }
   batch = Batch();
+  const absl::Status status = absl::UnavailableError(
+      absl::StrCat("event log write failed (retrying; acknowledged events are kept): ",
+                   fault.message()));
+  std::deque<Op> kept;
+  std::vector<std::shared_ptr<Completion>> failed;
+  {
+    absl::MutexLock l(&mu);
+    for (Op& op : held) {
+      if (op.finished) continue;
+      if (op.completion != nullptr) {  // waited on and not answered yet: tell the caller now
+        Release(op);
+        failed.push_back(std::move(op.completion));
+        continue;
+      }
+      kept.push_back(std::move(op));
+    }
+    ++stats.errors;
+    ++stats.write_faults;
+    const absl::Time now = absl::Now();
+    if (failing_since == absl::InfiniteFuture()) failing_since = now;
+    last_fault = fault;
+    oldest_held = kept.empty() ? absl::InfiniteFuture() : kept.front().enqueued;
+  }
+  held.swap(kept);
+  for (const auto& c : failed) c->Finish(status);
+}
+
+void EventLog::Impl::DropHeld(std::deque<Op>& held, const absl::Status& fault) {
+  int64_t lost = 0;
+  {
+    absl::MutexLock l(&mu);
+    for (Op& op : held) {
+      if (op.finished) continue;
+      lost += op.num_events;
+      Release(op);
+    }
+    stats.lost_events += lost;
+    oldest_held = absl::InfiniteFuture();
+    background_error = absl::DataLossError(absl::StrCat(
+        "event log closed with ", lost, " acknowledged events not written after retrying for ",
+        absl::FormatDuration(options.write_failure_window), ": ", fault.message()));
+  }
+  held.clear();
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -901,6 +1202,8 @@ absl::StatusOr<std::unique_ptr<EventLog>> EventLog::Open(const EventLogOptions& 
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->synchronous = options.durability == EventLogOptions::Durability::kSynchronous;
+  impl->stale_after = (impl->synchronous ? absl::ZeroDuration() : options.max_commit_delay) +
+                      options.write_failure_window;
   RETURN_IF_ERROR(impl->InitWriter());
   RETURN_IF_ERROR(impl->InitReader());
   Impl* raw = impl.get();
@@ -908,69 +1211,88 @@ absl::StatusOr<std::unique_ptr<EventLog>> EventLog::Open(const EventLogOptions& 
   return std::unique_ptr<EventLog>(new EventLog(std::move(impl)));
 }
 
-absl::Status EventLog::Impl::EnqueueServed(std::vector<ServedSlate> slates, int64_t items) {
-  if (items > options.max_queue_events) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "served items=", items, ": exceeds max_queue_events=", options.max_queue_events));
+absl::Status EventLog::Impl::CheckFits(const Op& op) const {
+  const bool feedback = op.kind == Op::Kind::kFeedback;
+  const int64_t max_events = feedback ? std::max<int64_t>(1, options.max_queue_events / 2)
+                                      : options.max_queue_events;
+  const int64_t max_bytes = feedback ? options.max_queue_bytes / 2 : options.max_queue_bytes;
+  const char* what = feedback ? "feedback events" : "served items";
+  const char* share = feedback ? "half of " : "";
+  if (op.num_events > max_events) {
+    return absl::InvalidArgumentError(absl::StrCat(what, "=", op.num_events, ": exceeds ", share,
+                                                   "max_queue_events=", options.max_queue_events));
   }
+  if (op.bytes > max_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " of ", op.bytes, " bytes: exceed ", share,
+                                                   "max_queue_bytes=", options.max_queue_bytes));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status EventLog::Impl::EnqueueServed(std::vector<ServedSlate> slates, int64_t items,
+                                           absl::Time deadline) {
   Op op;
   op.kind = Op::Kind::kServed;
   op.served = std::move(slates);
   op.num_events = items;
+  op.bytes = OpBytes(op);
+  RETURN_IF_ERROR(CheckFits(op));
+  op.enqueued = absl::Now();  // outside the lock
   if (!synchronous) return Enqueue(std::move(op));
-  Completion done;
-  op.completion = &done;
+  auto done = std::make_shared<Completion>();
+  op.completion = done;
+  const absl::Time enqueued = op.enqueued;
   RETURN_IF_ERROR(Enqueue(std::move(op)));
-  done.done.WaitForNotification();
-  return done.status;
+  RETURN_IF_ERROR(Wait(*done, enqueued, deadline));
+  return done->status;
 }
 
-absl::Status EventLog::AppendSlate(ServedSlate slate) {
+absl::Status EventLog::AppendSlate(ServedSlate slate, absl::Time deadline) {
   RETURN_IF_ERROR(ValidateSlate(slate));
   if (slate.items.empty()) return absl::OkStatus();  // as AppendServed({}): nothing to log
   const int64_t items = static_cast<int64_t>(slate.items.size());
   std::vector<ServedSlate> slates;
   slates.push_back(std::move(slate));
-  return impl_->EnqueueServed(std::move(slates), items);
+  return impl_->EnqueueServed(std::move(slates), items, deadline);
 }
 
-absl::Status EventLog::AppendServed(std::vector<ServedEvent> events) {
+absl::Status EventLog::AppendServed(std::vector<ServedEvent> events, absl::Time deadline) {
   if (events.empty()) return absl::OkStatus();
   const int64_t items = static_cast<int64_t>(events.size());
   ASSIGN_OR_RETURN(std::vector<ServedSlate> slates, GroupServed(std::move(events)));
-  return impl_->EnqueueServed(std::move(slates), items);
+  return impl_->EnqueueServed(std::move(slates), items, deadline);
 }
 
 absl::StatusOr<std::vector<FeedbackOutcome>> EventLog::AppendFeedback(
-    std::vector<FeedbackEvent> events) {
+    std::vector<FeedbackEvent> events, absl::Time deadline) {
   if (events.empty()) return std::vector<FeedbackOutcome>();
   RETURN_IF_ERROR(ValidateFeedback(events));
-  const int64_t n = static_cast<int64_t>(events.size());
-  if (n > impl_->options.max_queue_events) {
-    return absl::InvalidArgumentError(absl::StrCat("events.size()=", n,
-                                                   ": exceeds max_queue_events=",
-                                                   impl_->options.max_queue_events));
-  }
-  Completion done;
+  auto done = std::make_shared<Completion>();
   Op op;
   op.kind = Op::Kind::kFeedback;
+  op.num_events = static_cast<int64_t>(events.size());
   op.feedback = std::move(events);
-  op.num_events = n;
-  op.completion = &done;
+  op.bytes = OpBytes(op);
+  RETURN_IF_ERROR(impl_->CheckFits(op));
+  op.completion = done;
+  op.enqueued = absl::Now();
+  const absl::Time enqueued = op.enqueued;
   RETURN_IF_ERROR(impl_->Enqueue(std::move(op)));
-  done.done.WaitForNotification();
-  RETURN_IF_ERROR(done.status);
-  return std::move(done.outcomes);
+  RETURN_IF_ERROR(impl_->Wait(*done, enqueued, deadline));
+  RETURN_IF_ERROR(done->status);
+  return std::move(done->outcomes);
 }
 
-absl::Status EventLog::Flush() {
-  Completion done;
+absl::Status EventLog::Flush(absl::Time deadline) {
+  auto done = std::make_shared<Completion>();
   Op op;
   op.kind = Op::Kind::kFlush;
-  op.completion = &done;
+  op.completion = done;
+  op.enqueued = absl::Now();
+  const absl::Time enqueued = op.enqueued;
   RETURN_IF_ERROR(impl_->Enqueue(std::move(op)));
-  done.done.WaitForNotification();
-  return done.status;
+  RETURN_IF_ERROR(impl_->Wait(*done, enqueued, deadline));
+  return done->status;
 }
 
 absl::Status EventLog::Close() {
@@ -981,19 +1303,27 @@ absl::Status EventLog::Close() {
     absl::MutexLock q(&impl_->mu);
     impl_->stopping = true;
   }
-  // The writer drains whatever was queued between the Flush and `stopping`, then exits.
+  // The writer drains whatever was queued between the Flush and `stopping` (retrying failed writes
+  // for up to write_failure_window), then exits.
   impl_->writer.join();
   absl::Status late = impl_->TakeBackgroundError();
-  if (s.ok()) s = late;
+  if (s.ok() || late.code() == absl::StatusCode::kDataLoss) s = late;
   impl_->closed = true;
   impl_->close_status = s;
   return s;
+}
+
+absl::Status EventLog::WriteStatus() const {
+  absl::MutexLock l(&impl_->mu);
+  return impl_->StaleStatus(absl::Now());
 }
 
 EventLog::Stats EventLog::stats() const {
   absl::MutexLock l(&impl_->mu);
   Stats s = impl_->stats;
   s.queue_depth = impl_->queued_events;
+  s.pending_events = impl_->pending_events;
+  s.pending_bytes = impl_->pending_bytes;
   return s;
 }
 

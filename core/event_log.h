@@ -91,12 +91,29 @@ struct EventLogOptions {
   // (plus the time to execute what is queued). Must be >= 0. Ignored in kSynchronous mode.
   absl::Duration max_commit_delay = absl::Milliseconds(5);
   int max_batch_events = 4096;        // a batch is committed once it holds this many events; >= 1
-  // Back-pressure: Append* returns ResourceExhausted when the events queued (not yet taken by the
-  // writer) would exceed this. >= 1.
+  // Back-pressure. Both limits count everything not yet committed: what is queued and what the
+  // writer holds (taken, running, or kept for a retry after a failed write). Append* returns
+  // ResourceExhausted (retryable: "queue full") at once when a call would push either count past its
+  // limit; a single call larger than a limit gets InvalidArgument. Feedback may use at most half of
+  // each limit, so that a flood of feedback cannot crowd out the served rows of Retrieve. >= 1.
   int64_t max_queue_events = int64_t{1} << 20;
+  // Bytes of the queued and held operations (their payload plus per-object overhead, an estimate of
+  // the heap they hold). >= 1024.
+  int64_t max_queue_bytes = int64_t{64} << 20;
+  // Write failures and stalls (docs/EVENT_LOG.md "Write failures"): once the oldest acknowledged but
+  // uncommitted operation is older than max_commit_delay + write_failure_window (kSynchronous: the
+  // window alone), Append* and Flush fail at once with Unavailable and WriteStatus() says why, until
+  // a commit succeeds again. The writer keeps retrying (with backoff) and keeps what it acknowledged.
+  // A blocked caller waits at most that long for its own operation. > 0.
+  absl::Duration write_failure_window = absl::Seconds(2);
+  // A caller that blocks on the writer (feedback, kSynchronous appends, Flush) gives up with
+  // Unavailable once the writer has spent longer than this inside one operation or commit (a stalled
+  // disk), and such calls are refused at once while it does. Keeps the callers' threads (gRPC's few
+  // callback threads, which also serve health checks) from being held by a stalled disk. > 0.
+  absl::Duration writer_stall_timeout = absl::Milliseconds(500);
   // How long a statement waits for a lock held by another connection (another process writing the
-  // same file, a checkpoint) before failing with Unavailable. >= 0.
-  absl::Duration busy_timeout = absl::Seconds(10);
+  // same file, a checkpoint) before failing with Unavailable (the writer then retries). >= 0.
+  absl::Duration busy_timeout = absl::Seconds(1);
 };
 
 class EventLog {
@@ -119,46 +136,75 @@ class EventLog {
   // k >= 1, m >= k, epsilon in [0, 1], temperature finite and >= 0, context finite, at most k items,
   // each with propensity in (0, 1] and position in [0, k), no item_id twice. A slate with no items
   // is a no-op (nothing is logged, OK).
-  // kGroupCommit: returns once queued; a later failure (e.g. the request_id already in the log, or a
-  //   failed commit) is reported by the next Flush()/Close() and counted in Stats::errors.
+  // kGroupCommit: returns once queued. A request_id already in the log is skipped by the writer and
+  //   counted in Stats::duplicate_requests (the first slate stays; Flush/Close are not failed by it).
+  //   A failed write is retried by the writer (the slate is kept, in order) and counted in
+  //   Stats::write_faults; see write_failure_window.
   // kSynchronous: returns after the COMMIT containing the rows, with that commit's status
-  //   (AlreadyExists if the request_id was already logged).
-  // ResourceExhausted if the queue is full (items count as events); FailedPrecondition after Close().
-  absl::Status AppendSlate(ServedSlate slate);
+  //   (AlreadyExists if the request_id was already logged, Unavailable if the write failed: nothing
+  //   of the call is kept then).
+  // `deadline`: a blocked caller (kSynchronous) waits at most until then, then gets DeadlineExceeded
+  //   (the slate may still be written: the writer skips it only if it has not started on it yet).
+  // Errors without waiting: ResourceExhausted if the queue is full (see max_queue_events/bytes),
+  // Unavailable while writes fail or stall beyond the window (WriteStatus()), FailedPrecondition after
+  // Close().
+  absl::Status AppendSlate(ServedSlate slate, absl::Time deadline = absl::InfiniteFuture());
 
   // Appends served items given one event per item (the schema-1 API, kept for existing callers).
   // The events are grouped by request_id into slates (in order of first appearance) and appended
   // atomically as one operation: all slates or none. Validation as AppendSlate, per event; in
   // addition the events of one request_id must agree on k, m, epsilon, temperature, model_version,
   // context and time_us (bit-identical), else InvalidArgument naming the field.
-  absl::Status AppendServed(std::vector<ServedEvent> events);
+  absl::Status AppendServed(std::vector<ServedEvent> events,
+                            absl::Time deadline = absl::InfiniteFuture());
 
   // Records rewards. Returns one outcome per event, in order, decided by the writer thread in log order:
   // feedback appended after an AppendSlate/AppendServed call returned sees those served rows even if
   // they are not committed yet. Duplicates within one call: the first is kAccepted, later ones kDuplicate.
-  // kGroupCommit: returns once decided (committed within max_commit_delay).
+  // kGroupCommit: returns once decided (committed within max_commit_delay; kept and retried if that
+  //   commit fails).
   // kSynchronous: returns after the COMMIT containing the accepted rows.
+  // Waits at most until `deadline` (DeadlineExceeded) and at most max_commit_delay +
+  // write_failure_window after it was queued (Unavailable: the writer failed or stalled). After
+  // either, the outcomes are unknown: the events may still be recorded; sending them again is safe
+  // (first write wins, a repeat is kDuplicate). Unavailable at once if the writer failed to write
+  // the batch holding these events before deciding them.
   // Errors as AppendSlate (InvalidArgument: empty request_id or non-finite reward).
-  absl::StatusOr<std::vector<FeedbackOutcome>> AppendFeedback(std::vector<FeedbackEvent> events);
+  absl::StatusOr<std::vector<FeedbackOutcome>> AppendFeedback(
+      std::vector<FeedbackEvent> events, absl::Time deadline = absl::InfiniteFuture());
 
   // Blocks until everything queued before the call is committed. Returns the first error of any
-  // acknowledged-but-failed work (group-commit appends, failed commits) since the previous Flush or
-  // Open, else the status of the commit; the reported error is then cleared.
-  absl::Status Flush();
+  // acknowledged-but-failed work since the previous Flush or Open (an operation that failed on its
+  // own, other than a duplicate request_id), else the status of the commit; the reported error is
+  // then cleared. Unavailable if the writer failed to write (what was acknowledged is kept and
+  // retried) or at once while writes fail beyond the window; DeadlineExceeded at `deadline`.
+  absl::Status Flush(absl::Time deadline = absl::InfiniteFuture());
 
-  // Flushes, stops the writer thread and returns the flush status. Idempotent: later calls return the
-  // same status. Appends after Close fail with FailedPrecondition; reads keep working.
+  // Flushes, stops the writer thread and returns the flush status. If writes are failing, the writer
+  // keeps retrying for up to write_failure_window after Close was called, then gives up: DataLoss
+  // naming how many acknowledged events were not written. Idempotent: later calls return the same
+  // status. Appends after Close fail with FailedPrecondition; reads keep working.
   absl::Status Close();
+
+  // OK while the log accepts appends; Unavailable (saying since when and the last write error) once
+  // the oldest acknowledged but uncommitted operation is older than the window (see
+  // write_failure_window). Never blocks on the writer or the disk: for health checks.
+  absl::Status WriteStatus() const;
 
   // Counters of this instance since Open (not of the whole file).
   struct Stats {
     int64_t served_rows = 0;    // served rows (items) committed
     int64_t feedback_rows = 0;  // feedback rows committed (accepted outcomes)
     int64_t queue_depth = 0;    // events queued, not yet taken by the writer
+    int64_t pending_events = 0;  // events not yet committed: queued + held by the writer
+    int64_t pending_bytes = 0;   // their estimated bytes (the max_queue_bytes count)
     int64_t commits = 0;        // successful COMMITs
     double last_commit_ms = 0;  // wall time of the last COMMIT statement
     double max_commit_ms = 0;
-    int64_t errors = 0;         // failed operations and failed commits
+    int64_t errors = 0;         // failed operations and failed writes (commits, BEGIN, inserts)
+    int64_t write_faults = 0;   // failed writes of a batch (disk full, I/O error, lock timeout...)
+    int64_t duplicate_requests = 0;  // group-commit slates skipped: request_id already logged
+    int64_t lost_events = 0;    // acknowledged events never written (Close gave up on them)
   };
   Stats stats() const;
 

@@ -147,8 +147,9 @@ double RetrievalEngine::ServedTemperature(const ModelSnapshot& snapshot) const {
   return options_.temperature > 0 ? options_.temperature : snapshot.model().config().temperature;
 }
 
-absl::StatusOr<RetrieveResult> RetrievalEngine::Retrieve(const RetrieveRequest& request) const {
-  absl::StatusOr<RetrieveResult> result = RetrieveImpl(request);
+absl::StatusOr<RetrieveResult> RetrievalEngine::Retrieve(const RetrieveRequest& request,
+                                                         absl::Time deadline) const {
+  absl::StatusOr<RetrieveResult> result = RetrieveImpl(request, deadline);
   if (result.ok()) {
     retrieve_ok_.fetch_add(1, std::memory_order_relaxed);
     items_served_.fetch_add(static_cast<int64_t>(result->items.size()), std::memory_order_relaxed);
@@ -158,7 +159,11 @@ absl::StatusOr<RetrieveResult> RetrievalEngine::Retrieve(const RetrieveRequest& 
   return result;
 }
 
-absl::StatusOr<RetrieveResult> RetrievalEngine::RetrieveImpl(const RetrieveRequest& request) const {
+absl::StatusOr<RetrieveResult> RetrievalEngine::RetrieveImpl(const RetrieveRequest& request,
+                                                             absl::Time deadline) const {
+  if (deadline != absl::InfiniteFuture() && absl::Now() >= deadline) {
+    return absl::DeadlineExceededError("retrieve: deadline already passed");
+  }
   // Pin one snapshot for the whole request: model, catalog and index always agree.
   const std::shared_ptr<const ModelSnapshot> snap = holder_.Get();
   RETURN_IF_ERROR(ValidateRetrieve(request, *snap, options_));
@@ -202,13 +207,14 @@ absl::StatusOr<RetrieveResult> RetrievalEngine::RetrieveImpl(const RetrieveReque
       slate.items.push_back(
           {item.item_id, static_cast<int32_t>(item.position), item.propensity});
     }
-    RETURN_IF_ERROR(event_log_->AppendSlate(std::move(slate)));
+    RETURN_IF_ERROR(event_log_->AppendSlate(std::move(slate), deadline));
   }
   return result;
 }
 
-absl::StatusOr<FeedbackResult> RetrievalEngine::Feedback(std::vector<FeedbackEvent> events) const {
-  absl::StatusOr<FeedbackResult> result = FeedbackImpl(std::move(events));
+absl::StatusOr<FeedbackResult> RetrievalEngine::Feedback(std::vector<FeedbackEvent> events,
+                                                         absl::Time deadline) const {
+  absl::StatusOr<FeedbackResult> result = FeedbackImpl(std::move(events), deadline);
   if (result.ok()) {
     feedback_accepted_.fetch_add(result->accepted, std::memory_order_relaxed);
     feedback_duplicate_.fetch_add(result->duplicate, std::memory_order_relaxed);
@@ -219,7 +225,8 @@ absl::StatusOr<FeedbackResult> RetrievalEngine::Feedback(std::vector<FeedbackEve
   return result;
 }
 
-absl::StatusOr<FeedbackResult> RetrievalEngine::FeedbackImpl(std::vector<FeedbackEvent> events) const {
+absl::StatusOr<FeedbackResult> RetrievalEngine::FeedbackImpl(std::vector<FeedbackEvent> events,
+                                                             absl::Time deadline) const {
   if (events.empty()) return absl::InvalidArgumentError("events: empty (send at least one event)");
   if (static_cast<int64_t>(events.size()) > options_.max_feedback_batch) {
     return absl::InvalidArgumentError(absl::StrCat("events has ", events.size(),
@@ -247,8 +254,9 @@ absl::StatusOr<FeedbackResult> RetrievalEngine::FeedbackImpl(std::vector<Feedbac
   for (FeedbackEvent& e : events) {
     if (e.time_us == 0) e.time_us = time_us;
   }
+  if (absl::Now() >= deadline) return absl::DeadlineExceededError("feedback: deadline already passed");
   FeedbackResult result;
-  ASSIGN_OR_RETURN(result.outcomes, event_log_->AppendFeedback(std::move(events)));
+  ASSIGN_OR_RETURN(result.outcomes, event_log_->AppendFeedback(std::move(events), deadline));
   for (FeedbackOutcome o : result.outcomes) {
     switch (o) {
       case FeedbackOutcome::kAccepted:

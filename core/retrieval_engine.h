@@ -9,7 +9,10 @@
 //   -> EventLog::AppendSlate (request id, K, M, eps, tau, model version, context, time, and per item:
 //      item, position, the sampler's own propensity) -> result.
 // A response is returned only after its served rows were accepted by the event log (queued in group
-// commit mode, committed in synchronous mode); if logging fails the request fails.
+// commit mode, committed in synchronous mode); if logging fails the request fails. While the log
+// cannot write (EventLog::WriteStatus: writes failed or stalled beyond write_failure_window) Retrieve
+// and Feedback fail with Unavailable; when its queue is full, with ResourceExhausted (retryable).
+// Waits on the log are bounded by the caller's deadline (DeadlineExceeded) and by the log's window.
 //
 // Catalog changes (UpsertItems/DeleteItems) and model swaps build a complete new ModelSnapshot off
 // the request path, then publish it in one step: Retrieve calls never block on them and keep the
@@ -36,6 +39,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "core/background_priority.h"
 #include "core/bandit_data.h"
 #include "core/event_log.h"
@@ -133,13 +137,18 @@ class RetrievalEngine {
   // InvalidArgument: request_id too long; context.dense of the wrong size or not finite; an empty
   // categorical name or too many categorical features; k outside [1, max_k] or above the eligible
   // catalog; too many exclusions. AlreadyExists (synchronous logging) for a reused request_id;
-  // ResourceExhausted when the event log's queue is full. Blocks on the tower forward, the index
-  // search and (synchronous durability) the log commit.
-  absl::StatusOr<RetrieveResult> Retrieve(const RetrieveRequest& request) const;
+  // ResourceExhausted when the event log's queue is full; Unavailable while the log cannot write.
+  // Blocks on the tower forward, the index search and (synchronous durability) the log commit, the
+  // latter at most until `deadline` (the RPC's; DeadlineExceeded, also when it passed on entry).
+  absl::StatusOr<RetrieveResult> Retrieve(const RetrieveRequest& request,
+                                          absl::Time deadline = absl::InfiniteFuture()) const;
 
   // Records rewards. InvalidArgument: no events, more than max_feedback_batch, an empty request_id or
-  // a non-finite reward (nothing is recorded then). Blocks until the log decided every outcome.
-  absl::StatusOr<FeedbackResult> Feedback(std::vector<FeedbackEvent> events) const;
+  // a non-finite reward (nothing is recorded then). Blocks until the log decided every outcome, at
+  // most until `deadline` (DeadlineExceeded) or the log's write_failure_window (Unavailable); the
+  // outcomes are then unknown and sending the events again is safe (first write wins).
+  absl::StatusOr<FeedbackResult> Feedback(std::vector<FeedbackEvent> events,
+                                          absl::Time deadline = absl::InfiniteFuture()) const;
 
   // Adds new items and replaces the features of existing ones (matched by id); embeddings of the
   // upserted items come from the served model's item tower, the others are reused. InvalidArgument:
@@ -178,8 +187,10 @@ class RetrievalEngine {
  private:
   RetrievalEngine(const RetrievalEngineOptions& options,
                   std::shared_ptr<const ModelSnapshot> initial, EventLog* event_log);
-  absl::StatusOr<RetrieveResult> RetrieveImpl(const RetrieveRequest& request) const;
-  absl::StatusOr<FeedbackResult> FeedbackImpl(std::vector<FeedbackEvent> events) const;
+  absl::StatusOr<RetrieveResult> RetrieveImpl(const RetrieveRequest& request,
+                                              absl::Time deadline) const;
+  absl::StatusOr<FeedbackResult> FeedbackImpl(std::vector<FeedbackEvent> events,
+                                              absl::Time deadline) const;
   // `old`: the caller's reference to the snapshot being replaced, released before the wait below.
   absl::StatusOr<CatalogChangeResult> Publish(std::shared_ptr<const ModelSnapshot> next,
                                               CatalogChangeResult result,

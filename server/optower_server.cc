@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <optional>
 #include <thread>
@@ -65,6 +66,10 @@ absl::Status EnsureDirectory(const std::string& path) {
 
 constexpr const char* kServiceNames[] = {"", "optower.v1.RetrievalService",
                                          "optower.v1.AdminService"};
+// The services that need the event log to write: NOT_SERVING while it cannot (the admin service
+// keeps working). How often the poller looks, which adds to write_failure_window's reaction time.
+constexpr const char* kLogBoundServiceNames[] = {"", "optower.v1.RetrievalService"};
+constexpr absl::Duration kHealthPollInterval = absl::Milliseconds(100);
 
 }  // namespace
 
@@ -185,8 +190,27 @@ absl::StatusOr<std::unique_ptr<OptowerServer>> OptowerServer::Start(v1::ServerCo
   grpc::HealthCheckServiceInterface* health = s->server_->GetHealthCheckService();
   if (health != nullptr) {
     for (const char* name : kServiceNames) health->SetServingStatus(name, true);
+    OptowerServer* raw = s.get();
+    s->health_poller_ = std::thread([raw] { raw->FollowEventLogHealth(); });
   }
   return s;
+}
+
+void OptowerServer::FollowEventLogHealth() {
+  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
+  bool serving = true;
+  while (!stop_health_poller_.WaitForNotificationWithTimeout(kHealthPollInterval)) {
+    const absl::Status status = event_log_->WriteStatus();
+    if (status.ok() == serving) continue;
+    serving = status.ok();
+    for (const char* name : kLogBoundServiceNames) health->SetServingStatus(name, serving);
+    if (serving) {
+      std::fprintf(stderr, "optower-server: event log writes again: health SERVING\n");
+    } else {
+      std::fprintf(stderr, "optower-server: health NOT_SERVING: %s\n",
+                   std::string(status.message()).c_str());
+    }
+  }
 }
 
 OptowerServer::~OptowerServer() { (void)Shutdown(); }
@@ -197,6 +221,10 @@ absl::Status OptowerServer::Shutdown() {
   absl::MutexLock lock(&shutdown_mu_);
   if (shut_down_) return close_status_;
   shut_down_ = true;
+  if (health_poller_.joinable()) {
+    stop_health_poller_.Notify();
+    health_poller_.join();
+  }
   if (server_ != nullptr) {
     if (grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService()) {
       health->SetServingStatus(false);  // every service NOT_SERVING

@@ -12,9 +12,11 @@
 // (server/prometheus_exporter.h; served on metrics_host:metrics_port when metrics_port is not 0),
 // then the gRPC server
 // (TLS when tls_cert/tls_key are set, server/tls.h) with health checking (every service SERVING),
-// reflection (unless disabled) and message-size limits.
+// reflection (unless disabled) and message-size limits. A poller thread then follows the event log:
+// while it cannot write (EventLog::WriteStatus), "" and optower.v1.RetrievalService are NOT_SERVING
+// (docs/EVENT_LOG.md "Write failures"); they turn SERVING again once a commit succeeds.
 //
-// Shutdown: health NOT_SERVING for every service -> wait shutdown_health_grace_ms (load balancers
+// Shutdown: the health poller stops -> health NOT_SERVING for every service -> wait shutdown_health_grace_ms (load balancers
 // stop sending) -> the trainer is told to stop (a queued job is cancelled, a running one stops at
 // its next phase boundary, its watchers get the final event) while grpc::Server::Shutdown drains
 // in-flight calls with a deadline of shutdown_deadline_ms (later ones are cancelled; new calls are
@@ -30,6 +32,7 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 
 #include <grpcpp/server.h>
 
@@ -37,6 +40,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "core/catalog_store.h"
 #include "core/data_dir_lock.h"
 #include "core/event_log.h"
@@ -97,6 +101,8 @@ class OptowerServer {
 
  private:
   OptowerServer() = default;
+  // The health poller's loop: mirrors event_log_->WriteStatus() into the health service.
+  void FollowEventLogHealth();
 
   v1::ServerConfig config_;
   int port_ = 0;
@@ -113,6 +119,8 @@ class OptowerServer {
   std::unique_ptr<RetrievalServiceImpl> retrieval_service_;
   std::unique_ptr<AdminServiceImpl> admin_service_;
   std::unique_ptr<grpc::Server> server_;
+  std::thread health_poller_;
+  absl::Notification stop_health_poller_;
   // Last: its HTTP thread reads the components above, so it goes first (Shutdown stops it anyway).
   std::unique_ptr<PrometheusExporter> prometheus_;
 

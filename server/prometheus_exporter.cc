@@ -145,6 +145,25 @@ absl::Status PrometheusExporter::AttachSources(const Sources& s) {
         "optower_event_log_errors_total", "Failed event log operations and commits.",
         MetricType::kCounter, {},
         [log] { return Samples{{{}, static_cast<double>(log->stats().errors)}}; }));
+    RETURN_IF_ERROR(r.AddCallback(
+        "optower_event_log_pending_bytes",
+        "Estimated bytes of event log operations not yet committed (limit max_queue_bytes).",
+        MetricType::kGauge, {},
+        [log] { return Samples{{{}, static_cast<double>(log->stats().pending_bytes)}}; }));
+    RETURN_IF_ERROR(r.AddCallback(
+        "optower_event_log_write_faults_total",
+        "Failed writes of an event log batch (disk full, I/O error, lock timeout); retried.",
+        MetricType::kCounter, {},
+        [log] { return Samples{{{}, static_cast<double>(log->stats().write_faults)}}; }));
+    RETURN_IF_ERROR(r.AddCallback(
+        "optower_event_log_duplicate_requests_total",
+        "Group-commit slates skipped because their request_id was already logged.",
+        MetricType::kCounter, {},
+        [log] { return Samples{{{}, static_cast<double>(log->stats().duplicate_requests)}}; }));
+    RETURN_IF_ERROR(r.AddCallback(
+        "optower_event_log_writable",
+        "1 while the event log acknowledges appends, 0 while writes fail or stall beyond the window.",
+        MetricType::kGauge, {}, [log] { return Samples{{{}, log->WriteStatus().ok() ? 1.0 : 0.0}}; }));
   }
   if (const ModelPublisher* publisher = s.publisher; publisher != nullptr) {
     RETURN_IF_ERROR(r.AddCallback(

@@ -2,6 +2,7 @@
 
 #include "absl/time/clock.h"
 #include "core/status_macros.h"
+#include "server/call_deadline.h"
 #include "server/proto_convert.h"
 #include "server/raw_rpc.h"
 #include "server/status_util.h"
@@ -10,16 +11,16 @@ namespace optower::server {
 namespace {
 
 absl::Status DoRetrieve(const RetrievalEngine& engine, const v1::RetrieveRequest& request,
-                        grpc::ByteBuffer* wire_response) {
-  ASSIGN_OR_RETURN(const RetrieveResult result, engine.Retrieve(FromProto(request)));
+                        absl::Time deadline, grpc::ByteBuffer* wire_response) {
+  ASSIGN_OR_RETURN(const RetrieveResult result, engine.Retrieve(FromProto(request), deadline));
   v1::RetrieveResponse response;
   ToProto(result, &response);
   return SerializeToWire(response, wire_response);
 }
 
 absl::Status DoFeedback(const RetrievalEngine& engine, const v1::FeedbackRequest& request,
-                        grpc::ByteBuffer* wire_response) {
-  ASSIGN_OR_RETURN(const FeedbackResult result, engine.Feedback(FromProto(request)));
+                        absl::Time deadline, grpc::ByteBuffer* wire_response) {
+  ASSIGN_OR_RETURN(const FeedbackResult result, engine.Feedback(FromProto(request), deadline));
   v1::FeedbackResponse response;
   ToProto(result, &response);
   return SerializeToWire(response, wire_response);
@@ -47,7 +48,7 @@ grpc::ServerUnaryReactor* RetrievalServiceImpl::Retrieve(grpc::CallbackServerCon
   absl::Status status =
       AuthenticateAndParse(Authenticate(context), *request,
                            {"Retrieve", "max_retrieve_bytes", limits_.max_retrieve_bytes}, &parsed);
-  if (status.ok()) status = DoRetrieve(*engine_, parsed, response);
+  if (status.ok()) status = DoRetrieve(*engine_, parsed, CallDeadline(*context), response);
   return Finish(context, &metrics_->retrieve, start, status);
 }
 
@@ -59,7 +60,7 @@ grpc::ServerUnaryReactor* RetrievalServiceImpl::Feedback(grpc::CallbackServerCon
   absl::Status status =
       AuthenticateAndParse(Authenticate(context), *request,
                            {"Feedback", "max_feedback_bytes", limits_.max_feedback_bytes}, &parsed);
-  if (status.ok()) status = DoFeedback(*engine_, parsed, response);
+  if (status.ok()) status = DoFeedback(*engine_, parsed, CallDeadline(*context), response);
   return Finish(context, &metrics_->feedback, start, status);
 }
 

@@ -106,6 +106,9 @@ void ApplyServerConfigDefaults(v1::ServerConfig* c) {
   if (!log->has_max_commit_delay_ms()) log->set_max_commit_delay_ms(5);
   if (log->max_batch_events() == 0) log->set_max_batch_events(4096);
   if (log->max_queue_events() == 0) log->set_max_queue_events(int64_t{1} << 20);
+  if (log->max_queue_bytes() == 0) log->set_max_queue_bytes(int64_t{64} << 20);
+  if (!log->has_write_failure_window_ms()) log->set_write_failure_window_ms(2000);
+  if (!log->has_writer_stall_timeout_ms()) log->set_writer_stall_timeout_ms(500);
 
   v1::TrainerConfig* t = c->mutable_trainer();
   if (!t->has_attribution_window_seconds()) t->set_attribution_window_seconds(3600);
@@ -298,6 +301,17 @@ absl::Status ValidateServerConfig(const v1::ServerConfig& c) {
   if (log.max_queue_events() < 1) {
     return bad("event_log.max_queue_events", log.max_queue_events(), "must be >= 1");
   }
+  if (log.max_queue_bytes() < 1024) {
+    return bad("event_log.max_queue_bytes", log.max_queue_bytes(), "must be >= 1024");
+  }
+  if (!(log.write_failure_window_ms() > 0 && log.write_failure_window_ms() <= 86400e3)) {
+    return bad("event_log.write_failure_window_ms", log.write_failure_window_ms(),
+               "must be in (0, 86400000]");
+  }
+  if (!(log.writer_stall_timeout_ms() > 0 && log.writer_stall_timeout_ms() <= 86400e3)) {
+    return bad("event_log.writer_stall_timeout_ms", log.writer_stall_timeout_ms(),
+               "must be in (0, 86400000]");
+  }
   if (c.metrics_port() < -1 || c.metrics_port() > 65535) {
     return bad("metrics_port", c.metrics_port(),
                "must be in [0, 65535] (0 = off) or -1 (any free port)");
@@ -448,6 +462,11 @@ EventLogOptions EventLogOptionsFromConfig(const v1::ServerConfig& c) {
   o.max_commit_delay = absl::Microseconds(std::llround(c.event_log().max_commit_delay_ms() * 1000));
   o.max_batch_events = c.event_log().max_batch_events();
   o.max_queue_events = c.event_log().max_queue_events();
+  o.max_queue_bytes = c.event_log().max_queue_bytes();
+  o.write_failure_window =
+      absl::Microseconds(std::llround(c.event_log().write_failure_window_ms() * 1000));
+  o.writer_stall_timeout =
+      absl::Microseconds(std::llround(c.event_log().writer_stall_timeout_ms() * 1000));
   return o;
 }
 

@@ -152,6 +152,10 @@ TEST_F(MetricsHttpTest, ScrapeAfterTrafficHasEveryFamilyAndTheCounts) {
       {"optower_event_log_last_commit_seconds", "gauge"},
       {"optower_event_log_max_commit_seconds", "gauge"},
       {"optower_event_log_errors_total", "counter"},
+      {"optower_event_log_pending_bytes", "gauge"},
+      {"optower_event_log_write_faults_total", "counter"},
+      {"optower_event_log_duplicate_requests_total", "counter"},
+      {"optower_event_log_writable", "gauge"},
       {"optower_model_trained", "gauge"},
       {"optower_model_swaps_total", "counter"},
       {"optower_training_jobs_total", "counter"},
@@ -197,6 +201,8 @@ TEST_F(MetricsHttpTest, ScrapeAfterTrafficHasEveryFamilyAndTheCounts) {
   EXPECT_EQ(e.at("optower_event_log_queue_depth"), 0);
   EXPECT_GE(e.at("optower_event_log_commits_total"), 1);
   EXPECT_EQ(e.at("optower_event_log_errors_total"), 0);
+  EXPECT_EQ(e.at("optower_event_log_write_faults_total"), 0);
+  EXPECT_EQ(e.at("optower_event_log_writable"), 1);
   for (const char* outcome : {"succeeded", "rejected", "failed", "cancelled"}) {
     EXPECT_EQ(e.at(absl::StrCat(R"(optower_training_jobs_total{outcome=")", outcome, "\"}")), 0);
   }

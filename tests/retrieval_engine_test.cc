@@ -81,6 +81,32 @@ class RetrievalEngineTest : public ::testing::Test {
   std::unique_ptr<RetrievalEngine> engine_;
 };
 
+// Defect 5: the RPC's deadline reaches the engine. A call whose deadline already passed does no work
+// and logs nothing (DeadlineExceeded); a later deadline lets it through, and the engine passes it on
+// to the event log's waits (bounded there; tests/event_log_fault_test.cc).
+TEST_F(RetrievalEngineTest, CallDeadlineIsCheckedBeforeWorkAndPassedToTheLog) {
+  RetrievalEngineOptions options;
+  options.top_m = 10;
+  Init(20, options);
+  const absl::Time past = absl::Now() - absl::Milliseconds(1);
+  EXPECT_EQ(engine_->Retrieve(Request(/*k=*/3), past).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  absl::StatusOr<RetrieveResult> served =
+      engine_->Retrieve(Request(/*k=*/3), absl::Now() + absl::Seconds(30));
+  ASSERT_TRUE(served.ok()) << served.status();
+  EXPECT_EQ(engine_->Feedback({{served->request_id, served->items[0].item_id, 1.0, 0}}, past)
+                .status()
+                .code(),
+            absl::StatusCode::kDeadlineExceeded);
+  absl::StatusOr<FeedbackResult> fed = engine_->Feedback(
+      {{served->request_id, served->items[0].item_id, 1.0, 0}}, absl::Now() + absl::Seconds(30));
+  ASSERT_TRUE(fed.ok()) << fed.status();
+  EXPECT_EQ(fed->accepted, 1);
+  EXPECT_EQ(ReadLog().size(), 3u);  // the refused Retrieve logged nothing
+  EXPECT_EQ(engine_->stats().retrieve_errors, 1);
+  EXPECT_EQ(engine_->stats().feedback_errors, 1);
+}
+
 TEST_F(RetrievalEngineTest, RetrieveLogsEveryServedItemAndFeedbackJoinsIt) {
   RetrievalEngineOptions options;
   options.top_m = 10;
