@@ -16,6 +16,7 @@ PACKAGES=(
   python3-yaml          # deploy manifest lint test
   python3-grpcio python3-protobuf  # the Python client and its tests
   openssl               # test-time CA and certificates for the TLS tests
+  clang-14 libclang-rt-14-dev  # libFuzzer + ASan/UBSan runtimes for the fuzz targets (fuzz/)
 )
 
 missing=()
