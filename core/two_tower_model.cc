@@ -17,6 +17,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "core/status_macros.h"
+#include "core/two_tower_config.h"
 #include "core/two_tower_net.h"
 
 namespace optower {
@@ -41,90 +42,6 @@ torch::nn::Sequential MakeMlp(int64_t in, const std::vector<int64_t>& hidden, in
   }
   seq->push_back(torch::nn::Linear(width, out));
   return seq;
-}
-
-absl::Status ValidateConfig(const TwoTowerConfig& c) {
-  if (c.dim_context < 1)
-    return absl::InvalidArgumentError(absl::StrFormat("dim_context=%d: must be >= 1", c.dim_context));
-  if (c.dim_item < 0)
-    return absl::InvalidArgumentError(absl::StrFormat("dim_item=%d: must be >= 0", c.dim_item));
-  if (c.dim_item == 0 && !c.item_id_embedding)
-    return absl::InvalidArgumentError(
-        "dim_item=0 without item_id_embedding: the item tower would have no input");
-  if (c.embedding_dim < 1)
-    return absl::InvalidArgumentError(
-        absl::StrFormat("embedding_dim=%d: must be >= 1", c.embedding_dim));
-  for (int64_t h : c.hidden)
-    if (h < 1) return absl::InvalidArgumentError(absl::StrFormat("hidden width %d: must be >= 1", h));
-  if (c.activation != "relu" && c.activation != "tanh" && c.activation != "elu" &&
-      c.activation != "gelu")
-    return absl::InvalidArgumentError(
-        absl::StrFormat("activation=%s: must be relu, tanh, elu or gelu", c.activation));
-  if (!(c.temperature > 0) || !std::isfinite(c.temperature))
-    return absl::InvalidArgumentError(
-        absl::StrFormat("temperature=%g: must be > 0", c.temperature));
-  return absl::OkStatus();
-}
-
-std::string ConfigToText(const TwoTowerConfig& c) {
-  return absl::StrCat("format=optower-two-tower-v1\n", "dim_context=", c.dim_context, "\n",
-                      "dim_item=", c.dim_item, "\n", "hidden=", absl::StrJoin(c.hidden, ","), "\n",
-                      "embedding_dim=", c.embedding_dim, "\n", "activation=", c.activation, "\n",
-                      "item_id_embedding=", c.item_id_embedding ? "true" : "false", "\n",
-                      absl::StrFormat("temperature=%.17g\n", c.temperature),
-                      "reward_link=", c.reward_link, "\n");
-}
-
-absl::StatusOr<TwoTowerConfig> ConfigFromText(const std::string& text, const std::string& path) {
-  TwoTowerConfig c;
-  bool format_seen = false;
-  int line_no = 0;
-  for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    ++line_no;
-    line = absl::StripAsciiWhitespace(line);
-    if (line.empty() || line[0] == '#') continue;
-    std::pair<std::string, std::string> kv = absl::StrSplit(line, absl::MaxSplits('=', 1));
-    const std::string& key = kv.first;
-    const std::string& value = kv.second;
-    auto bad = [&](const char* what) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("%s:%d: %s=%s: %s", path, line_no, key, value, what));
-    };
-    bool ok = true;
-    if (key == "format") {
-      if (value != "optower-two-tower-v1") return bad("unsupported model format");
-      format_seen = true;
-    } else if (key == "dim_context") {
-      ok = absl::SimpleAtoi(value, &c.dim_context);
-    } else if (key == "dim_item") {
-      ok = absl::SimpleAtoi(value, &c.dim_item);
-    } else if (key == "hidden") {
-      c.hidden.clear();
-      for (absl::string_view h : absl::StrSplit(value, ',', absl::SkipEmpty())) {
-        int64_t w;
-        if (!absl::SimpleAtoi(h, &w)) return bad("expected comma-separated integers");
-        c.hidden.push_back(w);
-      }
-    } else if (key == "embedding_dim") {
-      ok = absl::SimpleAtoi(value, &c.embedding_dim);
-    } else if (key == "activation") {
-      c.activation = value;
-    } else if (key == "item_id_embedding") {
-      ok = absl::SimpleAtob(value, &c.item_id_embedding);
-    } else if (key == "reward_link") {
-      if (value != "sigmoid" && value != "identity") return bad("must be sigmoid or identity");
-      c.reward_link = value;
-    } else if (key == "temperature") {
-      ok = absl::SimpleAtod(value, &c.temperature);
-    } else {
-      return bad("unknown key");
-    }
-    if (!ok) return bad("malformed value");
-  }
-  if (!format_seen)
-    return absl::InvalidArgumentError(absl::StrFormat("%s: not an optower model config", path));
-  RETURN_IF_ERROR(ValidateConfig(c));
-  return c;
 }
 
 absl::Status MakeDirs(const std::string& dir) {
@@ -247,7 +164,7 @@ const TwoTowerConfig& TwoTowerModel::config() const { return impl_->config; }
 absl::StatusOr<TwoTowerModel> TwoTowerModel::Create(const TwoTowerConfig& config,
                                                     const std::vector<int64_t>& item_ids,
                                                     uint64_t seed) {
-  RETURN_IF_ERROR(ValidateConfig(config));
+  RETURN_IF_ERROR(ValidateTwoTowerConfig(config));
   auto impl = std::make_unique<Impl>();
   impl->config = config;
   RETURN_IF_ERROR(TorchStatus(
@@ -279,7 +196,7 @@ absl::Status TwoTowerModel::Save(const std::string& dir) const {
   RETURN_IF_ERROR(MakeDirs(dir));
   {
     std::ofstream out(dir + "/config.txt", std::ios::trunc);
-    out << ConfigToText(impl_->config);
+    out << TwoTowerConfigToText(impl_->config);
     out.flush();
     if (!out) return absl::InternalError(absl::StrCat("writing ", dir, "/config.txt failed"));
   }
@@ -292,7 +209,7 @@ absl::StatusOr<TwoTowerModel> TwoTowerModel::Load(const std::string& dir) {
   if (!in) return absl::NotFoundError(absl::StrFormat("%s: no model config (not a model folder?)", config_path));
   std::stringstream ss;
   ss << in.rdbuf();
-  ASSIGN_OR_RETURN(TwoTowerConfig config, ConfigFromText(ss.str(), config_path));
+  ASSIGN_OR_RETURN(TwoTowerConfig config, TwoTowerConfigFromText(ss.str(), config_path));
   auto impl = std::make_unique<Impl>();
   impl->config = config;
   RETURN_IF_ERROR(TorchStatus(

@@ -17,6 +17,7 @@ PACKAGES=(
   python3-grpcio python3-protobuf  # the Python client and its tests
   python3-venv python3-setuptools python3-wheel  # `pip install ./client/python` into a venv, offline
   openssl               # test-time CA and certificates for the TLS tests
+  clang-14 libclang-rt-14-dev  # libFuzzer + ASan/UBSan runtimes for the fuzz targets (fuzz/)
 )
 
 missing=()

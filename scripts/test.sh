@@ -9,3 +9,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 "$here/scripts/build.sh"
 cd "${BUILD_DIR:-$here/build}"
 ctest --output-on-failure -j"$(nproc)" --timeout 900
+# The fuzz targets (clang + libFuzzer, their own configuration in fuzz/ under the build folder):
+# a few seconds each from the committed corpus, fuzz/corpus/ (docs/RELIABILITY.md "Fuzzing").
+"$here/scripts/fuzz.sh" --build-only
+ctest --test-dir fuzz --output-on-failure -j"$(nproc)" --timeout 300

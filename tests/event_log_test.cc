@@ -694,7 +694,10 @@ TEST_F(EventLogTest, AppendSlateAndAppendServedRoundTripBitExactOneRequestRowPer
   empty.request_id = "empty";
   empty.items.clear();
   EXPECT_TRUE(log->AppendSlate(empty).ok());
-  ASSERT_TRUE(log->AppendFeedback({{expected[4].request_id, expected[4].items[2].item_id, 0.75, 9}})
+  // Slate 2 has 3 items (n = 1 + i % 4). This was expected[4], a 1-item slate: items[2] read past
+  // the vector (ASan: heap overflow), so the feedback went to a garbage id and the join went untested.
+  ASSERT_GE(expected[2].items.size(), 3u);
+  ASSERT_TRUE(log->AppendFeedback({{expected[2].request_id, expected[2].items[2].item_id, 0.75, 9}})
                   .ok());
   ASSERT_TRUE(log->Flush().ok());
 
@@ -718,7 +721,7 @@ TEST_F(EventLogTest, AppendSlateAndAppendServedRoundTripBitExactOneRequestRowPer
       EXPECT_EQ(row.model_version, s.model_version);
       EXPECT_TRUE(BitEqual(row.context, s.context));
       EXPECT_EQ(row.served_time_us, s.time_us);
-      const bool rewarded = &s == &expected[4] && item.item_id == expected[4].items[2].item_id;
+      const bool rewarded = &s == &expected[2] && item.item_id == expected[2].items[2].item_id;
       EXPECT_EQ(row.has_feedback, rewarded);
       if (rewarded) EXPECT_EQ(row.reward, 0.75);
       ++r;
