@@ -294,7 +294,7 @@ EOF
   containers+=(optower-check_optower_1)
   podman volume rm -f optower-check_optower-data >/dev/null 2>&1 || true
   # The demo catalog, the way deploy/README.md makes it (optower synth in the image).
-  "${pc[@]}" run --rm --entrypoint optower optower synth --n-actions 1000 --dim-context 8 \
+  "${pc[@]}" run -T --rm --entrypoint optower optower synth --n-actions 1000 --dim-context 8 \
     --dim-action-context 8 --rounds 1 --test-rounds 1 --out /var/lib/optower/catalog \
     > "$state/logs/compose-synth.log" 2>&1 || { tail -20 "$state/logs/compose-synth.log" >&2; fail "compose: optower synth"; }
   vol=$(podman volume inspect --format '{{.Mountpoint}}' optower-check_optower-data)
