@@ -17,8 +17,9 @@
 # podman-compose, installed here with apt-get when missing (scripts/bootstrap.sh does not: only this
 # check needs them). Nothing is pulled from a registry: the debian:bookworm base image is made with
 # mmdebstrap from Debian's archive the first time and kept in the local store. Storage is buildah's
-# vfs driver in $OPTOWER_CHECK_DIR (default /var/lib/optower-check; about 15 GB with the layer
-# cache). Run as root. Takes about 25-35 min from scratch on 2 busy cores (the build compiles
+# vfs driver in $OPTOWER_CHECK_DIR (default /var/lib/optower-check). vfs stores every cached layer
+# as a full copy of its file system: the layer cache of one build takes about 35 GB (the build stage
+# is ~2.7 GB a step), so the script refuses to build with less than 40 GB free. Run as root. Takes about 25-35 min from scratch on 2 busy cores (the build compiles
 # optower), a few minutes with a warm layer cache: deploy/README.md has the measured figures.
 set -euo pipefail
 
@@ -102,6 +103,12 @@ fi
 
 # ---- build ------------------------------------------------------------------------------------
 if ((build)); then
+  free_gb=$(df -P -BG "$state" | awk 'NR == 2 { sub("G", "", $4); print $4 }')
+  if [ "$free_gb" -lt 40 ]; then
+    say "only ${free_gb} GB free under $state: a vfs build needs about 40 GB (the machine is shared;"
+    say "remove old layers with: CONTAINERS_STORAGE_CONF=$state/storage.conf buildah rmi --prune)"
+    exit 1
+  fi
   say "building $image (log: $state/logs/build.log)"
   t0=$(now)
   # --format docker keeps HEALTHCHECK (the OCI image format has no such field); --layers caches
@@ -109,11 +116,15 @@ if ((build)); then
   if ! nice -n 19 "${bah[@]}" bud --pull-never --isolation chroot --format docker --layers \
        -t "$image" "$here" > "$state/logs/build.log" 2>&1; then
     tail -30 "$state/logs/build.log" >&2
+    "${bah[@]}" rm --all >/dev/null 2>&1 || true
     say "the image build failed"
     exit 1
   fi
   build_s=$(since "$t0")
   echo "build_seconds $build_s" | tee -a "$state/logs/figures.txt"
+  # A failed or interrupted build leaves its working containers (full copies on vfs) behind; this
+  # store is the check's own, so none of them is anyone else's.
+  "${bah[@]}" rm --all >/dev/null 2>&1 || true
 fi
 size=$(podman image inspect --format '{{.Size}}' "$image")
 echo "image_bytes $size ($((size / 1000000)) MB)" | tee -a "$state/logs/figures.txt"
