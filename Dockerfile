@@ -1,11 +1,18 @@
 # syntax=docker/dockerfile:1
 # optower container image: a build stage that installs exactly the packages of scripts/bootstrap.sh
-# and builds Release, and a runtime stage with only the shared libraries the binaries load.
+# and builds Release, and a runtime stage with only the shared libraries the binaries load (copied
+# from the build stage by scripts/runtime_libs.sh: 0.7 GB instead of 1.4 GB with apt packages).
 #
 #   docker build -t optower:latest .
 #   docker run --rm -p 50051:50051 -p 9464:9464 -v optower-data:/var/lib/optower optower:latest
 #
 # See deploy/README.md for the compose file and the Kubernetes manifests.
+
+# ---------------------------------------------------------------------------------------------
+# The base image's package list: their libraries are in the runtime stage already
+# ---------------------------------------------------------------------------------------------
+FROM debian:bookworm AS base
+RUN dpkg-query -W -f='${Package}\n' > /base-packages.txt
 
 # ---------------------------------------------------------------------------------------------
 # Build stage
@@ -33,29 +40,27 @@ RUN --mount=type=cache,target=/root/.cache/ccache \
  && cmake --build /src/build -j"$(nproc)" --target optower-server optower \
  && strip --strip-unneeded /src/build/server/optower-server /src/build/cli/optower
 
+# The runtime libraries: every shared object the two binaries load (ldd), at the path the loader
+# finds it at, except those of the base image's packages; plus their package/version list.
+COPY --from=base /base-packages.txt /tmp/base-packages.txt
+RUN bash /src/scripts/runtime_libs.sh /runtime-root /tmp/base-packages.txt \
+      /src/build/server/optower-server /src/build/cli/optower
+
 # ---------------------------------------------------------------------------------------------
 # Runtime stage
 # ---------------------------------------------------------------------------------------------
 FROM debian:bookworm AS runtime
 
-# The Debian 12 runtime packages of what the binaries link (readelf NEEDED of optower-server and
-# optower): libtorch-dev -> libtorch1.13, libgrpc++-dev -> libgrpc++1.51 + libgrpc29,
-# libprotobuf-dev -> libprotobuf32, libabsl-dev -> libabsl20220623, libsqlite3-dev -> libsqlite3-0;
-# FAISS is linked statically (Debian's libfaiss-dev ships only libfaiss.a) and needs BLAS/LAPACK
-# and OpenMP at run time: libopenblas0-openmp (provides libblas.so.3 / liblapack.so.3, and wins
-# the alternatives over the reference BLAS that libtorch1.13 may pull in) and libgomp1.
-# libc6, libstdc++6 and libgcc-s1 are in the base image.
-RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libtorch1.13 \
-      libopenblas0-openmp \
-      libgomp1 \
-      libgrpc++1.51 \
-      libgrpc29 \
-      libprotobuf32 \
-      libabsl20220623 \
-      libsqlite3-0 \
- && rm -rf /var/lib/apt/lists/*
+# The shared libraries the binaries load, copied from the build stage rather than installed with
+# apt: libtorch1.13's package depends on OpenCV, FFmpeg, GDAL, Qt and, through
+# libopencv-core406 -> libglx0 -> libglx-mesa0 -> libgl1-mesa-dri, on libLLVM-15 (114 MB); the
+# libraries libtorch_cpu.so NEEDs (OpenCV, FFmpeg, ...) must be loadable, but the Mesa drivers, LLVM,
+# data files and docs those packages also install never are. scripts/runtime_libs.sh explains the
+# copy; /usr/share/doc/optower/runtime-libraries.txt names each library's Debian package and version
+# (the image's dpkg database does not know them: scan that list for security updates). FAISS is
+# linked statically; BLAS/LAPACK are OpenBLAS (openmp), the build stage's alternative.
+COPY --from=build /runtime-root/ /
+RUN ldconfig
 
 # A fixed numeric uid/gid so that Kubernetes can verify runAsNonRoot and fsGroup can match.
 RUN groupadd --system --gid 10001 optower \
@@ -69,8 +74,9 @@ COPY --from=build /src/build/cli/optower /usr/local/bin/optower
 # mount their own over it.
 COPY deploy/config/server.textproto /etc/optower/server.textproto
 
-# Fail the image build, not the first start, if a shared library is missing from the list above.
-RUN ! ldd /usr/local/bin/optower-server /usr/local/bin/optower | grep "not found"
+# Fail the image build, not the first start, if a shared library is missing or needs a newer
+# symbol version than the base image has (ldd reports both as "not found").
+RUN ! ldd /usr/local/bin/optower-server /usr/local/bin/optower 2>&1 | grep "not found"
 
 # libgomp's active spin-waiting collapses throughput when cores are shared (docs/BENCHMARKS.md §2).
 ENV OMP_WAIT_POLICY=PASSIVE
