@@ -272,13 +272,35 @@ def lint_dockerfile(lint, build_dir):
             healthchecks.append((no, args.strip()))
         elif ins in ("ENTRYPOINT", "CMD"):
             entry.append(" ".join(exec_form_or_words(args)))
+    # The runtime libraries come from the build stage (scripts/runtime_libs.sh copies what the
+    # binaries load, ldd's closure) or, the older way, from apt packages installed here.
+    copies_libs = any(re.search(r"runtime_libs\.sh\b.*optower-server.*\boptower\b", " ".join(a.split()))
+                      for _, ins, a in build["ins"] if ins == "RUN")
+    root_copied = any(ins == "COPY" and "from" in strip_flags(a)[0]
+                      and exec_form_or_words(strip_flags(a)[1])[-1] == "/" for _, ins, a in runtime["ins"])
+    ldd_checked = any(ins == "RUN" and re.search(r"\bldd\b.*optower-server.*not found", a)
+                      for _, ins, a in runtime["ins"])
+    lint.expect(ldd_checked, rwhere, "no RUN ldd ... | grep \"not found\" check of the binaries")
+    if copies_libs or root_copied:
+        lint.expect(copies_libs and root_copied, rwhere,
+                    "the build stage must RUN scripts/runtime_libs.sh on both binaries and the runtime "
+                    "stage COPY --from its output over /")
+        lint_dockerfile_tail(lint, rwhere, runtime_pkgs, users, exposed, volumes, healthchecks, entry)
+        lint.notes.append("runtime libraries: copied by scripts/runtime_libs.sh (ldd closure)")
+        return
     lint.expect(runtime_pkgs, rwhere, "installs no runtime packages (apt-get install)")
+    for p in ("libtorch1.13", "libopenblas0-openmp"):
+        lint.expect(p in runtime_pkgs, rwhere, f"does not install {p}")
+    lint_dockerfile_tail(lint, rwhere, runtime_pkgs, users, exposed, volumes, healthchecks, entry)
+    lint_runtime_libraries(lint, runtime_pkgs, build_dir)
+
+
+def lint_dockerfile_tail(lint, rwhere, runtime_pkgs, users, exposed, volumes, healthchecks, entry):
+    where = "Dockerfile"
     for p in runtime_pkgs:
         lint.expect(not p.endswith("-dev") and p not in ("build-essential", "cmake", "ninja-build",
                                                            "g++", "gcc", "ccache", "pkg-config"),
                     rwhere, f"installs build-time package {p}: the runtime stage takes runtime libraries only")
-    for p in ("libtorch1.13", "libopenblas0-openmp"):
-        lint.expect(p in runtime_pkgs, rwhere, f"does not install {p}")
     if lint.expect(users, rwhere, "has no USER: it would run as root"):
         no, user = users[-1]
         name = user.split(":")[0]
@@ -293,7 +315,6 @@ def lint_dockerfile(lint, build_dir):
                     f"HEALTHCHECK should query the gRPC health service on port {GRPC_PORT}: {hc}")
     lint.expect(any("optower-server" in e for e in entry), rwhere,
                 "ENTRYPOINT/CMD does not start optower-server")
-    lint_runtime_libraries(lint, runtime_pkgs, build_dir)
 
 
 def lint_runtime_libraries(lint, runtime_pkgs, build_dir):
