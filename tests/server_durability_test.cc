@@ -34,6 +34,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/serving_fixture.h"
 #include "tests/testing/paths.h"
+#include "tests/testing/server_process.h"
 #include "tests/testing/subprocess.h"
 
 extern char** environ;
@@ -42,85 +43,10 @@ namespace optower {
 namespace {
 
 using ::testing::HasSubstr;
+using testutil::ServerProcess;
 using testutil::TempDir;
 
 std::string ServerBinary() { return testutil::BinaryDir() + "/server/optower-server"; }
-
-// An optower-server child process. Start returns once it printed its "listening on" line.
-class ServerProcess {
- public:
-  static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(const std::vector<std::string>& flags,
-                                                              const std::string& stderr_path) {
-    std::vector<std::string> args = {ServerBinary()};
-    args.insert(args.end(), flags.begin(), flags.end());
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    int out[2];
-    if (::pipe2(out, O_CLOEXEC) != 0) return absl::InternalError("pipe2");
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-    posix_spawn_file_actions_addopen(&actions, 2, stderr_path.c_str(),
-                                     O_WRONLY | O_CREAT | O_APPEND, 0644);
-    pid_t pid = 0;
-    const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(out[1]);
-    if (rc != 0) {
-      ::close(out[0]);
-      return absl::NotFoundError(absl::StrCat(argv[0], ": ", std::strerror(rc),
-                                              " (build the optower-server target first)"));
-    }
-    std::unique_ptr<ServerProcess> p(new ServerProcess(pid, out[0]));
-    // Read stdout until the ready line (a cold start loads LibTorch: allow a minute).
-    const absl::Time deadline = absl::Now() + absl::Seconds(60);
-    std::string text;
-    while (absl::Now() < deadline) {
-      struct pollfd fd = {out[0], POLLIN, 0};
-      if (::poll(&fd, 1, 200) <= 0) continue;
-      char buf[512];
-      const ssize_t n = ::read(out[0], buf, sizeof(buf));
-      if (n <= 0) break;  // the child exited
-      text.append(buf, static_cast<size_t>(n));
-      const size_t at = text.find("listening on ");
-      const size_t eol = at == std::string::npos ? at : text.find('\n', at);
-      if (eol != std::string::npos) {
-        const std::string address = text.substr(at + 13, eol - at - 13);
-        p->address_ = address;
-        return p;
-      }
-    }
-    return absl::UnavailableError(absl::StrCat("optower-server did not start; stdout: ", text));
-  }
-
-  ~ServerProcess() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      Wait();
-    }
-    ::close(stdout_fd_);
-  }
-
-  const std::string& address() const { return address_; }
-  void Signal(int sig) { ::kill(pid_, sig); }
-  // The raw wait status.
-  int Wait() {
-    int status = 0;
-    if (pid_ > 0) {
-      while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-      }
-      pid_ = -1;
-    }
-    return status;
-  }
-
- private:
-  ServerProcess(pid_t pid, int stdout_fd) : pid_(pid), stdout_fd_(stdout_fd) {}
-  pid_t pid_;
-  int stdout_fd_;
-  std::string address_;
-};
 
 std::unique_ptr<client::OptowerClient> Connect(const std::string& address) {
   client::ClientOptions options;
