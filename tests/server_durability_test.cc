@@ -49,12 +49,7 @@ using testutil::TempDir;
 std::string ServerBinary() { return testutil::BinaryDir() + "/server/optower-server"; }
 
 std::unique_ptr<client::OptowerClient> Connect(const std::string& address) {
-  client::ClientOptions options;
-  options.address = address;
-  options.default_deadline = absl::Seconds(5);
-  absl::StatusOr<std::unique_ptr<client::OptowerClient>> c = client::OptowerClient::Connect(options);
-  EXPECT_TRUE(c.ok()) << c.status();
-  return c.ok() ? std::move(*c) : nullptr;
+  return testutil::ConnectClient(address, absl::Seconds(5));
 }
 
 struct Ack {

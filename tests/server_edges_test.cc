@@ -687,18 +687,7 @@ TEST_F(AdminLimitsTest, QueueIsBoundedAndExpiredCallsAreNotRun) {
 // 10. The metrics endpoint against slow clients
 // ------------------------------------------------------------------------------------------------
 
-int ConnectLoopback(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
+using testutil::ConnectLoopback;
 
 // A client that sends one byte of a request head every `interval` until the server closes the
 // connection or `give_up` passes. Returns how long the server kept it.

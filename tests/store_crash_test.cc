@@ -48,12 +48,7 @@ constexpr int kDimItem = 3;
 constexpr int kDimContext = 4;
 
 std::unique_ptr<client::OptowerClient> Connect(const std::string& address) {
-  client::ClientOptions options;
-  options.address = address;
-  options.default_deadline = absl::Seconds(30);
-  absl::StatusOr<std::unique_ptr<client::OptowerClient>> c = client::OptowerClient::Connect(options);
-  EXPECT_TRUE(c.ok()) << c.status();
-  return c.ok() ? std::move(*c) : nullptr;
+  return testutil::ConnectClient(address, absl::Seconds(30));
 }
 
 std::string ReadFile(const std::string& path) {

@@ -12,7 +12,7 @@
 
 namespace optower::testutil {
 
-absl::StatusOr<std::string> HttpExchange(int port, const std::string& request) {
+int ConnectLoopback(int port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -20,8 +20,14 @@ absl::StatusOr<std::string> HttpExchange(int port, const std::string& request) {
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     ::close(fd);
-    return absl::UnavailableError(absl::StrCat("127.0.0.1:", port, ": connect failed"));
+    return -1;
   }
+  return fd;
+}
+
+absl::StatusOr<std::string> HttpExchange(int port, const std::string& request) {
+  const int fd = ConnectLoopback(port);
+  if (fd < 0) return absl::UnavailableError(absl::StrCat("127.0.0.1:", port, ": connect failed"));
   size_t sent = 0;
   while (sent < request.size()) {
     const ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);

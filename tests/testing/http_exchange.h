@@ -8,6 +8,9 @@
 
 namespace optower::testutil {
 
+// A TCP connection to 127.0.0.1:port: the socket, or -1 if nothing listens there.
+int ConnectLoopback(int port);
+
 // Connects to 127.0.0.1:port, sends `request` as is, and returns everything read until the server
 // closes the connection (status line, headers, body). Unavailable if nothing listens on the port.
 absl::StatusOr<std::string> HttpExchange(int port, const std::string& request);

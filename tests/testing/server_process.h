@@ -22,6 +22,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "client/optower_client.h"
+#include "gtest/gtest.h"
 #include "tests/testing/paths.h"
 
 extern char** environ;
@@ -135,6 +137,18 @@ class ServerProcess {
   int stdout_fd_;
   std::string address_;
 };
+
+// A client of the server at `address` whose calls default to `deadline`; nullptr (and a test
+// failure) if the channel cannot be made.
+inline std::unique_ptr<client::OptowerClient> ConnectClient(const std::string& address,
+                                                            absl::Duration deadline) {
+  client::ClientOptions options;
+  options.address = address;
+  options.default_deadline = deadline;
+  absl::StatusOr<std::unique_ptr<client::OptowerClient>> c = client::OptowerClient::Connect(options);
+  EXPECT_TRUE(c.ok()) << c.status();
+  return c.ok() ? std::move(*c) : nullptr;
+}
 
 }  // namespace optower::testutil
 
