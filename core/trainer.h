@@ -44,7 +44,6 @@
 #include <thread>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -55,93 +54,19 @@
 #include "core/model_store.h"
 #include "core/ope.h"
 #include "core/policy_learner.h"
+#include "core/promotion_gate.h"
+#include "core/training_snapshot.h"
 #include "core/two_tower_model.h"
 
 namespace optower {
 
-// ---- Pieces of a job, exposed for tests and tools (pure functions, thread-safe). ----
+// The data step (log -> samples, holdout split) is core/training_snapshot.h; the gate's statistics
+// and decision are core/promotion_gate.h.
 
 // TrainerOptions::max_events by default: a job reads at most the newest million served rows.
 inline constexpr int64_t kDefaultMaxEvents = 1000000;
-
-struct SnapshotOptions {
-  // Served items without feedback: younger than this (at `now`) are left out of the job (their
-  // feedback may still come); older get `default_reward`. >= 0.
-  absl::Duration attribution_window = absl::Hours(1);
-  double default_reward = 0.0;  // finite
-  // The declared reward range (ServerConfig reward_min/reward_max). A logged reward that is not
-  // finite as a float, or outside [reward_min, reward_max], leaves its row out (bad_reward) instead
-  // of failing the job: the log is append-only, so a bad row would otherwise fail every later job.
-  double reward_min = -kMaxRewardMagnitude;
-  double reward_max = kMaxRewardMagnitude;
-};
-
-struct SnapshotCounts {
-  int64_t rows_read = 0;          // joined rows up to the watermark
-  int64_t with_feedback = 0;      // used, with an observed reward
-  int64_t default_reward = 0;     // used, past the window without feedback (got default_reward)
-  int64_t pending_excluded = 0;   // left out: no feedback yet, younger than the window
-  int64_t unknown_item = 0;       // left out: item no longer in the catalog
-  int64_t bad_context = 0;        // left out: context dimension differs from the model's
-  int64_t bad_reward = 0;         // left out: reward non-finite as a float or outside the range
-  int64_t used() const { return with_feedback + default_reward; }
-};
-
-// The trainable samples of a snapshot, in served_id order.
-struct TrainingSnapshot {
-  BanditLog log;                      // actions are rows of the catalog given to the builder
-  std::vector<uint8_t> starts_request;  // [size] 1 where a sample starts a new request id
-  SnapshotCounts counts;
-  std::string last_request_id;        // of the last appended sample (continues across pages)
-  absl::flat_hash_map<int64_t, int64_t> item_rows;  // item id -> catalog row (built on first use)
-};
-
-// Appends `rows` (one page of EventLog::ReadJoined, in served_id order) to `snapshot`.
-// `snapshot->log.dim_context` must be set (> 0) by the caller: rows with another context size are
-// counted in bad_context. InvalidArgument on bad options or a catalog with duplicate ids.
-absl::Status AppendToSnapshot(const std::vector<EventLog::JoinedRow>& rows,
-                              const ItemCatalog& catalog, const SnapshotOptions& options,
-                              absl::Time now, TrainingSnapshot* snapshot);
-
-// Index of the first holdout sample for a time split that keeps about `fraction` of the samples
-// (the newest) in the holdout, moved back to the start of its request so that no slate is split.
-// fraction in [0, 1); 0 gives size() (no holdout).
-int64_t HoldoutStart(const TrainingSnapshot& snapshot, double fraction);
-
-// Rows [begin, end) of a log.
-BanditLog SliceLog(const BanditLog& log, int64_t begin, int64_t end);
-
-// Paired difference of DR estimates on one log: per sample
-//   d_i = DR_i(new) - DR_i(old),  DR_i(pi) = qhat_under_target_i(pi) + w_i(pi) (r_i - qhat_logged_i)
-// with w_i = min(pi(a_i|x_i)/p_i, clip) as in EstimateDr; value = mean d_i, std_error = sd(d)/sqrt(n)
-// (n-1 denominator; +inf when n = 1), interval value ± z·std_error; max_weight is the larger of the
-// two policies' and effective_sample_size the smaller. Pairing removes the variance the
-// two estimates share (the same r_i and q̂), so the interval is much tighter than comparing the two
-// separate intervals. InvalidArgument when the samples are not on the same log (different n,
-// pscores, rewards or qhat_logged) or fail EstimateDr's checks. estimator = "dr_diff".
-absl::StatusOr<OpeEstimate> PairedDrDifference(const OpeSamples& old_policy,
-                                               const OpeSamples& new_policy,
-                                               const OpeOptions& options = {});
-
-struct PromotionGateOptions {
-  double confidence = 0.95;  // of the paired interval, in (0, 1)
-  double tolerance = 0.0;    // >= 0: how much worse than the served policy is still acceptable
-  double weight_clip = 0.0;  // importance-weight clip of the gate's DR estimates (0 = none)
-};
-
-struct PromotionDecision {
-  bool promote = false;
-  bool forced = false;   // the gate said reject but `force` overrode it
-  std::string decision;  // "promoted" | "rejected"
-  std::string reason;    // with the numbers
-};
-
-// The gate: reject iff difference->ci_high < -tolerance (the new policy is worse beyond the
-// interval) or the difference is not finite; `force` turns a reject into a forced promote. No
-// difference (nothing served to compare against, or no holdout) promotes, saying why.
-PromotionDecision DecidePromotion(const std::optional<OpeEstimate>& difference,
-                                  const PromotionGateOptions& gate, bool force,
-                                  const std::string& no_comparison_reason = "");
+// Fewest samples the learner trains on (ValidateLogForLearning's minimum); min_events >= this.
+inline constexpr int64_t kLearnerMinEvents = 10;
 
 // ---- The trainer ----
 
@@ -307,8 +232,21 @@ class Trainer {
   absl::StatusOr<std::string> Enqueue(bool force, std::string trigger)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RunJob(const std::string& job_id);
-  // The phases of one job; returns the outcome (succeeded/rejected) or the error that ends it.
+  // The phases of one job, in order; returns the outcome (succeeded/rejected) or the error that
+  // ends it.
   absl::StatusOr<JobState> ExecuteJob(const std::string& job_id, bool force, int64_t generation);
+  // One job's state, handed from phase to phase (defined in trainer.cc). Each phase method below
+  // runs one phase of the list at the top of this file: it reads what the earlier phases left in
+  // `run` and adds its own results. All run on the worker thread.
+  struct JobRun;
+  absl::Status SnapshotPhase(JobRun& run);             // snapshot
+  absl::Status SplitPhase(JobRun& run);                // (split)
+  absl::Status TrainPhase(JobRun& run);                // reward_model, policy
+  absl::Status EvaluatePhase(JobRun& run);             // evaluate
+  absl::Status SavePhase(JobRun& run);                 // save
+  absl::StatusOr<JobState> PublishPhase(JobRun& run);  // publish
+  // Cancelled, naming run.phase, once Shutdown was called.
+  absl::Status CheckCancel(const JobRun& run) const;
   void SetPhase(const std::string& job_id, const std::string& phase, std::string message);
   void AddEvent(const std::string& job_id, JobEvent event);
   void UpdateJob(const std::string& job_id, const std::function<void(JobInfo&)>& fn);
