@@ -4,6 +4,7 @@
 //   q(x, a) = sigmoid(x^T B f_a)            (strongly context dependent: optimal ~0.9, uniform ~0.5)
 //   logging policy pi_0(a) ∝ exp(0.5 c_a), c ~ N(0,1) fixed (stochastic, context-free; every
 //   propensity in roughly [0.02, 0.12]), one item per request (K = 1), r ~ Bernoulli(q).
+#include "core/sqlite_event_log.h"
 #include "core/trainer.h"
 
 #include <stdlib.h>
@@ -171,7 +172,7 @@ class TrainerTest : public ::testing::Test {
     EventLogOptions lo;
     lo.path = dir_ + "/events.db";
     lo.max_commit_delay = absl::ZeroDuration();
-    auto log = EventLog::Open(lo);
+    auto log = SqliteEventLog::Open(lo);
     ASSERT_TRUE(log.ok()) << log.status();
     log_ = std::move(*log);
     auto store = ModelStore::Open(dir_);
@@ -223,16 +224,14 @@ class TrainerTest : public ::testing::Test {
     std::uniform_real_distribution<double> unif;
     std::discrete_distribution<int> pi0(env_.pscore.begin(), env_.pscore.end());
     const int64_t t = absl::ToUnixMicros(absl::Now() - spec.age);
-    std::vector<ServedEvent> served;
     std::vector<FeedbackEvent> feedback;
     for (int i = 0; i < spec.n; ++i) {
-      ServedEvent e;
+      ServedSlate e;  // one item per request (k = 1)
       e.request_id = absl::StrCat(spec.prefix, i);
       for (int j = 0; j < kDimContext; ++j) e.context.push_back(static_cast<float>(normal(rng)));
       const int a = pi0(rng);
-      e.item_id = env_.items.ids[a];
-      e.position = 0;
-      e.propensity = spec.deterministic ? 1.0 : env_.pscore[a];
+      const int64_t item_id = env_.items.ids[a];
+      e.items.push_back({item_id, /*position=*/0, spec.deterministic ? 1.0 : env_.pscore[a]});
       e.k = 1;
       e.m = kItems;
       e.epsilon = 1.0;
@@ -240,10 +239,9 @@ class TrainerTest : public ::testing::Test {
       e.model_version = "000001";
       e.time_us = t;
       const double r = spec.zero_rewards ? 0.0 : (unif(rng) < env_.Q(e.context, a) ? 1.0 : 0.0);
-      if (spec.feedback) feedback.push_back({e.request_id, e.item_id, r, t + 1000});
-      served.push_back(std::move(e));
+      if (spec.feedback) feedback.push_back({e.request_id, item_id, r, t + 1000});
+      ASSERT_TRUE(log_->AppendSlate(std::move(e)).ok()) << i;
     }
-    ASSERT_TRUE(log_->AppendServed(std::move(served)).ok());
     if (!feedback.empty()) ASSERT_TRUE(log_->AppendFeedback(std::move(feedback)).ok());
     ASSERT_TRUE(log_->Flush().ok());
   }
