@@ -56,33 +56,47 @@ int Fail(const std::string& message) {
   return 1;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+struct Flags {
   int64_t slates = 200000;
   int k = 10, dim = 64;
   double rate = 0, delay_ms = 5;
   std::string path = "/tmp/event_log_bench.db";
+};
+
+// Parses the command line into `f`; "" on success, else the message.
+std::string ParseFlags(int argc, char** argv, Flags& f) {
   for (int i = 1; i < argc; ++i) {
     std::string v;
     bool ok = true;
     if (Flag(argv[i], "--slates", &v)) {
-      ok = absl::SimpleAtoi(v, &slates) && slates > 0;
+      ok = absl::SimpleAtoi(v, &f.slates) && f.slates > 0;
     } else if (Flag(argv[i], "--k", &v)) {
-      ok = absl::SimpleAtoi(v, &k) && k > 0;
+      ok = absl::SimpleAtoi(v, &f.k) && f.k > 0;
     } else if (Flag(argv[i], "--dim", &v)) {
-      ok = absl::SimpleAtoi(v, &dim) && dim >= 0;
+      ok = absl::SimpleAtoi(v, &f.dim) && f.dim >= 0;
     } else if (Flag(argv[i], "--rate", &v)) {
-      ok = absl::SimpleAtod(v, &rate) && rate >= 0;
+      ok = absl::SimpleAtod(v, &f.rate) && f.rate >= 0;
     } else if (Flag(argv[i], "--delay_ms", &v)) {
-      ok = absl::SimpleAtod(v, &delay_ms) && delay_ms >= 0;
+      ok = absl::SimpleAtod(v, &f.delay_ms) && f.delay_ms >= 0;
     } else if (Flag(argv[i], "--path", &v)) {
-      path = v;
+      f.path = v;
     } else {
-      return Fail(absl::StrCat("unknown argument '", argv[i], "'"));
+      return absl::StrCat("unknown argument '", argv[i], "'");
     }
-    if (!ok) return Fail(absl::StrCat("bad value in '", argv[i], "'"));
+    if (!ok) return absl::StrCat("bad value in '", argv[i], "'");
   }
+  return "";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags flags;
+  if (const std::string error = ParseFlags(argc, argv, flags); !error.empty()) return Fail(error);
+  const int64_t slates = flags.slates;
+  const int k = flags.k, dim = flags.dim;
+  const double rate = flags.rate, delay_ms = flags.delay_ms;
+  const std::string& path = flags.path;
   for (const char* suffix : {"", "-wal", "-shm"}) unlink((path + suffix).c_str());
 
   optower::EventLogOptions o;

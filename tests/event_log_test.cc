@@ -94,6 +94,19 @@ EventLog::ReadOptions Range(int64_t max_served_id, int64_t min_served_id = 0,
   return r;
 }
 
+// The first column of the first row of `sql`, on a read-only connection of its own.
+int64_t QueryOnDisk(const std::string& path, const char* sql) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(db, sql, -1, &st, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  EXPECT_EQ(sqlite3_step(st), SQLITE_ROW);
+  const int64_t n = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return n;
+}
+
 bool BitEqual(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() &&
          (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
@@ -705,20 +718,10 @@ TEST_F(EventLogTest, AppendSlateRoundTripsBitExactOneRequestRowPerSlate) {
   EXPECT_EQ(log->stats().served_rows, static_cast<int64_t>(rows->size()));
 
   // Schema 2 on disk: one requests row per slate, one served row per item.
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open_v2(Options().path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
-  auto count = [db](const char* sql) {
-    sqlite3_stmt* st = nullptr;
-    EXPECT_EQ(sqlite3_prepare_v2(db, sql, -1, &st, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
-    EXPECT_EQ(sqlite3_step(st), SQLITE_ROW);
-    const int64_t n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return n;
-  };
-  EXPECT_EQ(count("SELECT COUNT(*) FROM requests"), 6);
-  EXPECT_EQ(count("SELECT COUNT(*) FROM served"), static_cast<int64_t>(rows->size()));
-  EXPECT_EQ(count("SELECT value FROM meta WHERE key = 'schema_version'"), 2);
-  sqlite3_close(db);
+  const std::string path = Options().path;
+  EXPECT_EQ(QueryOnDisk(path, "SELECT COUNT(*) FROM requests"), 6);
+  EXPECT_EQ(QueryOnDisk(path, "SELECT COUNT(*) FROM served"), static_cast<int64_t>(rows->size()));
+  EXPECT_EQ(QueryOnDisk(path, "SELECT value FROM meta WHERE key = 'schema_version'"), 2);
 }
 
 TEST_F(EventLogTest, FeedbackOnlyMatchesItemsOfItsOwnRequestWhenASlateIsShort) {
