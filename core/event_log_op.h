@@ -38,7 +38,7 @@ struct Completion {
 struct Op {
   enum class Kind { kServed, kFeedback, kFlush };
   Kind kind = Kind::kFlush;
-  std::vector<ServedSlate> served;  // kServed: the slate of one AppendSlate call, written atomically
+  std::vector<ServedSlate> served;  // kServed: the slate of one AppendSlate call (atomic)
   std::vector<FeedbackEvent> feedback;
   // Null when nobody waits: group-commit served ops, and group-commit feedback once answered.
   std::shared_ptr<Completion> completion;

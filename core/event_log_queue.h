@@ -49,10 +49,10 @@ class EventLogQueue {
   // on, while the writer is stalled), ResourceExhausted when the op would pass a limit. Wakes the
   // writer only if it waits for work or if op is waited on (see TakeQueued).
   absl::Status Enqueue(Op op);
-  // Waits for a queued op's completion: at most until `deadline` (DeadlineExceeded), until the op is
-  // older than max_commit_delay + write_failure_window (Unavailable, with WriteStatus's reason), and
-  // until the writer has been stuck in one write for writer_stall_timeout (Unavailable). OK once it
-  // finished (its status is then in c.status).
+  // Waits for a queued op's completion: at most until `deadline` (DeadlineExceeded), until the op
+  // is older than max_commit_delay + write_failure_window (Unavailable, with WriteStatus's
+  // reason), and until the writer has been stuck in one write for writer_stall_timeout
+  // (Unavailable). OK once it finished (its status is then in c.status).
   absl::Status Wait(Completion& c, absl::Time enqueued, absl::Time deadline);
   // EventLog::WriteStatus: never blocks on the writer.
   absl::Status WriteStatus() const;

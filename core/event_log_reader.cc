@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
 
-// Contexts are stored as the raw bytes of their float32 values (core/event_log_write_connection.cc).
+// Contexts are stored as the raw bytes of their float32 values (see event_log_write_connection.cc).
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "context BLOBs assume little-endian float32");
 
 namespace optower {

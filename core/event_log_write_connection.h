@@ -8,7 +8,8 @@
 // slate, and restored when an operation rolls back to its savepoint. The items of one request are
 // thus the contiguous id range [first_served, first_served + number of items).
 //
-// Thread safety: none. Used by Open (before the writer thread starts), then by the writer thread only.
+// Thread safety: none. Used by Open (before the writer thread starts), then by the writer thread
+// only.
 #ifndef OPTOWER_CORE_EVENT_LOG_WRITE_CONNECTION_H_
 #define OPTOWER_CORE_EVENT_LOG_WRITE_CONNECTION_H_
 
@@ -41,9 +42,9 @@ class EventLogWriteConnection {
   // False once SQLite rolled the transaction back on its own (I/O error, disk full...).
   bool InTransaction() const;
 
-  // Inserts the slates (one requests row and one served row per item each) inside a savepoint: on
-  // error the operation's rows are rolled back and served ids are restored. Returns the SQLite error
-  // (AlreadyExists for a request_id already logged).
+  // Inserts the slates (one requests row and one served row per item each) inside a savepoint:
+  // on error the operation's rows are rolled back and served ids are restored. Returns the SQLite
+  // error (AlreadyExists for a request_id already logged).
   absl::Status InsertSlates(const std::vector<ServedSlate>& slates);
   // Decides each feedback event inside a savepoint: kUnknown if (request_id, item_id) was never
   // served (served rows of the open transaction count), else inserted (kAccepted) or already there

@@ -1,12 +1,12 @@
-// EventLogWriter: the event log's single writer thread (docs/EVENT_LOG.md "Writer: one thread, FIFO,
-// group commit" and "Write failures, stalls and deadlines"). It takes the queued operations in FIFO
-// order and runs them in one transaction per batch, one savepoint per operation:
+// EventLogWriter: the event log's single writer thread (docs/EVENT_LOG.md "Writer: one thread,
+// FIFO, group commit" and "Write failures, stalls and deadlines"). It takes the queued operations
+// in FIFO order and runs them in one transaction per batch, one savepoint per operation:
 // - kGroupCommit: a batch commits at its deadline (max_commit_delay after its first operation was
 //   queued), when it holds max_batch_events, at a Flush, or after it has run for a whole commit
 //   delay; kSynchronous: at once, so that everything taken shares one commit (and its fsync).
 // - An operation that fails on its own (a reused request_id) rolls back alone and is answered; a
-//   failed write (disk full, I/O error, lock timeout) rolls the batch back, answers the waiters with
-//   Unavailable and retries the acknowledged operations, in order, with backoff.
+//   failed write (disk full, I/O error, lock timeout) rolls the batch back, answers the waiters
+//   with Unavailable and retries the acknowledged operations, in order, with backoff.
 // - After Stop (Close), it drains the queue; if writes keep failing it gives up after
 //   write_failure_window and counts what it held as lost.
 //
