@@ -3,7 +3,7 @@
 // One appender thread (the request path) appends N slates of K items with d-float contexts in
 // group-commit mode, optionally paced at --rate slates/s (a server's request rate; 0 = as fast as
 // possible), then Close()s the log. Reported per slate:
-//   append_cpu_us   CPU of the appending thread to build the record(s) and call Append (what a
+//   append_cpu_us   CPU of the appending thread to build the slate and call AppendSlate (what a
 //                   Retrieve pays inline)
 //   append_wall_us  wall time of the same
 //   writer_cpu_us   CPU of everything else in the process = the writer thread (SQLite, commits)
@@ -11,11 +11,11 @@
 //   writer_csw      voluntary context switches of the writer thread per slate (its wake-ups)
 // Only the appender and the writer run in this process, so writer = process - appender thread.
 //
-//   event_log_bench [--slates=200000] [--k=10] [--dim=64] [--rate=0] [--api=slate|served]
-//                   [--delay_ms=5] [--path=/tmp/event_log_bench.db]
+//   event_log_bench [--slates=200000] [--k=10] [--dim=64] [--rate=0] [--delay_ms=5]
+//                   [--path=/tmp/event_log_bench.db]
 //
-// Built with -DEVENT_LOG_BENCH_V1 it compiles against the schema-1 EventLog (no AppendSlate), which
-// is how the "before" figures in docs/EVENT_LOG.md were measured.
+// The "before" figures in docs/EVENT_LOG.md (schema 1, one ServedEvent per item) were measured with
+// this file as of commit cb29eb6, which still had --api=served and -DEVENT_LOG_BENCH_V1.
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,6 +31,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "core/event_log.h"
+#include "core/sqlite_event_log.h"
 
 namespace {
 
@@ -55,53 +56,59 @@ int Fail(const std::string& message) {
   return 1;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+struct Flags {
   int64_t slates = 200000;
   int k = 10, dim = 64;
   double rate = 0, delay_ms = 5;
-  std::string api = "slate", path = "/tmp/event_log_bench.db";
+  std::string path = "/tmp/event_log_bench.db";
+};
+
+// Parses the command line into `f`; "" on success, else the message.
+std::string ParseFlags(int argc, char** argv, Flags& f) {
   for (int i = 1; i < argc; ++i) {
     std::string v;
     bool ok = true;
     if (Flag(argv[i], "--slates", &v)) {
-      ok = absl::SimpleAtoi(v, &slates) && slates > 0;
+      ok = absl::SimpleAtoi(v, &f.slates) && f.slates > 0;
     } else if (Flag(argv[i], "--k", &v)) {
-      ok = absl::SimpleAtoi(v, &k) && k > 0;
+      ok = absl::SimpleAtoi(v, &f.k) && f.k > 0;
     } else if (Flag(argv[i], "--dim", &v)) {
-      ok = absl::SimpleAtoi(v, &dim) && dim >= 0;
+      ok = absl::SimpleAtoi(v, &f.dim) && f.dim >= 0;
     } else if (Flag(argv[i], "--rate", &v)) {
-      ok = absl::SimpleAtod(v, &rate) && rate >= 0;
+      ok = absl::SimpleAtod(v, &f.rate) && f.rate >= 0;
     } else if (Flag(argv[i], "--delay_ms", &v)) {
-      ok = absl::SimpleAtod(v, &delay_ms) && delay_ms >= 0;
-    } else if (Flag(argv[i], "--api", &v)) {
-      api = v;
-      ok = api == "served" || api == "slate";
+      ok = absl::SimpleAtod(v, &f.delay_ms) && f.delay_ms >= 0;
     } else if (Flag(argv[i], "--path", &v)) {
-      path = v;
+      f.path = v;
     } else {
-      return Fail(absl::StrCat("unknown argument '", argv[i], "'"));
+      return absl::StrCat("unknown argument '", argv[i], "'");
     }
-    if (!ok) return Fail(absl::StrCat("bad value in '", argv[i], "'"));
+    if (!ok) return absl::StrCat("bad value in '", argv[i], "'");
   }
-#ifdef EVENT_LOG_BENCH_V1
-  if (api == "slate") return Fail("--api=slate needs the schema-2 EventLog");
-#endif
+  return "";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags flags;
+  if (const std::string error = ParseFlags(argc, argv, flags); !error.empty()) return Fail(error);
+  const int64_t slates = flags.slates;
+  const int k = flags.k, dim = flags.dim;
+  const double rate = flags.rate, delay_ms = flags.delay_ms;
+  const std::string& path = flags.path;
   for (const char* suffix : {"", "-wal", "-shm"}) unlink((path + suffix).c_str());
 
   optower::EventLogOptions o;
   o.path = path;
   o.durability = optower::EventLogOptions::Durability::kGroupCommit;
   o.max_commit_delay = absl::Milliseconds(delay_ms);
-#ifndef EVENT_LOG_BENCH_V1
   // Unpaced runs append far ahead of the writer on purpose (they measure its throughput): let the
   // whole backlog queue instead of refusing appends once it is older than the write-failure window
   // or larger than the byte limit (docs/EVENT_LOG.md "Write failures").
   o.write_failure_window = absl::Hours(1);
   o.max_queue_bytes = int64_t{16} << 30;
-#endif
-  absl::StatusOr<std::unique_ptr<optower::EventLog>> log = optower::EventLog::Open(o);
+  absl::StatusOr<std::unique_ptr<optower::EventLog>> log = optower::SqliteEventLog::Open(o);
   if (!log.ok()) return Fail(log.status().ToString());
 
   std::vector<float> context(static_cast<size_t>(dim));
@@ -120,45 +127,21 @@ int main(int argc, char** argv) {
     }
     const std::string request_id = absl::StrCat("bench-", i);
     const int64_t time_us = 1'700'000'000'000'000 + i;
-    absl::Status s;
-    // Timed: building the log record(s) from the slate as RetrieveImpl does, plus the Append call.
+    // Timed: building the slate as RetrieveImpl does, plus the AppendSlate call.
     const double c0 = ThreadCpuUs();
     const double w0 = absl::GetCurrentTimeNanos() * 1e-3;
-    if (api == "served") {
-      std::vector<optower::ServedEvent> events;
-      events.reserve(static_cast<size_t>(k));
-      for (int j = 0; j < k; ++j) {
-        optower::ServedEvent e;
-        e.request_id = request_id;
-        e.item_id = i * k + j;
-        e.position = j;
-        e.propensity = 1.0 / (2.0 + j);
-        e.k = k;
-        e.m = 10 * k;
-        e.epsilon = 0.05;
-        e.temperature = 1.0;
-        e.model_version = "000042";
-        e.context = context;
-        e.time_us = time_us;
-        events.push_back(std::move(e));
-      }
-      s = (*log)->AppendServed(std::move(events));
-    } else {
-#ifndef EVENT_LOG_BENCH_V1
-      optower::ServedSlate slate;
-      slate.request_id = request_id;
-      slate.k = k;
-      slate.m = 10 * k;
-      slate.epsilon = 0.05;
-      slate.temperature = 1.0;
-      slate.model_version = "000042";
-      slate.context = context;
-      slate.time_us = time_us;
-      slate.items.reserve(static_cast<size_t>(k));
-      for (int j = 0; j < k; ++j) slate.items.push_back({i * k + j, j, 1.0 / (2.0 + j)});
-      s = (*log)->AppendSlate(std::move(slate));
-#endif
-    }
+    optower::ServedSlate slate;
+    slate.request_id = request_id;
+    slate.k = k;
+    slate.m = 10 * k;
+    slate.epsilon = 0.05;
+    slate.temperature = 1.0;
+    slate.model_version = "000042";
+    slate.context = context;
+    slate.time_us = time_us;
+    slate.items.reserve(static_cast<size_t>(k));
+    for (int j = 0; j < k; ++j) slate.items.push_back({i * k + j, j, 1.0 / (2.0 + j)});
+    const absl::Status s = (*log)->AppendSlate(std::move(slate));
     append_wall += absl::GetCurrentTimeNanos() * 1e-3 - w0;
     append_cpu += ThreadCpuUs() - c0;
     if (!s.ok()) return Fail(absl::StrCat("append ", i, ": ", s.ToString()));
@@ -181,10 +164,10 @@ int main(int argc, char** argv) {
   const long writer_csw =
       (self1.ru_nvcsw - self0.ru_nvcsw) - (thread1.ru_nvcsw - thread0.ru_nvcsw);
   std::printf(
-      "api=%s slates=%lld k=%d dim=%d rate=%g delay_ms=%g | wall %.2f s (%.0f slates/s) | per slate: "
+      "slates=%lld k=%d dim=%d rate=%g delay_ms=%g | wall %.2f s (%.0f slates/s) | per slate: "
       "append_cpu_us %.2f append_wall_us %.2f writer_cpu_us %.2f total_cpu_us %.2f writer_csw %.3f "
       "| commits %lld, max commit %.1f ms\n",
-      api.c_str(), static_cast<long long>(slates), k, dim, rate, delay_ms, wall_s, n / wall_s,
+      static_cast<long long>(slates), k, dim, rate, delay_ms, wall_s, n / wall_s,
       append_cpu / n, append_wall / n, (total_cpu - appender_cpu) / n, total_cpu / n,
       static_cast<double>(writer_csw) / n, static_cast<long long>(stats.commits),
       stats.max_commit_ms);

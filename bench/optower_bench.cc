@@ -88,6 +88,7 @@
 #include "core/objective.h"
 #include "core/policy_learner.h"
 #include "core/retrieval_engine.h"
+#include "core/sqlite_event_log.h"
 #include "core/status_macros.h"
 #include "core/two_tower_model.h"
 #include "server/admin_service.h"
@@ -560,7 +561,7 @@ double EngineQps(std::shared_ptr<const ModelSnapshot> snap, const RetrievalEngin
     cfg.set_data_dir(log_dir);
     cfg.set_dim_context(static_cast<int>(f.context_features));
     server::ApplyServerConfigDefaults(&cfg);
-    auto opened = EventLog::Open(server::EventLogOptionsFromConfig(cfg));
+    auto opened = SqliteEventLog::Open(server::EventLogOptionsFromConfig(cfg));
     if (!opened.ok()) std::abort();
     log = std::move(*opened);
   }
@@ -612,7 +613,7 @@ class BenchServer {
     server::ApplyServerConfigDefaults(&cfg);  // group commit, 5 ms, the server's limits
     if (logging) {
       fs::create_directories(data_dir);
-      ASSIGN_OR_RETURN(s->log_, EventLog::Open(server::EventLogOptionsFromConfig(cfg)));
+      ASSIGN_OR_RETURN(s->log_, SqliteEventLog::Open(server::EventLogOptionsFromConfig(cfg)));
     }
     ASSIGN_OR_RETURN(s->engine_, RetrievalEngine::Create(options, std::move(snap), s->log_.get()));
     s->retrieval_ =
@@ -1371,7 +1372,7 @@ int RunSwapRpc(const Flags& f, const World& world, const Models& models) {
   {
     EventLogOptions lo;
     lo.path = dir + "/data/events.sqlite";
-    auto log = EventLog::Open(lo);
+    auto log = SqliteEventLog::Open(lo);
     if (log.ok()) {
       const LogCheck lc = CheckLog(**log, {&seeded, &capacity, &load});
       Say(absl::StrFormat("log check: acked %d items, %d rows in the log, %d missing%s",
@@ -1471,7 +1472,7 @@ int RunCrosscheck(const Flags& f, const World& world, const Models& models) {
       {
         EventLogOptions lo;
         lo.path = run_dir + "/data/events.sqlite";
-        auto log = EventLog::Open(lo);
+        auto log = SqliteEventLog::Open(lo);
         if (log.ok()) {
           lc = CheckLog(**log, {&warm, &res});
           (void)(*log)->Close();

@@ -1,23 +1,27 @@
-// EventLog: the durable log of served items and reward feedback (DESIGN §2 step 4, §6).
+// EventLog: the durable log of served items and reward feedback (DESIGN §2 step 4, §6), as an
+// interface. The server, the engine and the trainer hold an `EventLog*`; a backend implements it.
+// Today's backend is SQLite (core/sqlite_event_log.h: SqliteEventLog::Open); a second one
+// (PostgreSQL) implements the same contract. Layout of the SQLite backend's files, the schema,
+// durability per mode, the join and the watermark: docs/EVENT_LOG.md.
 //
-// One SQLite file in WAL mode. Every write goes through one writer thread that owns the write
-// connection, runs queued operations in FIFO order and commits them in groups (one transaction per
-// batch), so a burst of Retrieve calls costs one WAL append (and, in kSynchronous mode, one fsync) per
-// batch rather than per call. In kGroupCommit mode an append only queues: the writer sleeps until the
-// batch deadline and then takes the whole queue at once, so appends do not wake it (only the first
-// one after an idle period does). Reads (the trainer, tests) use a separate read-only connection and,
-// under WAL, see the last committed state without blocking the writer.
+// The contract every backend keeps (the tests in tests/event_log_test.cc state it):
+// - Appends run in FIFO order through one writer, which commits them in groups: a burst of Retrieve
+//   calls costs one commit per batch rather than per call. kGroupCommit acknowledges an append once
+//   queued (committed within max_commit_delay); kSynchronous after the commit holding it.
+// - Feedback is decided in log order: it sees the served rows of every append that returned before
+//   it, committed or not. First write wins per (request_id, item_id).
+// - Bounded memory (back-pressure), a write-failure window after which appends fail fast with
+//   Unavailable (WriteStatus() says why, for health checks), and a writer stall timeout.
+// - Reads see committed rows only, and never block the writer.
 //
-// Schema, durability per mode, the join and the watermark are documented in docs/EVENT_LOG.md.
-//
-// Thread safety: every public method is safe to call concurrently from any thread. Append*, Flush and
-// Close block as described on each method; reads serialise on the read connection.
+// Thread safety: every method is safe to call concurrently from any thread. Append*, Flush and
+// Close block as described on each method; reads may serialise among themselves.
 #ifndef OPTOWER_CORE_EVENT_LOG_H_
 #define OPTOWER_CORE_EVENT_LOG_H_
 
 #include <cstdint>
-#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -26,8 +30,8 @@
 
 namespace optower {
 
-// One Retrieve's slate: the request-level fields once, then its items. The fast path of the log
-// (EventLog::AppendSlate): one `requests` row plus one small `served` row per item.
+// One Retrieve's slate: the request-level fields once, then its items (EventLog::AppendSlate; in
+// SQLite one `requests` row plus one small `served` row per item).
 struct ServedItem {
   int64_t item_id = 0;     // unique within the slate
   int32_t position = 0;    // 0-based slot in the slate, in [0, k)
@@ -46,23 +50,6 @@ struct ServedSlate {
   std::vector<ServedItem> items;  // in serving order; served ids follow this order
 };
 
-// One served item of one Retrieve, with the request-level fields repeated (the schema-1 record).
-// Still accepted by EventLog::AppendServed, which groups the events into ServedSlates.
-struct ServedEvent {
-  std::string request_id;  // non-empty; all events of one request share the request-level fields
-  int64_t item_id = 0;
-  int32_t position = 0;    // 0-based slot in the slate, in [0, k)
-  // Single-draw pi_0(a|x) the sampler used, in (0, 1]. Stored bit-exactly as given (REAL = IEEE double).
-  double propensity = 0.0;
-  int32_t k = 0;           // slate size K >= 1
-  int32_t m = 0;           // candidate count M >= K
-  double epsilon = 0.0;    // uniform-exploration share, in [0, 1]
-  double temperature = 0.0;  // softmax temperature tau >= 0 (0 only for greedy serving)
-  std::string model_version;
-  std::vector<float> context;  // [d] dense context features, finite; stored as a float32 BLOB
-  int64_t time_us = 0;         // unix micros
-};
-
 struct FeedbackEvent {
   std::string request_id;  // non-empty
   int64_t item_id = 0;
@@ -75,6 +62,8 @@ struct FeedbackEvent {
 // (nothing is written).
 enum class FeedbackOutcome { kAccepted, kDuplicate, kUnknown };
 
+// Options of the log. `path` and `busy_timeout` are SQLite's; the rest (durability, group commit,
+// back-pressure, write failures) hold for any backend.
 struct EventLogOptions {
   std::string path;  // SQLite file; its parent directory must exist. Reopening an existing log appends.
 
@@ -118,16 +107,9 @@ struct EventLogOptions {
 
 class EventLog {
  public:
-  // Opens (creating if needed) the file, switches it to WAL, creates or checks the schema, and starts the
-  // writer thread. Errors: InvalidArgument for bad options, FailedPrecondition if WAL cannot be enabled
-  // or the file has another schema version, the SQLite error otherwise.
-  static absl::StatusOr<std::unique_ptr<EventLog>> Open(const EventLogOptions& options);
-
-  // Close()s (flushing everything queued) and releases both connections. The Close status is dropped
-  // here: call Close() first if you need it.
-  ~EventLog();
-  EventLog(const EventLog&) = delete;
-  EventLog& operator=(const EventLog&) = delete;
+  // Close()s (flushing everything queued) in the implementation's destructor; the Close status is
+  // dropped there: call Close() first if you need it.
+  virtual ~EventLog() = default;
 
   // Appends one Retrieve's slate, atomically (its request row and all its items, or nothing). The
   // request path's call: validation allocates nothing unless it fails, and in kGroupCommit mode the
@@ -148,18 +130,13 @@ class EventLog {
   // Errors without waiting: ResourceExhausted if the queue is full (see max_queue_events/bytes),
   // Unavailable while writes fail or stall beyond the window (WriteStatus()), FailedPrecondition after
   // Close().
-  absl::Status AppendSlate(ServedSlate slate, absl::Time deadline = absl::InfiniteFuture());
-
-  // Appends served items given one event per item (the schema-1 API, kept for existing callers).
-  // The events are grouped by request_id into slates (in order of first appearance) and appended
-  // atomically as one operation: all slates or none. Validation as AppendSlate, per event; in
-  // addition the events of one request_id must agree on k, m, epsilon, temperature, model_version,
-  // context and time_us (bit-identical), else InvalidArgument naming the field.
-  absl::Status AppendServed(std::vector<ServedEvent> events,
-                            absl::Time deadline = absl::InfiniteFuture());
+  virtual absl::Status AppendSlate(ServedSlate slate, absl::Time deadline) = 0;
+  absl::Status AppendSlate(ServedSlate slate) {
+    return AppendSlate(std::move(slate), absl::InfiniteFuture());
+  }
 
   // Records rewards. Returns one outcome per event, in order, decided by the writer thread in log order:
-  // feedback appended after an AppendSlate/AppendServed call returned sees those served rows even if
+  // feedback appended after an AppendSlate call returned sees those served rows even if
   // they are not committed yet. Duplicates within one call: the first is kAccepted, later ones kDuplicate.
   // kGroupCommit: returns once decided (committed within max_commit_delay; kept and retried if that
   //   commit fails).
@@ -170,26 +147,30 @@ class EventLog {
   // (first write wins, a repeat is kDuplicate). Unavailable at once if the writer failed to write
   // the batch holding these events before deciding them.
   // Errors as AppendSlate (InvalidArgument: empty request_id or non-finite reward).
-  absl::StatusOr<std::vector<FeedbackOutcome>> AppendFeedback(
-      std::vector<FeedbackEvent> events, absl::Time deadline = absl::InfiniteFuture());
+  virtual absl::StatusOr<std::vector<FeedbackOutcome>> AppendFeedback(
+      std::vector<FeedbackEvent> events, absl::Time deadline) = 0;
+  absl::StatusOr<std::vector<FeedbackOutcome>> AppendFeedback(std::vector<FeedbackEvent> events) {
+    return AppendFeedback(std::move(events), absl::InfiniteFuture());
+  }
 
   // Blocks until everything queued before the call is committed. Returns the first error of any
   // acknowledged-but-failed work since the previous Flush or Open (an operation that failed on its
   // own, other than a duplicate request_id), else the status of the commit; the reported error is
   // then cleared. Unavailable if the writer failed to write (what was acknowledged is kept and
   // retried) or at once while writes fail beyond the window; DeadlineExceeded at `deadline`.
-  absl::Status Flush(absl::Time deadline = absl::InfiniteFuture());
+  virtual absl::Status Flush(absl::Time deadline) = 0;
+  absl::Status Flush() { return Flush(absl::InfiniteFuture()); }
 
   // Flushes, stops the writer thread and returns the flush status. If writes are failing, the writer
   // keeps retrying for up to write_failure_window after Close was called, then gives up: DataLoss
   // naming how many acknowledged events were not written. Idempotent: later calls return the same
   // status. Appends after Close fail with FailedPrecondition; reads keep working.
-  absl::Status Close();
+  virtual absl::Status Close() = 0;
 
   // OK while the log accepts appends; Unavailable (saying since when and the last write error) once
   // the oldest acknowledged but uncommitted operation is older than the window (see
   // write_failure_window). Never blocks on the writer or the disk: for health checks.
-  absl::Status WriteStatus() const;
+  virtual absl::Status WriteStatus() const = 0;
 
   // Counters of this instance since Open (not of the whole file).
   struct Stats {
@@ -206,9 +187,10 @@ class EventLog {
     int64_t duplicate_requests = 0;  // group-commit slates skipped: request_id already logged
     int64_t lost_events = 0;    // acknowledged events never written (Close gave up on them)
   };
-  Stats stats() const;
+  virtual Stats stats() const = 0;
 
-  // ---- Reading: the read-only connection, safe concurrently with the writer (WAL snapshot). ----
+  // ---- Reading: committed rows only, safe concurrently with the writer (SQLite: its own read-only
+  // connection on a WAL snapshot). ----
 
   struct JoinedRow {
     int64_t served_id = 0;  // served.id: > 0, increasing in log (commit) order, never reused
@@ -237,16 +219,17 @@ class EventLog {
   };
   // One row per served item: served JOIN requests (the request-level fields) LEFT JOIN feedback ON
   // (request_id, item_id), ordered by served_id; committed rows only.
-  absl::StatusOr<std::vector<JoinedRow>> ReadJoined(const ReadOptions& options) const;
+  // InvalidArgument for a bad range (min_served_id < 0, max_served_id or max_rows < -1).
+  virtual absl::StatusOr<std::vector<JoinedRow>> ReadJoined(const ReadOptions& options) const = 0;
   // Largest committed served_id; 0 if the log has no served rows.
-  absl::StatusOr<int64_t> MaxServedId() const;
+  virtual absl::StatusOr<int64_t> MaxServedId() const = 0;
   // Number of committed feedback rows in the file.
-  absl::StatusOr<int64_t> CountFeedback() const;
+  virtual absl::StatusOr<int64_t> CountFeedback() const = 0;
 
- private:
-  struct Impl;
-  explicit EventLog(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+ protected:
+  EventLog() = default;
+  EventLog(const EventLog&) = delete;
+  EventLog& operator=(const EventLog&) = delete;
 };
 
 }  // namespace optower

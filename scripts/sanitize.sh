@@ -8,8 +8,9 @@
 #   asan   every test (ctest) built with -fsanitize=address,undefined, in $BUILD_DIR-asan;
 #   tsan   the concurrency tests (event log, retrieval engine, trainer, servers) built with
 #          -fsanitize=thread, in $BUILD_DIR-tsan;
-#   quick  event_log_test alone (torch-free: core/event_log.cc + the test, compiled directly) under
-#          ASan+UBSan and under TSan, in $BUILD_DIR-sanitize-quick: minutes instead of hours.
+#   quick  event_log_test alone (torch-free: the event log's core/ files + the test, compiled
+#          directly) under ASan+UBSan and under TSan, in $BUILD_DIR-sanitize-quick: minutes
+#          instead of hours.
 #
 # TSan and Debian's Abseil: libabsl_synchronization is not built with TSan, so TSan cannot see
 # absl::Mutex / absl::Notification and reports every access they guard as a race (docs/
@@ -82,6 +83,10 @@ if [ "$mode" = tsan ] || [ "$mode" = all ]; then
 fi
 if [ "$mode" = quick ]; then
   build=$base-sanitize-quick
+  # The SQLite event log (core/sqlite_event_log.h lists its parts).
+  event_log_sources=(core/sqlite_util.cc core/event_log_schema.cc core/event_log_validation.cc
+                     core/event_log_queue.cc core/event_log_write_connection.cc
+                     core/event_log_writer.cc core/event_log_reader.cc core/sqlite_event_log.cc)
   libs=$(pkg-config --libs absl_status absl_statusor absl_strings absl_str_format \
          absl_synchronization absl_time absl_flat_hash_map absl_flat_hash_set absl_hash gtest gmock)
   for san in asan tsan; do
@@ -89,11 +94,13 @@ if [ "$mode" = quick ]; then
     [ $san = tsan ] && flags="-fsanitize=thread"
     mkdir -p "$build/$san"
     SECONDS=0
-    for src in core/event_log.cc tests/event_log_test.cc; do
+    objs=()
+    for src in "${event_log_sources[@]}" tests/event_log_test.cc; do
       obj=$build/$san/$(basename "$src" .cc).o
       ccache g++ -std=c++17 -O1 -g $flags -fno-omit-frame-pointer -I"$here" -c "$here/$src" -o "$obj"
+      objs+=("$obj")
     done
-    g++ $flags "$build/$san/event_log.o" "$build/$san/event_log_test.o" \
+    g++ $flags "${objs[@]}" \
       -o "$build/$san/event_log_test" $libs -lgtest_main -lsqlite3 -lpthread
     echo "sanitize: quick $san build took ${SECONDS}s" >&2
     # Under TSan the SIGKILL tests' wall-clock windows (an ack older than 200 ms is committed; 100

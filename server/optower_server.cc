@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/model_snapshot.h"
+#include "core/sqlite_event_log.h"
 #include "core/status_macros.h"
 #include "server/model_loader.h"
 #include "server/server_config.h"
@@ -111,7 +112,7 @@ absl::StatusOr<std::unique_ptr<OptowerServer>> OptowerServer::Start(v1::ServerCo
   ASSIGN_OR_RETURN(std::shared_ptr<const ModelSnapshot> snapshot,
                    ModelSnapshot::Build(serving.version, serving.model, std::move(serving.catalog),
                                         serving.catalog_version, snapshot_options));
-  ASSIGN_OR_RETURN(s->event_log_, EventLog::Open(EventLogOptionsFromConfig(config)));
+  ASSIGN_OR_RETURN(s->event_log_, SqliteEventLog::Open(EventLogOptionsFromConfig(config)));
   RetrievalEngineOptions engine_options = EngineOptionsFromConfig(config);
   engine_options.persist_catalog = [catalogs = s->catalog_store_.get()](const ItemCatalog& items,
                                                                         int64_t version) {

@@ -19,6 +19,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "core/event_log.h"
+#include "core/sqlite_event_log.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/faulty_vfs.h"
@@ -58,7 +59,7 @@ class EventLogFaultTest : public ::testing::Test {
     return o;
   }
   void Open(const EventLogOptions& o) {
-    absl::StatusOr<std::unique_ptr<EventLog>> log = EventLog::Open(o);
+    absl::StatusOr<std::unique_ptr<EventLog>> log = SqliteEventLog::Open(o);
     ASSERT_TRUE(log.ok()) << log.status();
     log_ = std::move(*log);
   }
@@ -367,7 +368,7 @@ TEST_F(EventLogFaultTest, ReadOnlyLogFileIsRefusedAtOpen) {
   if (::access(o.path.c_str(), W_OK) == 0) {
     GTEST_SKIP() << "running as root: file permissions do not stop writes";
   }
-  absl::StatusOr<std::unique_ptr<EventLog>> reopened = EventLog::Open(o);
+  absl::StatusOr<std::unique_ptr<EventLog>> reopened = SqliteEventLog::Open(o);
   EXPECT_EQ(reopened.status().code(), absl::StatusCode::kFailedPrecondition) << reopened.status();
   EXPECT_THAT(reopened.status().message(), HasSubstr("read-only"));
 }

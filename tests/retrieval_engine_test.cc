@@ -16,6 +16,7 @@
 #include "core/event_log.h"
 #include "core/model_snapshot.h"
 #include "core/slate_sampler.h"
+#include "core/sqlite_event_log.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/serving_fixture.h"
@@ -49,7 +50,7 @@ class RetrievalEngineTest : public ::testing::Test {
       EventLogOptions log_options;
       log_options.path = dir_.File("events.sqlite");
       log_options.max_commit_delay = absl::Milliseconds(1);
-      absl::StatusOr<std::unique_ptr<EventLog>> log = EventLog::Open(log_options);
+      absl::StatusOr<std::unique_ptr<EventLog>> log = SqliteEventLog::Open(log_options);
       ASSERT_TRUE(log.ok()) << log.status();
       log_ = std::move(*log);
     }

@@ -30,6 +30,7 @@
 #include "absl/time/clock.h"
 #include "client/optower_client.h"
 #include "core/event_log.h"
+#include "core/sqlite_event_log.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/serving_fixture.h"
@@ -111,7 +112,7 @@ class DurabilityTest : public ::testing::Test {
   std::set<std::pair<std::string, int64_t>> FeedbackInLog() {
     EventLogOptions options;
     options.path = dir_.File("data/events.sqlite");
-    absl::StatusOr<std::unique_ptr<EventLog>> log = EventLog::Open(options);
+    absl::StatusOr<std::unique_ptr<EventLog>> log = SqliteEventLog::Open(options);
     EXPECT_TRUE(log.ok()) << log.status();
     std::set<std::pair<std::string, int64_t>> out;
     if (!log.ok()) return out;

@@ -44,6 +44,7 @@
 #include "core/model_snapshot.h"
 #include "core/model_store.h"
 #include "core/retrieval_engine.h"
+#include "core/sqlite_event_log.h"
 #include "core/trainer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -522,7 +523,7 @@ class AdminLimitsTest : public ::testing::Test {
     ASSERT_TRUE(snap.ok()) << snap.status();
     EventLogOptions log_options;
     log_options.path = dir_.File("events.sqlite");
-    absl::StatusOr<std::unique_ptr<EventLog>> log = EventLog::Open(log_options);
+    absl::StatusOr<std::unique_ptr<EventLog>> log = SqliteEventLog::Open(log_options);
     ASSERT_TRUE(log.ok()) << log.status();
     log_ = std::move(*log);
     absl::StatusOr<std::unique_ptr<RetrievalEngine>> engine =

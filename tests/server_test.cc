@@ -17,6 +17,7 @@
 #include "absl/time/clock.h"
 #include "client/optower_client.h"
 #include "core/model_folder.h"
+#include "core/sqlite_event_log.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/serving_fixture.h"
@@ -349,7 +350,7 @@ TEST_F(ServerTest, ShutdownFlushesEveryAcknowledgedEvent) {
   ASSERT_TRUE(server_->Shutdown().ok());
   EventLogOptions options;
   options.path = dir_.File("data/events.sqlite");
-  absl::StatusOr<std::unique_ptr<EventLog>> log = EventLog::Open(options);
+  absl::StatusOr<std::unique_ptr<EventLog>> log = SqliteEventLog::Open(options);
   ASSERT_TRUE(log.ok()) << log.status();
   EXPECT_EQ((*log)->MaxServedId().value_or(-1), served);
 }

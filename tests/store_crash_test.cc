@@ -28,6 +28,7 @@
 #include "absl/time/clock.h"
 #include "client/optower_client.h"
 #include "core/event_log.h"
+#include "core/sqlite_event_log.h"
 #include "core/test_points.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -146,7 +147,7 @@ class StoreCrashTest : public ::testing::Test {
   std::pair<int64_t, int64_t> LogCounts() {
     EventLogOptions options;
     options.path = dir_.File("data/events.sqlite");
-    absl::StatusOr<std::unique_ptr<EventLog>> log = EventLog::Open(options);
+    absl::StatusOr<std::unique_ptr<EventLog>> log = SqliteEventLog::Open(options);
     EXPECT_TRUE(log.ok()) << log.status();
     if (!log.ok()) return {-1, -1};
     absl::StatusOr<std::vector<EventLog::JoinedRow>> rows = (*log)->ReadJoined({});

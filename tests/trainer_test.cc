@@ -7,6 +7,8 @@
 // The data step and the gate on their own: training_snapshot_test.cc, promotion_gate_test.cc.
 #include "core/trainer.h"
 
+#include "core/sqlite_event_log.h"
+
 #include <stdlib.h>
 
 #include <cmath>
@@ -172,7 +174,7 @@ class TrainerTest : public ::testing::Test {
     EventLogOptions lo;
     lo.path = dir_ + "/events.db";
     lo.max_commit_delay = absl::ZeroDuration();
-    auto log = EventLog::Open(lo);
+    auto log = SqliteEventLog::Open(lo);
     ASSERT_TRUE(log.ok()) << log.status();
     log_ = std::move(*log);
     auto store = ModelStore::Open(dir_);
@@ -224,16 +226,14 @@ class TrainerTest : public ::testing::Test {
     std::uniform_real_distribution<double> unif;
     std::discrete_distribution<int> pi0(env_.pscore.begin(), env_.pscore.end());
     const int64_t t = absl::ToUnixMicros(absl::Now() - spec.age);
-    std::vector<ServedEvent> served;
     std::vector<FeedbackEvent> feedback;
     for (int i = 0; i < spec.n; ++i) {
-      ServedEvent e;
+      ServedSlate e;  // one item per request (k = 1)
       e.request_id = absl::StrCat(spec.prefix, i);
       for (int j = 0; j < kDimContext; ++j) e.context.push_back(static_cast<float>(normal(rng)));
       const int a = pi0(rng);
-      e.item_id = env_.items.ids[a];
-      e.position = 0;
-      e.propensity = spec.deterministic ? 1.0 : env_.pscore[a];
+      const int64_t item_id = env_.items.ids[a];
+      e.items.push_back({item_id, /*position=*/0, spec.deterministic ? 1.0 : env_.pscore[a]});
       e.k = 1;
       e.m = kItems;
       e.epsilon = 1.0;
@@ -241,10 +241,9 @@ class TrainerTest : public ::testing::Test {
       e.model_version = "000001";
       e.time_us = t;
       const double r = spec.zero_rewards ? 0.0 : (unif(rng) < env_.Q(e.context, a) ? 1.0 : 0.0);
-      if (spec.feedback) feedback.push_back({e.request_id, e.item_id, r, t + 1000});
-      served.push_back(std::move(e));
+      if (spec.feedback) feedback.push_back({e.request_id, item_id, r, t + 1000});
+      ASSERT_TRUE(log_->AppendSlate(std::move(e)).ok()) << i;
     }
-    ASSERT_TRUE(log_->AppendServed(std::move(served)).ok());
     if (!feedback.empty()) ASSERT_TRUE(log_->AppendFeedback(std::move(feedback)).ok());
     ASSERT_TRUE(log_->Flush().ok());
   }

@@ -3,6 +3,8 @@
 // that holds out the newest samples (cut at a request boundary) for the promotion gate.
 #include "core/training_snapshot.h"
 
+#include "core/sqlite_event_log.h"
+
 #include <stdlib.h>
 
 #include <cmath>
@@ -198,7 +200,7 @@ class ReadSnapshotTest : public ::testing::Test {
     EventLogOptions lo;
     lo.path = dir_ + "/events.db";
     lo.max_commit_delay = absl::ZeroDuration();
-    auto log = EventLog::Open(lo);
+    auto log = SqliteEventLog::Open(lo);
     ASSERT_TRUE(log.ok()) << log.status();
     log_ = std::move(*log);
     items_.dim_features = 1;
