@@ -5,10 +5,7 @@
 //   group: only feedback acknowledged within the configured commit window (+ slack) before the kill
 //          may be missing.
 // Also: the binary's flag/config errors exit 2 with one line, and SIGTERM shuts it down cleanly.
-#include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,8 +33,6 @@
 #include "tests/testing/paths.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/subprocess.h"
-
-extern char** environ;
 
 namespace optower {
 namespace {
