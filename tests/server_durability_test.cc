@@ -5,10 +5,7 @@
 //   group: only feedback acknowledged within the configured commit window (+ slack) before the kill
 //          may be missing.
 // Also: the binary's flag/config errors exit 2 with one line, and SIGTERM shuts it down cleanly.
-#include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -37,8 +34,6 @@
 #include "tests/testing/paths.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/subprocess.h"
-
-extern char** environ;
 
 namespace optower {
 namespace {
@@ -129,7 +124,7 @@ class DurabilityTest : public ::testing::Test {
   // survived must come back DUPLICATE. Returns how many did; then SIGTERM must end it with exit 0.
   int64_t ResendAfterRestart(const std::vector<std::string>& flags, const std::vector<Ack>& acks) {
     absl::StatusOr<std::unique_ptr<ServerProcess>> server =
-        ServerProcess::Start(flags, dir_.File("server.err"));
+        testutil::StartServerProcess(flags, dir_.File("server.err"));
     EXPECT_TRUE(server.ok()) << server.status();
     if (!server.ok()) return -1;
     std::unique_ptr<client::OptowerClient> client = Connect((*server)->address());
@@ -159,7 +154,7 @@ class DurabilityTest : public ::testing::Test {
 TEST_F(DurabilityTest, SyncModeKeepsEveryAcknowledgedFeedbackAfterSigkill) {
   const std::vector<std::string> flags = Flags("sync", 5);
   absl::StatusOr<std::unique_ptr<ServerProcess>> server =
-      ServerProcess::Start(flags, dir_.File("server.err"));
+      testutil::StartServerProcess(flags, dir_.File("server.err"));
   ASSERT_TRUE(server.ok()) << server.status();
   absl::Time killed_at;
   const std::vector<Ack> acks = RunUntilKilled(**server, absl::Milliseconds(1500), &killed_at);
@@ -182,7 +177,7 @@ TEST_F(DurabilityTest, GroupModeLosesAtMostTheCommitWindowAfterSigkill) {
   constexpr double kSlackMs = 250;
   const std::vector<std::string> flags = Flags("group", kWindowMs);
   absl::StatusOr<std::unique_ptr<ServerProcess>> server =
-      ServerProcess::Start(flags, dir_.File("server.err"));
+      testutil::StartServerProcess(flags, dir_.File("server.err"));
   ASSERT_TRUE(server.ok()) << server.status();
   absl::Time killed_at;
   const std::vector<Ack> acks = RunUntilKilled(**server, absl::Milliseconds(1500), &killed_at);
@@ -241,7 +236,8 @@ TEST(ServerBinaryTest, ConfigFileIsReadAndFlagsOverrideIt) {
                dir.File("data").c_str(), items.c_str());
   std::fclose(f);
   absl::StatusOr<std::unique_ptr<ServerProcess>> server =
-      ServerProcess::Start({"--config=" + config, "--port=0", "--epsilon=0.5"}, dir.File("err"));
+      testutil::StartServerProcess({"--config=" + config, "--port=0", "--epsilon=0.5"},
+                                   dir.File("err"));
   ASSERT_TRUE(server.ok()) << server.status();
   std::unique_ptr<client::OptowerClient> client = Connect((*server)->address());
   absl::StatusOr<v1::GetStatsResponse> stats = client->GetStats();

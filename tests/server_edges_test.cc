@@ -134,7 +134,7 @@ TEST_F(ServerBinaryTest, InsecureOpenAdminStartsWithALoudWarning) {
   flags.push_back("--insecure_open_admin");
   const std::string err = dir_.File("stderr");
   absl::StatusOr<std::unique_ptr<testutil::ServerProcess>> p =
-      testutil::ServerProcess::Start(flags, err);
+      testutil::StartServerProcess(flags, err);
   ASSERT_TRUE(p.ok()) << p.status() << "\n" << ReadFile(err);
   EXPECT_THAT(ReadFile(err), HasSubstr("WARNING: --insecure_open_admin: the admin RPCs are OPEN"));
   (*p)->Signal(SIGTERM);
@@ -147,7 +147,7 @@ TEST_F(ServerBinaryTest, SighupAndSigquitShutDownGracefully) {
   for (int sig : {SIGHUP, SIGQUIT}) {
     const std::string err = dir_.File(absl::StrCat("stderr", sig));
     absl::StatusOr<std::unique_ptr<testutil::ServerProcess>> p =
-        testutil::ServerProcess::Start(Flags("127.0.0.1"), err);
+        testutil::StartServerProcess(Flags("127.0.0.1"), err);
     ASSERT_TRUE(p.ok()) << p.status() << "\n" << ReadFile(err);
     (*p)->Signal(sig);
     const int status = (*p)->Wait();

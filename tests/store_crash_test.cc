@@ -32,6 +32,7 @@
 #include "core/test_points.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "launch/server_config_text.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/serving_fixture.h"
 #include "tests/testing/subprocess.h"
@@ -65,10 +66,18 @@ class StoreCrashTest : public ::testing::Test {
     items_ = testutil::WriteItems(dir_.path(), testutil::RandomCatalog(kItems, kDimItem, /*seed=*/1));
     // A small, fast trainer: the point is the publish, not the model.
     config_ = dir_.File("server.textproto");
-    std::ofstream(config_) << "trainer {\n  min_events: 50\n  min_holdout: 10\n  epochs: 2\n"
-                              "  reward_model_epochs: 2\n  hidden: 8\n  embedding_dim: 4\n"
-                              "  threads: 1\n  keep_promoted_versions: 1\n"
-                              "  keep_rejected_versions: 0\n}\n";
+    v1::ServerConfig config;
+    v1::TrainerConfig* trainer = config.mutable_trainer();
+    trainer->set_min_events(50);
+    trainer->set_min_holdout(10);
+    trainer->set_epochs(2);
+    trainer->set_reward_model_epochs(2);
+    trainer->add_hidden(8);
+    trainer->set_embedding_dim(4);
+    trainer->set_threads(1);
+    trainer->set_keep_promoted_versions(1);
+    trainer->set_keep_rejected_versions(0);
+    ASSERT_TRUE(launch::WriteServerConfig(config, config_).ok());
   }
 
   std::vector<std::string> Flags() const {
@@ -81,7 +90,7 @@ class StoreCrashTest : public ::testing::Test {
 
   absl::StatusOr<std::unique_ptr<ServerProcess>> StartServer(
       const std::vector<std::string>& extra_env = {}) {
-    return ServerProcess::Start(Flags(), ErrPath(), extra_env);
+    return testutil::StartServerProcess(Flags(), ErrPath(), extra_env);
   }
 
   // `n` Retrieve calls of 2 items, feedback for each served item (sync durability: committed when

@@ -1,0 +1,117 @@
+#include "cli/simulate_flags.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "cli/flag_parser.h"
+#include "core/synthetic_env.h"
+#include "launch/server_config_text.h"
+
+namespace optower::cli::sim {
+
+const char kSimulateUsage[] = "optower simulate [flags]";
+const char kSimulateDescription[] =
+    "The closed loop: starts optower-server (random towers, exploration) in a fresh data\n"
+    "folder, plays users from OBP's synthetic environment (streaming mode; item features =\n"
+    "action contexts; rewards ~ Bernoulli(q(x,a))), sends feedback for every served item,\n"
+    "retrains through the admin RPCs after every round but the last, and reports the TRUE\n"
+    "value of what the server served per round beside the optimal and first-round values.\n"
+    "Writes rounds.csv, summary.json, server.textproto and learning_curve.png into --out.";
+
+void AddSimulateFlags(FlagParser& p, SimFlags* f) {
+  p.AddInt("items", &f->items, "catalog size N");
+  p.AddInt("rounds", &f->rounds, "rounds R (a retrain after each but the last)");
+  p.AddInt("requests-per-round", &f->requests_per_round, "users (Retrieve calls) per round Q");
+  p.AddInt("k", &f->k, "slate size K of every Retrieve");
+  p.AddInt("dim-context", &f->dim_context, "context dimension D");
+  p.AddInt("dim-item-features", &f->dim_item_features,
+           "item feature dimension E (N(0,1) action contexts); 0 = one-hot");
+  p.AddString("reward", &f->reward, "logistic | logistic-polynomial | logistic-sparse");
+  p.AddInt("seed", &f->seed, "seed of the environment, the requests and the server");
+  p.AddInt("reference-rounds", &f->reference_rounds,
+           "contexts of the reference batch that fixes the environment's statistics");
+  p.AddDouble("epsilon", &f->epsilon, "server: uniform-exploration share of the logging policy");
+  p.AddDouble("temperature", &f->temperature, "server: softmax temperature (0 = the model's)");
+  p.AddInt("top-m", &f->top_m, "server: index candidates per request");
+  p.AddString("objective", &f->objective, "trainer objective: dr | ipw | dm");
+  p.AddBool("force", &f->force, "promote every trained model even if the OPE gate rejects it");
+  p.AddInt("train-threads", &f->train_threads, "trainer's LibTorch threads");
+  p.AddInt("epochs", &f->epochs, "trainer's policy epochs (0 = the server's default)");
+  p.AddString("out", &f->out, "output folder (written atomically)");
+  p.AddBool("overwrite", &f->overwrite, "replace an existing --out");
+  p.AddString("data-dir", &f->data_dir,
+              "server data folder (created; kept); default: a temporary folder, removed at the end");
+  p.AddBool("keep-data", &f->keep_data, "keep the temporary data folder (event log, models)");
+  p.AddString("server-binary", &f->server_binary,
+              "optower-server to start (default: ../server/optower-server beside this binary)");
+  p.AddInt("feedback-batch", &f->feedback_batch, "feedback events per Feedback call");
+  p.AddDouble("timeout", &f->timeout, "seconds per RPC");
+  p.AddDouble("retrain-timeout", &f->retrain_timeout, "seconds per retraining job");
+  p.AddBool("no-plot", &f->no_plot, "skip the PNG");
+  p.AddBool("quiet", &f->quiet, "only the final table");
+}
+
+absl::Status ValidateSimFlags(const SimFlags& f) {
+  auto bad = [](const std::string& flag, auto value, const std::string& why) {
+    return absl::InvalidArgumentError(absl::StrCat("--", flag, "=", value, ": ", why));
+  };
+  if (f.items < 2) return bad("items", f.items, "must be >= 2");
+  if (f.rounds < 1) return bad("rounds", f.rounds, "must be >= 1");
+  if (f.requests_per_round < 1) return bad("requests-per-round", f.requests_per_round, "must be >= 1");
+  if (f.k < 1 || f.k > 100) return bad("k", f.k, "must be in [1, 100]");
+  if (f.k > f.items) return bad("k", f.k, absl::StrCat("must be <= --items=", f.items));
+  if (f.dim_context < 1) return bad("dim-context", f.dim_context, "must be >= 1");
+  if (f.dim_item_features < 0) {
+    return bad("dim-item-features", f.dim_item_features, "must be >= 0 (0 = one-hot)");
+  }
+  if (!ParseRewardType(f.reward).ok()) {
+    return bad("reward", f.reward, "must be one of logistic, logistic-polynomial, logistic-sparse");
+  }
+  if (f.seed < 0) return bad("seed", f.seed, "must be >= 0");
+  if (f.reference_rounds < 1000) return bad("reference-rounds", f.reference_rounds, "must be >= 1000");
+  if (!(f.epsilon >= 0 && f.epsilon <= 1)) return bad("epsilon", f.epsilon, "must be in [0, 1]");
+  if (!(f.temperature >= 0) || !std::isfinite(f.temperature)) {
+    return bad("temperature", f.temperature, "must be >= 0 (0 = the model's)");
+  }
+  if (f.top_m < 1) return bad("top-m", f.top_m, "must be >= 1");
+  if (f.objective != "dr" && f.objective != "ipw" && f.objective != "dm") {
+    return bad("objective", f.objective, "must be one of dr, ipw, dm");
+  }
+  if (f.train_threads < 1) return bad("train-threads", f.train_threads, "must be >= 1");
+  if (f.epochs < 0) return bad("epochs", f.epochs, "must be >= 0 (0 = the server's default)");
+  if (f.out.empty()) return absl::InvalidArgumentError("--out: empty");
+  if (f.feedback_batch < 1 || f.feedback_batch > 1000) {
+    return bad("feedback-batch", f.feedback_batch, "must be in [1, 1000]");
+  }
+  if (!(f.timeout > 0) || !std::isfinite(f.timeout)) return bad("timeout", f.timeout, "must be > 0");
+  if (!(f.retrain_timeout > 0) || !std::isfinite(f.retrain_timeout)) {
+    return bad("retrain-timeout", f.retrain_timeout, "must be > 0");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::ServerConfig> SimServerConfig(const SimFlags& f, const std::string& data_dir) {
+  v1::ServerConfig config = launch::LoopbackServerConfig();
+  config.set_data_dir(data_dir);
+  config.set_items_path(absl::StrCat(data_dir, "/items.csv"));
+  config.set_dim_context(static_cast<int32_t>(f.dim_context));
+  config.set_epsilon(f.epsilon);
+  config.set_temperature(f.temperature);
+  config.set_top_m(static_cast<int32_t>(std::max(f.top_m, f.k)));
+  config.set_init_seed(static_cast<uint64_t>(f.seed));
+  config.mutable_event_log()->set_durability(v1::EventLogConfig::GROUP);
+  v1::TrainerConfig* trainer = config.mutable_trainer();
+  v1::TrainerConfig::Objective objective;
+  if (!v1::TrainerConfig::Objective_Parse(absl::AsciiStrToUpper(f.objective), &objective)) {
+    return absl::InvalidArgumentError(absl::StrCat("--objective=", f.objective, ": unknown"));
+  }
+  trainer->set_objective(objective);
+  trainer->set_threads(static_cast<int32_t>(f.train_threads));
+  trainer->set_seed(static_cast<uint64_t>(f.seed));
+  if (f.epochs > 0) trainer->set_epochs(static_cast<int32_t>(f.epochs));
+  return config;
+}
+
+}  // namespace optower::cli::sim
