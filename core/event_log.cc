@@ -184,42 +184,6 @@ absl::StatusOr<sqlite3*> OpenConnection(const std::string& path, int flags,
 
 std::string Quoted(absl::string_view s) { return absl::StrCat("'", s, "'"); }
 
-absl::Status ValidateOptions(const EventLogOptions& o) {
-  if (o.path.empty()) return absl::InvalidArgumentError("path='': path must name a file");
-  if (o.max_commit_delay < absl::ZeroDuration()) {
-    return absl::InvalidArgumentError(absl::StrCat("max_commit_delay=",
-                                                   absl::FormatDuration(o.max_commit_delay),
-                                                   ": must be >= 0"));
-  }
-  if (o.max_batch_events < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("max_batch_events=", o.max_batch_events, ": must be >= 1"));
-  }
-  if (o.max_queue_events < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("max_queue_events=", o.max_queue_events, ": must be >= 1"));
-  }
-  if (o.max_queue_bytes < 1024) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("max_queue_bytes=", o.max_queue_bytes, ": must be >= 1024"));
-  }
-  if (o.write_failure_window <= absl::ZeroDuration() || o.write_failure_window > absl::Hours(24)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("write_failure_window=", absl::FormatDuration(o.write_failure_window),
-                     ": must be in (0, 24h]"));
-  }
-  if (o.writer_stall_timeout <= absl::ZeroDuration() || o.writer_stall_timeout > absl::Hours(24)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("writer_stall_timeout=", absl::FormatDuration(o.writer_stall_timeout),
-                     ": must be in (0, 24h]"));
-  }
-  if (o.busy_timeout < absl::ZeroDuration() || o.busy_timeout > absl::Hours(24)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "busy_timeout=", absl::FormatDuration(o.busy_timeout), ": must be in [0, 24h]"));
-  }
-  return absl::OkStatus();
-}
-
 // Validation runs on the request path (AppendSlate per Retrieve), so it allocates nothing unless it
 // fails: `at()` builds the message prefix naming the record only when there is an error to report.
 template <typename At>
@@ -1198,7 +1162,7 @@ EventLog::~EventLog() {
 }
 
 absl::StatusOr<std::unique_ptr<EventLog>> EventLog::Open(const EventLogOptions& options) {
-  RETURN_IF_ERROR(ValidateOptions(options));
+  RETURN_IF_ERROR(options.Validate());
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->synchronous = options.durability == EventLogOptions::Durability::kSynchronous;

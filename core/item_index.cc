@@ -73,52 +73,6 @@ absl::Status CheckFinite(const char* name, const float* x, int64_t rows, int64_t
   return absl::OkStatus();
 }
 
-absl::Status ValidateOptions(const ItemIndexOptions& o, int64_t n) {
-  if (o.exact_max_items < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("exact_max_items=", o.exact_max_items, ": must be >= 0"));
-  }
-  if (!(o.min_recall_at_10 >= 0.0 && o.min_recall_at_10 <= 1.0)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("min_recall_at_10=", o.min_recall_at_10, ": must be in [0, 1]"));
-  }
-  if (o.ivf_nlist < 0 || o.ivf_nlist > n) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "ivf_nlist=", o.ivf_nlist, ": must be in [0, n=", n, "] (0 = automatic)"));
-  }
-  if (o.ivf_nprobe < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("ivf_nprobe=", o.ivf_nprobe, ": must be >= 1"));
-  }
-  if (o.hnsw_m < 2 || o.hnsw_m > 512) {
-    return absl::InvalidArgumentError(absl::StrCat("hnsw_m=", o.hnsw_m, ": must be in [2, 512]"));
-  }
-  if (o.hnsw_ef_construction < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("hnsw_ef_construction=", o.hnsw_ef_construction, ": must be >= 1"));
-  }
-  if (o.hnsw_ef_search < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("hnsw_ef_search=", o.hnsw_ef_search, ": must be >= 1"));
-  }
-  if (o.recall_queries < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("recall_queries=", o.recall_queries, ": must be >= 1"));
-  }
-  if (o.threads < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("threads=", o.threads, ": must be >= 0"));
-  }
-  if (o.ivf_warm_start_iterations < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "ivf_warm_start_iterations=", o.ivf_warm_start_iterations, ": must be >= 0"));
-  }
-  if (!(o.ivf_warm_start_max_recall_loss >= 0.0 && o.ivf_warm_start_max_recall_loss <= 1.0)) {
-    return absl::InvalidArgumentError(absl::StrCat("ivf_warm_start_max_recall_loss=",
-                                                   o.ivf_warm_start_max_recall_loss,
-                                                   ": must be in [0, 1]"));
-  }
-  return absl::OkStatus();
-}
-
 // Centroid of every list = direction of the mean of the rows assigned to it; an empty list takes a
 // random row's direction (FAISS's k-means splits a big cluster instead; for a warm start, where empty
 // lists are rare, a random row is enough and keeps this one pass over the data).
@@ -266,7 +220,11 @@ absl::StatusOr<std::unique_ptr<ItemIndex>> ItemIndex::Build(const float* embeddi
     return absl::InvalidArgumentError(absl::StrCat(
         "n_recall_queries=", n_recall_queries, ": must be 0, or > 0 with non-null recall_queries"));
   }
-  RETURN_IF_ERROR(ValidateOptions(options, n));
+  RETURN_IF_ERROR(options.Validate());
+  if (options.ivf_nlist > n) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ivf_nlist=", options.ivf_nlist, ": must be in [0, n=", n, "] (0 = automatic)"));
+  }
   RETURN_IF_ERROR(CheckFinite("embeddings", embeddings, n, dim));
   if (n_recall_queries > 0) {
     RETURN_IF_ERROR(CheckFinite("recall_queries", recall_queries, n_recall_queries, dim));

@@ -64,6 +64,10 @@ struct ItemIndexOptions {
   // thread's OpenMP default. Restored when Build returns.
   int threads = 0;
   uint64_t seed = 0;  // recall queries, k-means initialisation
+
+  // InvalidArgument naming the first field out of range and its value ("hnsw_m=1: must be in
+  // [2, 512]"). Build also checks ivf_nlist <= n, which needs the item count.
+  absl::Status Validate() const;
 };
 
 struct SearchHit {

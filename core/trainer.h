@@ -63,6 +63,8 @@ namespace optower {
 
 // TrainerOptions::max_events by default: a job reads at most the newest million served rows.
 inline constexpr int64_t kDefaultMaxEvents = 1000000;
+// Fewest samples the learner trains on (ValidateLogForLearning's minimum); min_events >= this.
+inline constexpr int64_t kLearnerMinEvents = 10;
 
 struct SnapshotOptions {
   // Served items without feedback: younger than this (at `now`) are left out of the job (their
@@ -202,6 +204,11 @@ struct TrainerOptions {
   // (the event log's queue, the snapshot holder when publishing). Under a serving load that keeps
   // every core busy an idle-priority job progresses slowly; "nice" gives it a small share.
   BackgroundPriority priority = BackgroundPriority::kIdle;
+
+  // InvalidArgument naming the first field out of range and its value ("min_events=5: must be
+  // >= 10 ..."; nested fields as "gate.confidence", "learner.epochs"). Trainer::Create calls it.
+  // Implemented in core/trainer_options.cc.
+  absl::Status Validate() const;
 };
 
 enum class JobState { kQueued, kRunning, kSucceeded, kRejected, kFailed, kCancelled };
