@@ -134,6 +134,7 @@ class ItemIndex {
   const float* embedding(int64_t row) const { return xb_ + row * dim_; }
 
  private:
+  friend class ItemIndexBuilder;  // Build's steps (item_index.cc)
   enum class Backend { kExact, kIvf, kHnsw };
   ItemIndex() = default;
 
