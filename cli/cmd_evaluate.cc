@@ -16,7 +16,7 @@ namespace {
 
 int RunEvaluate(int argc, char** argv) {
   std::string model_dir, logs_path, items_path;
-  double confidence = 0.95, weight_clip = 0.0;
+  double confidence = OpeOptions().confidence, weight_clip = OpeOptions().weight_clip;
   bool json = false;
   FlagParser p("optower evaluate --model MODEL_DIR --logs logs.csv",
                "Estimates the model's policy value on logged data with IPS, SNIPS and DR (DR uses\n"

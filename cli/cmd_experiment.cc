@@ -82,40 +82,54 @@ absl::StatusOr<std::vector<int64_t>> ParseIntList(const std::string& flag, const
 
 std::string PlotScript() { return ScriptPath("plot_experiment.py"); }
 
-int RunExperiment(int argc, char** argv) {
+// Every flag of the command; the defaults are the experiment's setting (OBP's A100, beta -3,
+// linear behaviour; linear towers).
+struct ExperimentFlags {
+  ExperimentFlags() {
+    synth.n_actions = 100;
+    synth.dim_context = 5;
+    synth.beta = -3;
+    synth.behavior = "linear";
+    lf.hidden = "";  // linear towers: q̂ is well specified for OBP's logistic rewards
+    lf.temperature = 0.02;
+  }
+
+  void Register(FlagParser& p) {
+    p.AddString("config", &config, "file of `flag = value` lines, read before the command line");
+    synth.Register(p);
+    p.AddString("sizes", &sizes, "logged-data sizes n, comma-separated");
+    p.AddString("objectives", &objectives, "objectives, comma-separated (dr, ipw, dm)");
+    p.AddInt("seeds", &seeds, "number of seeds");
+    p.AddInt("first-seed", &first_seed, "first seed");
+    p.AddInt("test-rounds", &test_rounds, "test contexts per seed for the true value");
+    p.AddString("out", &out, "output folder (written atomically)");
+    p.AddBool("overwrite", &overwrite, "replace an existing --out");
+    p.AddBool("no-plot", &no_plot, "skip the PNG");
+    p.AddBool("quiet", &quiet, "no per-run lines");
+    lf.Register(p);
+    p.AddString("seed-list", &seeds_text, "explicit seeds, comma-separated (overrides --seeds)");
+  }
+
   SyntheticFlags synth;
-  synth.n_actions = 100;
-  synth.dim_context = 5;
-  synth.beta = -3;
-  synth.behavior = "linear";
   LearnerFlags lf;
-  lf.hidden = "";  // linear towers: q̂ is well specified for OBP's logistic rewards
-  lf.temperature = 0.02;
   std::string sizes = "1000,2000,5000,10000,20000", objectives = "dr,ipw,dm", out = "experiment-out",
               config, seeds_text;
   int64_t seeds = 3, first_seed = 0, test_rounds = 10000;
   bool overwrite = false, no_plot = false, quiet = false;
-  FlagParser p("optower experiment [--config FILE] [flags]",
-               "Learning curves on OBP's synthetic data: for every seed, logged-data size and\n"
-               "objective, trains on n logged rounds and measures the learned policy's true value on\n"
-               "test contexts, beside the behaviour and optimal policies. Writes results.csv,\n"
-               "summary.csv, summary.json and learning_curve.png into --out.");
-  p.AddString("config", &config, "file of `flag = value` lines, read before the command line");
-  synth.Register(p);
-  p.AddString("sizes", &sizes, "logged-data sizes n, comma-separated");
-  p.AddString("objectives", &objectives, "objectives, comma-separated (dr, ipw, dm)");
-  p.AddInt("seeds", &seeds, "number of seeds");
-  p.AddInt("first-seed", &first_seed, "first seed");
-  p.AddInt("test-rounds", &test_rounds, "test contexts per seed for the true value");
-  p.AddString("out", &out, "output folder (written atomically)");
-  p.AddBool("overwrite", &overwrite, "replace an existing --out");
-  p.AddBool("no-plot", &no_plot, "skip the PNG");
-  p.AddBool("quiet", &quiet, "no per-run lines");
-  lf.Register(p);
-  p.AddString("seed-list", &seeds_text, "explicit seeds, comma-separated (overrides --seeds)");
+};
 
-  // Config file first, then the command line.
+// What to run, from the parsed flags.
+struct Plan {
+  std::vector<int64_t> sizes;
+  std::vector<int64_t> seeds;
+  std::vector<Objective> objectives;
+  PolicyLearnerOptions base;
+};
+
+// argv with the --config file's lines first (so that the command line wins), --config removed.
+absl::StatusOr<std::vector<std::string>> ArgsWithConfig(int argc, char** argv) {
   std::vector<std::string> args = {argv[0]};
+  std::string config;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--config" && i + 1 < argc) {
@@ -127,93 +141,112 @@ int RunExperiment(int argc, char** argv) {
     }
   }
   if (!config.empty()) {
-    auto extra = ConfigArgs(config);
-    if (!extra.ok()) return ReportError(extra.status());
-    args.insert(args.begin() + 1, extra->begin(), extra->end());
+    ASSIGN_OR_RETURN(std::vector<std::string> extra, ConfigArgs(config));
+    args.insert(args.begin() + 1, extra.begin(), extra.end());
   }
-  std::vector<char*> cargv;
-  for (auto& a : args) cargv.push_back(a.data());
-  if (auto done = ParseCommandLine(p, static_cast<int>(cargv.size()), cargv.data())) return *done;
-  auto size_list = ParseIntList("sizes", sizes);
-  if (!size_list.ok()) return ReportError(size_list.status());
-  std::vector<int64_t> seed_list;
-  if (!seeds_text.empty()) {
-    auto parsed = ParseIntList("seed-list", seeds_text);
-    if (!parsed.ok()) return ReportError(parsed.status());
-    seed_list = *parsed;
+  return args;
+}
+
+absl::StatusOr<Plan> MakePlan(const ExperimentFlags& f, const FlagParser& p) {
+  Plan plan;
+  ASSIGN_OR_RETURN(plan.sizes, ParseIntList("sizes", f.sizes));
+  if (!f.seeds_text.empty()) {
+    ASSIGN_OR_RETURN(plan.seeds, ParseIntList("seed-list", f.seeds_text));
   } else {
-    if (seeds < 1) return UsageError(absl::StrFormat("--seeds=%d: must be >= 1", seeds));
-    for (int64_t s = 0; s < seeds; ++s) seed_list.push_back(first_seed + s);
+    if (f.seeds < 1) {
+      return absl::InvalidArgumentError(absl::StrFormat("--seeds=%d: must be >= 1", f.seeds));
+    }
+    for (int64_t s = 0; s < f.seeds; ++s) plan.seeds.push_back(f.first_seed + s);
   }
-  std::vector<Objective> objective_list;
-  for (absl::string_view o : absl::StrSplit(objectives, ',', absl::SkipEmpty())) {
-    auto obj = ParseObjective(std::string(o));
-    if (!obj.ok()) return ReportError(obj.status());
-    objective_list.push_back(*obj);
+  for (absl::string_view o : absl::StrSplit(f.objectives, ',', absl::SkipEmpty())) {
+    ASSIGN_OR_RETURN(const Objective objective, ParseObjective(std::string(o)));
+    plan.objectives.push_back(objective);
   }
-  if (objective_list.empty()) return UsageError("--objectives is empty");
-  if (test_rounds < 1) return UsageError(absl::StrFormat("--test-rounds=%d: must be >= 1", test_rounds));
-  PolicyLearnerOptions base;
-  if (absl::Status s = lf.Apply(base); !s.ok()) return ReportError(s);
-  if (auto s = synth.ToOptions(p, 0); !s.ok()) return ReportError(s.status());
+  if (plan.objectives.empty()) return absl::InvalidArgumentError("--objectives is empty");
+  if (f.test_rounds < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("--test-rounds=%d: must be >= 1", f.test_rounds));
+  }
+  RETURN_IF_ERROR(f.lf.Apply(plan.base));
+  RETURN_IF_ERROR(f.synth.ToOptions(p, 0).status());
+  return plan;
+}
 
-  AtomicDirectory::Options dir_options;
-  dir_options.overwrite = overwrite;
-  auto dir = AtomicDirectory::Create(out, dir_options);
-  if (!dir.ok()) return ReportError(dir.status());
-
-  const std::string setting = synth.SettingName();
-  std::printf("experiment %s: sizes %s, objectives %s, seeds %zu, %lld test contexts\n",
-              setting.c_str(), sizes.c_str(), objectives.c_str(), seed_list.size(),
-              static_cast<long long>(test_rounds));
-  std::vector<Row> rows;
-  for (int64_t seed : seed_list) {
-    auto options = synth.ToOptions(p, seed);
-    if (!options.ok()) return ReportError(options.status());
-    auto env = SyntheticBandit::Create(*options);
-    if (!env.ok()) return ReportError(env.status());
-    const ItemCatalog items = (*env)->Items();
-    const SyntheticRounds test = (*env)->ObtainBatch(test_rounds);
-    auto behavior = TruePolicyValue(test.behavior_policy, test.expected_reward);
-    if (!behavior.ok()) return ReportError(behavior.status());
-    const double optimal = OptimalPolicyValue(test.expected_reward);
-    const double uniform = UniformPolicyValue(test.expected_reward);
-    for (int64_t n : *size_list) {
-      const SyntheticRounds train = (*env)->ObtainBatch(n);
-      for (Objective objective : objective_list) {
-        PolicyLearnerOptions o = base;
-        o.objective = objective;
-        o.seed = static_cast<uint64_t>(seed);
-        auto result = TrainPolicy(train.log, items, o);
-        if (!result.ok()) return ReportError(result.status());
-        auto pi = result->policy.ActionProbabilities(test.log.contexts.data(), test.log.size(), items);
-        if (!pi.ok()) return ReportError(pi.status());
-        auto value = TruePolicyValue(*pi, test.expected_reward);
-        if (!value.ok()) return ReportError(value.status());
-        Row r{ObjectiveName(objective), n, seed, *value, *behavior, optimal, uniform,
-              NormalizedValue(*value, *behavior, optimal), result->metrics.total_seconds,
-              result->metrics.epochs_run, result->metrics.best_epoch};
-        rows.push_back(r);
-        if (!quiet)
-          std::printf("  seed %lld n %6lld %-3s value %.4f (behaviour %.4f optimal %.4f) normalised "
-                      "%.3f  %.1f s\n",
-                      static_cast<long long>(seed), static_cast<long long>(n), r.objective.c_str(),
-                      r.value, r.behavior, r.optimal, r.normalized, r.seconds);
-        std::fflush(stdout);
-      }
+// One seed: the test contexts' reference values, then every (n, objective) run on it.
+absl::Status RunSeed(const ExperimentFlags& f, const FlagParser& p, const Plan& plan, int64_t seed,
+                     std::vector<Row>* rows) {
+  ASSIGN_OR_RETURN(const SyntheticOptions options, f.synth.ToOptions(p, seed));
+  ASSIGN_OR_RETURN(std::unique_ptr<SyntheticBandit> env, SyntheticBandit::Create(options));
+  const ItemCatalog items = env->Items();
+  const SyntheticRounds test = env->ObtainBatch(f.test_rounds);
+  ASSIGN_OR_RETURN(const double behavior,
+                   TruePolicyValue(test.behavior_policy, test.expected_reward));
+  const double optimal = OptimalPolicyValue(test.expected_reward);
+  const double uniform = UniformPolicyValue(test.expected_reward);
+  for (int64_t n : plan.sizes) {
+    const SyntheticRounds train = env->ObtainBatch(n);
+    for (Objective objective : plan.objectives) {
+      PolicyLearnerOptions o = plan.base;
+      o.objective = objective;
+      o.seed = static_cast<uint64_t>(seed);
+      ASSIGN_OR_RETURN(const PolicyTrainResult result, TrainPolicy(train.log, items, o));
+      ASSIGN_OR_RETURN(const auto pi, result.policy.ActionProbabilities(
+                                          test.log.contexts.data(), test.log.size(), items));
+      ASSIGN_OR_RETURN(const double value, TruePolicyValue(pi, test.expected_reward));
+      Row r{ObjectiveName(objective), n, seed, value, behavior, optimal, uniform,
+            NormalizedValue(value, behavior, optimal), result.metrics.total_seconds,
+            result.metrics.epochs_run, result.metrics.best_epoch};
+      rows->push_back(r);
+      if (!f.quiet)
+        std::printf("  seed %lld n %6lld %-3s value %.4f (behaviour %.4f optimal %.4f) normalised "
+                    "%.3f  %.1f s\n",
+                    static_cast<long long>(seed), static_cast<long long>(n), r.objective.c_str(),
+                    r.value, r.behavior, r.optimal, r.normalized, r.seconds);
+      std::fflush(stdout);
     }
   }
+  return absl::OkStatus();
+}
 
-  // Per-run CSV.
+double Mean(const std::vector<double>& x) {
+  double s = 0;
+  for (double v : x) s += v;
+  return x.empty() ? 0.0 : s / x.size();
+}
+
+double Sd(const std::vector<double>& x) {
+  if (x.size() < 2) return 0.0;
+  const double m = Mean(x);
+  double s = 0;
+  for (double v : x) s += (v - m) * (v - m);
+  return std::sqrt(s / (x.size() - 1));
+}
+
+// The three files' contents.
+struct Outputs {
+  std::string results;  // results.csv
+  std::string summary;  // summary.csv
+  std::string json;     // summary.json
+};
+
+// Per-run CSV.
+std::string ResultsCsv(const std::string& setting, int64_t n_actions, const std::vector<Row>& rows) {
   std::string results =
       "setting,n_actions,n_rounds,seed,objective,behavior_value,optimal_value,uniform_value,value,"
       "normalized_value,train_time_s,epochs_run,best_epoch\n";
   for (const Row& r : rows)
     absl::StrAppend(&results,
                     absl::StrFormat("%s,%d,%d,%d,%s,%.6f,%.6f,%.6f,%.6f,%.6f,%.3f,%d,%d\n", setting,
-                                    synth.n_actions, r.n, r.seed, r.objective, r.behavior, r.optimal,
+                                    n_actions, r.n, r.seed, r.objective, r.behavior, r.optimal,
                                     r.uniform, r.value, r.normalized, r.seconds, r.epochs, r.best_epoch));
-  // Mean and sd over seeds per (n, objective).
+  return results;
+}
+
+// Mean and sd over seeds per (n, objective): summary.csv, summary.json and the table on stdout.
+absl::StatusOr<Outputs> Summarize(const ExperimentFlags& f, const std::string& setting,
+                                  const std::vector<Row>& rows) {
+  Outputs out;
+  out.results = ResultsCsv(setting, f.synth.n_actions, rows);
   struct Agg {
     std::vector<double> v, nv, s;
   };
@@ -224,73 +257,97 @@ int RunExperiment(int argc, char** argv) {
     a.v.push_back(r.value);
     a.nv.push_back(r.normalized);
     a.s.push_back(r.seconds);
-  }
-  auto mean = [](const std::vector<double>& x) {
-    double s = 0;
-    for (double v : x) s += v;
-    return x.empty() ? 0.0 : s / x.size();
-  };
-  auto sd = [&](const std::vector<double>& x) {
-    if (x.size() < 2) return 0.0;
-    const double m = mean(x);
-    double s = 0;
-    for (double v : x) s += (v - m) * (v - m);
-    return std::sqrt(s / (x.size() - 1));
-  };
-  for (const Row& r : rows) {
     if (r.n == rows.front().n && r.objective == rows.front().objective) {
       beh.push_back(r.behavior);
       opt.push_back(r.optimal);
     }
   }
-  std::string summary =
+  out.summary =
       "setting,n_rounds,objective,seeds,value_mean,value_sd,normalized_mean,normalized_sd,"
       "train_time_s_mean,behavior_mean,optimal_mean\n";
   std::printf("\n%-8s %-4s %8s %8s %10s %8s %8s\n", "n", "obj", "value", "sd", "normalised", "sd",
               "time s");
   for (const auto& [key, a] : agg) {
-    absl::StrAppend(&summary, absl::StrFormat("%s,%d,%s,%d,%.6f,%.6f,%.6f,%.6f,%.3f,%.6f,%.6f\n",
-                                              setting, key.first, key.second, a.v.size(), mean(a.v),
-                                              sd(a.v), mean(a.nv), sd(a.nv), mean(a.s), mean(beh),
-                                              mean(opt)));
+    absl::StrAppend(&out.summary, absl::StrFormat("%s,%d,%s,%d,%.6f,%.6f,%.6f,%.6f,%.3f,%.6f,%.6f\n",
+                                                  setting, key.first, key.second, a.v.size(),
+                                                  Mean(a.v), Sd(a.v), Mean(a.nv), Sd(a.nv),
+                                                  Mean(a.s), Mean(beh), Mean(opt)));
     std::printf("%-8lld %-4s %8.4f %8.4f %10.3f %8.3f %8.2f\n", static_cast<long long>(key.first),
-                key.second.c_str(), mean(a.v), sd(a.v), mean(a.nv), sd(a.nv), mean(a.s));
+                key.second.c_str(), Mean(a.v), Sd(a.v), Mean(a.nv), Sd(a.nv), Mean(a.s));
   }
-  std::printf("behaviour %.4f (sd %.4f)  optimal %.4f (sd %.4f)  over %zu seeds\n", mean(beh),
-              sd(beh), mean(opt), sd(opt), beh.size());
+  std::printf("behaviour %.4f (sd %.4f)  optimal %.4f (sd %.4f)  over %zu seeds\n", Mean(beh),
+              Sd(beh), Mean(opt), Sd(opt), beh.size());
 
   JsonWriter w;
-  w.BeginObject().Field("setting", setting).Field("n_actions", synth.n_actions)
-      .Field("dim_context", synth.dim_context).Field("behavior", synth.behavior)
-      .Field("beta", synth.beta).Field("reward", synth.reward).Field("test_rounds", test_rounds)
-      .Field("behavior_value_mean", mean(beh)).Field("optimal_value_mean", mean(opt));
+  w.BeginObject().Field("setting", setting).Field("n_actions", f.synth.n_actions)
+      .Field("dim_context", f.synth.dim_context).Field("behavior", f.synth.behavior)
+      .Field("beta", f.synth.beta).Field("reward", f.synth.reward)
+      .Field("test_rounds", f.test_rounds)
+      .Field("behavior_value_mean", Mean(beh)).Field("optimal_value_mean", Mean(opt));
   w.Key("learner");
-  lf.WriteJson(w);
+  f.lf.WriteJson(w);
   w.Key("results").BeginArray();
   for (const auto& [key, a] : agg)
     w.BeginObject().Field("n_rounds", key.first).Field("objective", key.second)
-        .Field("value_mean", mean(a.v)).Field("value_sd", sd(a.v))
-        .Field("normalized_mean", mean(a.nv)).Field("normalized_sd", sd(a.nv))
-        .Field("train_time_s_mean", mean(a.s)).EndObject();
+        .Field("value_mean", Mean(a.v)).Field("value_sd", Sd(a.v))
+        .Field("normalized_mean", Mean(a.nv)).Field("normalized_sd", Sd(a.nv))
+        .Field("train_time_s_mean", Mean(a.s)).EndObject();
   w.EndArray().EndObject();
-  auto json = w.Finish();
-  if (!json.ok()) return ReportError(json.status());
+  ASSIGN_OR_RETURN(out.json, w.Finish());
+  return out;
+}
 
-  for (auto [name, text] : {std::pair<const char*, const std::string*>{"results.csv", &results},
-                            {"summary.csv", &summary}, {"summary.json", &*json}}) {
-    if (absl::Status s = WriteFileAtomically((*dir)->FilePath(name), *text); !s.ok())
-      return ReportError(s);
+// The files, the plot (unless --no-plot), then the folder's commit.
+absl::Status WriteOutputs(const ExperimentFlags& f, const Outputs& outputs, AtomicDirectory& dir) {
+  for (auto [name, text] :
+       {std::pair<const char*, const std::string*>{"results.csv", &outputs.results},
+        {"summary.csv", &outputs.summary}, {"summary.json", &outputs.json}}) {
+    RETURN_IF_ERROR(WriteFileAtomically(dir.FilePath(name), *text));
   }
-  if (!no_plot) {
+  if (!f.no_plot) {
     const std::string cmd = absl::StrFormat("/usr/bin/python3 '%s' '%s' '%s' 2>&1", PlotScript(),
-                                            (*dir)->FilePath("results.csv"),
-                                            (*dir)->FilePath("learning_curve.png"));
+                                            dir.FilePath("results.csv"),
+                                            dir.FilePath("learning_curve.png"));
     if (std::system(cmd.c_str()) != 0)
-      return ReportError(absl::InternalError(absl::StrCat("plotting failed: ", cmd)));
+      return absl::InternalError(absl::StrCat("plotting failed: ", cmd));
   }
-  if (absl::Status s = (*dir)->Commit(); !s.ok()) return ReportError(s);
-  std::printf("wrote %s/{results.csv,summary.csv,summary.json%s}\n", out.c_str(),
-              no_plot ? "" : ",learning_curve.png");
+  return dir.Commit();
+}
+
+int RunExperiment(int argc, char** argv) {
+  ExperimentFlags f;
+  FlagParser p("optower experiment [--config FILE] [flags]",
+               "Learning curves on OBP's synthetic data: for every seed, logged-data size and\n"
+               "objective, trains on n logged rounds and measures the learned policy's true value on\n"
+               "test contexts, beside the behaviour and optimal policies. Writes results.csv,\n"
+               "summary.csv, summary.json and learning_curve.png into --out.");
+  f.Register(p);
+  absl::StatusOr<std::vector<std::string>> args = ArgsWithConfig(argc, argv);
+  if (!args.ok()) return ReportError(args.status());
+  std::vector<char*> cargv;
+  for (auto& a : *args) cargv.push_back(a.data());
+  if (auto done = ParseCommandLine(p, static_cast<int>(cargv.size()), cargv.data())) return *done;
+  absl::StatusOr<Plan> plan = MakePlan(f, p);
+  if (!plan.ok()) return ReportError(plan.status());
+
+  AtomicDirectory::Options dir_options;
+  dir_options.overwrite = f.overwrite;
+  auto dir = AtomicDirectory::Create(f.out, dir_options);
+  if (!dir.ok()) return ReportError(dir.status());
+
+  const std::string setting = f.synth.SettingName();
+  std::printf("experiment %s: sizes %s, objectives %s, seeds %zu, %lld test contexts\n",
+              setting.c_str(), f.sizes.c_str(), f.objectives.c_str(), plan->seeds.size(),
+              static_cast<long long>(f.test_rounds));
+  std::vector<Row> rows;
+  for (int64_t seed : plan->seeds) {
+    if (absl::Status s = RunSeed(f, p, *plan, seed, &rows); !s.ok()) return ReportError(s);
+  }
+  absl::StatusOr<Outputs> outputs = Summarize(f, setting, rows);
+  if (!outputs.ok()) return ReportError(outputs.status());
+  if (absl::Status s = WriteOutputs(f, *outputs, **dir); !s.ok()) return ReportError(s);
+  std::printf("wrote %s/{results.csv,summary.csv,summary.json%s}\n", f.out.c_str(),
+              f.no_plot ? "" : ",learning_curve.png");
   return kExitOk;
 }
 

@@ -6,8 +6,10 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_join.h"
 #include "cli/flag_parser.h"
 #include "core/json_writer.h"
+#include "core/objective.h"
 #include "core/policy_learner.h"
 #include "core/train_progress.h"
 
@@ -22,27 +24,37 @@ class LearnerFlags {
   // Writes the values as one JSON object (for manifests and experiment summaries).
   void WriteJson(JsonWriter& w) const;
 
-  std::string objective = "dr";
-  std::string hidden = "64";
-  int64_t embedding_dim = 32;
-  std::string activation = "relu";
-  bool item_id_embedding = false;
-  double temperature = 0.1;
-  int64_t epochs = 20;
-  int64_t batch_size = 256;
-  double learning_rate = 1e-3;
-  double l2 = 0.0;
-  double weight_clip = 0.0;
-  bool self_normalize = false;
-  int64_t top_k = 0;
-  double validation_fraction = 0.2;
-  int64_t patience = 5;
-  std::string init = "auto";  // auto | qhat | random
-  int64_t qhat_epochs = 30;
-  double qhat_learning_rate = 2e-3;
-  double qhat_l2 = 1e-5;
-  int64_t seed = 0;
-  int64_t threads = 0;
+  // Defaults: the core's (PolicyLearnerOptions, RewardModelOptions), except qhat_learning_rate.
+  std::string objective = ObjectiveName(Defaults().objective);
+  std::string hidden = absl::StrJoin(Defaults().hidden, ",");
+  int64_t embedding_dim = Defaults().embedding_dim;
+  std::string activation = Defaults().activation;
+  bool item_id_embedding = Defaults().item_id_embedding;
+  double temperature = Defaults().temperature;
+  int64_t epochs = Defaults().epochs;
+  int64_t batch_size = Defaults().batch_size;
+  double learning_rate = Defaults().learning_rate;
+  double l2 = Defaults().l2;
+  double weight_clip = Defaults().weight_clip;
+  bool self_normalize = Defaults().self_normalize;
+  int64_t top_k = Defaults().top_k;
+  double validation_fraction = Defaults().validation_fraction;
+  int64_t patience = Defaults().patience;
+  std::string init = "auto";  // auto | qhat | random (auto = PolicyLearnerOptions::warm_start unset)
+  int64_t qhat_epochs = Defaults().reward_model.epochs;
+  // The CLI's q̂ learning rate is lower than RewardModelOptions' 5e-3 (kept as it was).
+  double qhat_learning_rate = kQhatLearningRate;
+  double qhat_l2 = Defaults().reward_model.l2;
+  int64_t seed = static_cast<int64_t>(Defaults().seed);
+  int64_t threads = Defaults().threads;
+
+  static constexpr double kQhatLearningRate = 2e-3;
+
+ private:
+  static const PolicyLearnerOptions& Defaults() {
+    static const PolicyLearnerOptions* defaults = new PolicyLearnerOptions();
+    return *defaults;
+  }
 };
 
 // Progress printer: on a terminal, one self-overwriting bar line per phase; otherwise one plain line

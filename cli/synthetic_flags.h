@@ -16,9 +16,10 @@ struct SyntheticFlags {
   int64_t dim_context = 0;
   int64_t dim_action_context = 0;
   bool one_hot = false;
-  double beta = 1.0;
-  std::string behavior = "expected";
-  std::string reward = "logistic";
+  // Defaults: SyntheticOptions'.
+  double beta = SyntheticOptions{}.beta;
+  std::string behavior = BehaviorTypeName(SyntheticOptions{}.behavior);
+  std::string reward = RewardTypeName(SyntheticOptions{}.reward_type);
 
   void Register(FlagParser& parser);
   // Validates the flags (after FlagParser::Parse) into generator options with the given seed.

@@ -103,6 +103,9 @@ struct EventLogOptions {
   // How long a statement waits for a lock held by another connection (another process writing the
   // same file, a checkpoint) before failing with Unavailable (the writer then retries). >= 0.
   absl::Duration busy_timeout = absl::Seconds(1);
+
+  // InvalidArgument naming the first field out of range and its value (core/event_log_options.cc).
+  absl::Status Validate() const;
 };
 
 class EventLog {

@@ -32,7 +32,7 @@ namespace optower {
 
 class EventLogQueue {
  public:
-  // `options` must be valid (ValidateEventLogOptions).
+  // `options` must be valid (EventLogOptions::Validate).
   explicit EventLogQueue(const EventLogOptions& options);
   EventLogQueue(const EventLogQueue&) = delete;
   EventLogQueue& operator=(const EventLogQueue&) = delete;

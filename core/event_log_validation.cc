@@ -71,41 +71,9 @@ int64_t FirstRepeatedItem(const std::vector<ServedItem>& items) {
   return -1;
 }
 
-// InvalidArgument unless `d` is in (0, 24h] (`zero_ok`: [0, 24h]).
-absl::Status CheckDuration(const char* name, absl::Duration d, bool zero_ok) {
-  const bool low_ok = zero_ok ? d >= absl::ZeroDuration() : d > absl::ZeroDuration();
-  if (low_ok && d <= absl::Hours(24)) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(name, "=", absl::FormatDuration(d),
-                                                 ": must be in ", zero_ok ? "[" : "(", "0, 24h]"));
-}
-
 }  // namespace
 
 std::string Quoted(absl::string_view s) { return absl::StrCat("'", s, "'"); }
-
-absl::Status ValidateEventLogOptions(const EventLogOptions& o) {
-  if (o.path.empty()) return absl::InvalidArgumentError("path='': path must name a file");
-  if (o.max_commit_delay < absl::ZeroDuration()) {
-    return absl::InvalidArgumentError(absl::StrCat("max_commit_delay=",
-                                                   absl::FormatDuration(o.max_commit_delay),
-                                                   ": must be >= 0"));
-  }
-  if (o.max_batch_events < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("max_batch_events=", o.max_batch_events, ": must be >= 1"));
-  }
-  if (o.max_queue_events < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("max_queue_events=", o.max_queue_events, ": must be >= 1"));
-  }
-  if (o.max_queue_bytes < 1024) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("max_queue_bytes=", o.max_queue_bytes, ": must be >= 1024"));
-  }
-  RETURN_IF_ERROR(CheckDuration("write_failure_window", o.write_failure_window, /*zero_ok=*/false));
-  RETURN_IF_ERROR(CheckDuration("writer_stall_timeout", o.writer_stall_timeout, /*zero_ok=*/false));
-  return CheckDuration("busy_timeout", o.busy_timeout, /*zero_ok=*/true);
-}
 
 absl::Status ValidateSlate(const ServedSlate& s) {
   const auto at = [&s] { return absl::StrCat("slate (request_id=", Quoted(s.request_id), "): "); };

@@ -1,6 +1,7 @@
-// Argument checks of the event log (docs/EVENT_LOG.md "The API: one slate per Retrieve"): options,
-// slates, feedback and read ranges. Each returns OK or InvalidArgument naming the record, the field
-// and the value. Backend-independent: any EventLog implementation checks its input with these, so
+// Argument checks of the event log (docs/EVENT_LOG.md "The API: one slate per Retrieve"): slates,
+// feedback and read ranges (the options: EventLogOptions::Validate). Each returns OK or
+// InvalidArgument naming the record, the field and the value. Backend-independent: any EventLog
+// implementation checks its input with these, so
 // that every backend accepts and refuses the same calls.
 //
 // ValidateSlate runs on the request path (once per Retrieve): it allocates nothing unless it fails.
@@ -19,9 +20,6 @@ namespace optower {
 
 // `s` in single quotes, for messages naming a string value.
 std::string Quoted(absl::string_view s);
-
-// EventLogOptions ranges, as documented on each field.
-absl::Status ValidateEventLogOptions(const EventLogOptions& options);
 
 // request_id non-empty, k >= 1, m >= k, epsilon in [0, 1], temperature finite and >= 0, context
 // finite, at most k items, each with propensity in (0, 1] and position in [0, k), no item_id twice.

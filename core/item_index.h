@@ -64,6 +64,10 @@ struct ItemIndexOptions {
   // thread's OpenMP default. Restored when Build returns.
   int threads = 0;
   uint64_t seed = 0;  // recall queries, k-means initialisation
+
+  // InvalidArgument naming the first field out of range and its value ("hnsw_m=1: must be in
+  // [2, 512]"). Build also checks ivf_nlist <= n, which needs the item count.
+  absl::Status Validate() const;
 };
 
 struct SearchHit {
@@ -130,6 +134,7 @@ class ItemIndex {
   const float* embedding(int64_t row) const { return xb_ + row * dim_; }
 
  private:
+  friend class ItemIndexBuilder;  // Build's steps (item_index.cc)
   enum class Backend { kExact, kIvf, kHnsw };
   ItemIndex() = default;
 

@@ -366,15 +366,7 @@ absl::StatusOr<ModelManifest> ParseManifestText(const std::string& text) {
 absl::StatusOr<std::unique_ptr<ModelStore>> ModelStore::Open(const std::string& root,
                                                               const Options& options) {
   if (root.empty()) return absl::InvalidArgumentError("root=\"\": the model store needs a folder");
-  if (options.keep_promoted < 1)
-    return absl::InvalidArgumentError(absl::StrCat(
-        "keep_promoted_versions=", options.keep_promoted, ": must be >= 1 (a rollback target)"));
-  if (options.keep_rejected < 0)
-    return absl::InvalidArgumentError(
-        absl::StrCat("keep_rejected_versions=", options.keep_rejected, ": must be >= 0"));
-  if (options.list_limit < 1)
-    return absl::InvalidArgumentError(
-        absl::StrCat("list_models_limit=", options.list_limit, ": must be >= 1"));
+  RETURN_IF_ERROR(options.Validate());
   if (!IsDir(root))
     return absl::NotFoundError(absl::StrFormat("root=\"%s\": no such folder", root));
   std::string models = absl::StrCat(root, "/models");

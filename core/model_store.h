@@ -98,6 +98,10 @@ class ModelStore {
     int keep_rejected = 3;
     // List(): at most this many newest versions (ListModels). >= 1.
     int list_limit = 100;
+
+    // InvalidArgument naming the first field out of range and its value. The names are the
+    // server config's (keep_promoted_versions, keep_rejected_versions, list_models_limit).
+    absl::Status Validate() const;
   };
 
   // Creates <root>/models if missing (root itself must exist: NotFound otherwise) and removes what a

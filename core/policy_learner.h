@@ -57,6 +57,10 @@ struct PolicyLearnerOptions {
   RewardModelOptions reward_model;
   uint64_t seed = 0;
   int threads = 0;  // 0 = all cores
+
+  // InvalidArgument naming the first field out of range and its value ("epochs=-1: must be >= 0";
+  // q̂'s as "reward_model.epochs"). Implemented in core/policy_learner_options.cc.
+  absl::Status Validate() const;
 };
 
 struct EpochRecord {

@@ -16,34 +16,6 @@
 namespace optower {
 namespace {
 
-absl::Status CheckOptions(const RetrievalEngineOptions& o) {
-  auto bad = [](const char* name, auto value, const char* why) {
-    return absl::InvalidArgumentError(absl::StrCat(name, "=", value, ": ", why));
-  };
-  if (o.max_k < 1) return bad("max_k", o.max_k, "must be >= 1");
-  if (o.top_m < 1) return bad("top_m", o.top_m, "must be >= 1");
-  if (!(o.epsilon >= 0.0 && o.epsilon <= 1.0)) return bad("epsilon", o.epsilon, "must be in [0, 1]");
-  if (!(o.temperature >= 0.0) || !std::isfinite(o.temperature)) {
-    return bad("temperature", o.temperature, "must be finite and >= 0 (0 = the model's)");
-  }
-  if (o.max_exclude < 0) return bad("max_exclude", o.max_exclude, "must be >= 0");
-  if (o.max_categorical_features < 0) {
-    return bad("max_categorical_features", o.max_categorical_features, "must be >= 0");
-  }
-  if (o.max_request_id_bytes < 1) {
-    return bad("max_request_id_bytes", o.max_request_id_bytes, "must be >= 1");
-  }
-  if (o.max_feedback_batch < 1) return bad("max_feedback_batch", o.max_feedback_batch, "must be >= 1");
-  if (o.max_upsert_batch < 1) return bad("max_upsert_batch", o.max_upsert_batch, "must be >= 1");
-  if (!(std::abs(o.reward_min) <= kMaxRewardMagnitude)) {
-    return bad("reward_min", o.reward_min, "must be finite, within +-1e30");
-  }
-  if (!(std::abs(o.reward_max) <= kMaxRewardMagnitude) || !(o.reward_max >= o.reward_min)) {
-    return bad("reward_max", o.reward_max, "must be >= reward_min and within +-1e30");
-  }
-  return absl::OkStatus();
-}
-
 // A process-wide unique, unguessable-enough request id: 128 random bits as 32 hex characters.
 std::string NewRequestId() {
   thread_local absl::BitGen gen;
@@ -120,10 +92,40 @@ absl::Status CheckFeatures(const std::string& field, const float* x, int64_t n) 
 
 }  // namespace
 
+absl::Status RetrievalEngineOptions::Validate() const {
+  const RetrievalEngineOptions& o = *this;
+  auto bad = [](const char* name, auto value, const std::string& why) {
+    return absl::InvalidArgumentError(absl::StrCat(name, "=", value, ": ", why));
+  };
+  if (o.max_k < 1) return bad("max_k", o.max_k, "must be >= 1");
+  if (o.top_m < 1) return bad("top_m", o.top_m, "must be >= 1");
+  if (!(o.epsilon >= 0.0 && o.epsilon <= 1.0)) return bad("epsilon", o.epsilon, "must be in [0, 1]");
+  if (!(o.temperature >= 0.0) || !std::isfinite(o.temperature)) {
+    return bad("temperature", o.temperature, "must be finite and >= 0 (0 = the model's)");
+  }
+  if (o.max_exclude < 0) return bad("max_exclude", o.max_exclude, "must be >= 0");
+  if (o.max_categorical_features < 0) {
+    return bad("max_categorical_features", o.max_categorical_features, "must be >= 0");
+  }
+  if (o.max_request_id_bytes < 1) {
+    return bad("max_request_id_bytes", o.max_request_id_bytes, "must be >= 1");
+  }
+  if (o.max_feedback_batch < 1) return bad("max_feedback_batch", o.max_feedback_batch, "must be >= 1");
+  if (o.max_upsert_batch < 1) return bad("max_upsert_batch", o.max_upsert_batch, "must be >= 1");
+  if (!(std::abs(o.reward_min) <= kMaxRewardMagnitude)) {
+    return bad("reward_min", o.reward_min, "must be finite, within +-1e30");
+  }
+  if (!(std::abs(o.reward_max) <= kMaxRewardMagnitude) || !(o.reward_max >= o.reward_min)) {
+    return bad("reward_max", o.reward_max,
+               absl::StrCat("must be >= reward_min=", o.reward_min, " and within +-1e30"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<RetrievalEngine>> RetrievalEngine::Create(
     const RetrievalEngineOptions& options, std::shared_ptr<const ModelSnapshot> initial,
     EventLog* event_log) {
-  RETURN_IF_ERROR(CheckOptions(options));
+  RETURN_IF_ERROR(options.Validate());
   if (initial == nullptr) return absl::InvalidArgumentError("initial snapshot=null");
   // Fails early on an unusable temperature (e.g. a model saved with tau <= 0).
   SlateSamplerOptions sampler;

@@ -78,6 +78,10 @@ struct RetrievalEngineOptions {
   // and its catalog_version, under the writer lock, after the build and before the publish. An
   // error fails the call and leaves the served snapshot unchanged. Empty = not persisted.
   std::function<absl::Status(const ItemCatalog& catalog, int64_t catalog_version)> persist_catalog;
+
+  // InvalidArgument naming the first field out of range and its value ("top_m=0: must be >= 1").
+  // Checks this struct's own fields; snapshot.index is checked by the index build.
+  absl::Status Validate() const;
 };
 
 // A categorical context feature. Accepted and validated; the current towers ignore it and the event

@@ -18,6 +18,30 @@ bool RewardsAreBinary(const BanditLog& log) {
   return true;
 }
 
+namespace {
+
+// One pass over `train` in shuffled minibatches; the mean minibatch loss.
+template <typename LossOf>
+double TrainEpoch(const LogTensors& train, int64_t batch_size, torch::Generator& gen,
+                  torch::optim::Adam& opt, const LossOf& loss_of) {
+  const int64_t n = train.size();
+  torch::Tensor perm = torch::randperm(n, gen, torch::kInt64);
+  double total = 0;
+  int64_t batches = 0;
+  for (int64_t s = 0; s < n; s += batch_size) {
+    LogTensors b = train.Select(perm.slice(0, s, std::min(n, s + batch_size)));
+    opt.zero_grad();
+    torch::Tensor loss = loss_of(b);
+    loss.backward();
+    opt.step();
+    total += loss.item<double>();
+    ++batches;
+  }
+  return total / std::max<int64_t>(batches, 1);
+}
+
+}  // namespace
+
 absl::StatusOr<TwoTowerModel> FitRewardModel(const BanditLog& log, const ItemCatalog& items,
                                              const RewardModelOptions& options,
                                              const ProgressCallback& progress) {
@@ -64,23 +88,11 @@ absl::StatusOr<TwoTowerModel> FitRewardModel(const BanditLog& log, const ItemCat
         double best = std::numeric_limits<double>::infinity();
         std::stringstream best_state;
         int since_best = 0;
-        const int64_t n = train.size();
         torch::Generator gen = at::detail::createCPUGenerator(options.seed + 2);
         for (int epoch = 1; epoch <= options.epochs; ++epoch) {
           m.net->train();
-          torch::Tensor perm = torch::randperm(n, gen, torch::kInt64);
-          double total = 0;
-          int64_t batches = 0;
-          for (int64_t s = 0; s < n; s += options.batch_size) {
-            LogTensors b = train.Select(perm.slice(0, s, std::min(n, s + options.batch_size)));
-            opt.zero_grad();
-            torch::Tensor loss = loss_of(b);
-            loss.backward();
-            opt.step();
-            total += loss.item<double>();
-            ++batches;
-          }
-          double val_loss = total / std::max<int64_t>(batches, 1);
+          const double train_loss = TrainEpoch(train, options.batch_size, gen, opt, loss_of);
+          double val_loss = train_loss;
           if (val.size() > 0) {
             torch::NoGradGuard ng;
             val_loss = loss_of(val).item<double>();
@@ -95,8 +107,7 @@ absl::StatusOr<TwoTowerModel> FitRewardModel(const BanditLog& log, const ItemCat
             ++since_best;
           }
           if (progress)
-            progress({"reward_model", epoch, options.epochs, total / std::max<int64_t>(batches, 1),
-                      val_loss, improved});
+            progress({"reward_model", epoch, options.epochs, train_loss, val_loss, improved});
           if (since_best >= options.patience) break;
         }
         torch::load(m.net, best_state);

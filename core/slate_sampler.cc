@@ -167,6 +167,74 @@ absl::StatusOr<SlateSampler> SlateSampler::Create(const SlateSamplerOptions& opt
   return SlateSampler(options);
 }
 
+namespace {
+
+// Greedy serving: the k best-scored candidates in score order, each logged with propensity 1.
+absl::StatusOr<Slate> GreedySlate(const Distribution& d, int64_t k, Slate slate) {
+  const int64_t num_cand = static_cast<int64_t>(d.cand_ids.size());
+  if (k > num_cand) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "k=", k, ": greedy serving needs k <= number of eligible candidates ", num_cand));
+  }
+  std::vector<int64_t> order(static_cast<size_t>(num_cand));
+  std::iota(order.begin(), order.end(), 0);
+  std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int64_t a, int64_t b) {
+    return d.cand_scores[a] > d.cand_scores[b] || (d.cand_scores[a] == d.cand_scores[b] && a < b);
+  });
+  for (int64_t pos = 0; pos < k; ++pos) {
+    const int64_t i = order[pos];
+    slate.items.push_back({d.cand_ids[i], pos, d.cand_scores[i], /*propensity=*/1.0, true});
+  }
+  return slate;
+}
+
+// The candidate whose cumulative remaining weight first exceeds r; the last remaining one absorbs
+// rounding at the top of the range. -1 when no weight is left.
+int64_t DrawCandidate(const std::vector<double>& w, double r) {
+  int64_t pick = -1;
+  double acc = 0.0;
+  for (int64_t i = 0; i < static_cast<int64_t>(w.size()); ++i) {
+    if (w[i] <= 0.0) continue;
+    pick = i;
+    acc += w[i];
+    if (r < acc) break;
+  }
+  return pick;
+}
+
+// A row drawn uniformly among the eligible items outside C' not drawn yet (d->blocked holds the
+// others); marks it drawn.
+absl::StatusOr<int64_t> DrawOutside(const ItemIndex& catalog, int64_t outside_left,
+                                    Xoshiro256pp& rng, Distribution* d) {
+  const uint64_t n_catalog = static_cast<uint64_t>(catalog.size());
+  int64_t row = -1;
+  if (static_cast<uint64_t>(outside_left) * 4 >= n_catalog) {
+    // Acceptance probability outside_left / n_catalog >= 1/4: at most 4 tries expected.
+    do {
+      row = static_cast<int64_t>(rng.Below(n_catalog));
+    } while (d->blocked.contains(row));
+  } else {
+    // The blocked set covers > 3/4 of the catalog, so the catalog is at most 4/3 of
+    // |C ∪ E ∪ drawn|: enumerating it costs no more than building that set did.
+    int64_t target = static_cast<int64_t>(rng.Below(static_cast<uint64_t>(outside_left)));
+    for (int64_t j = 0; j < catalog.size(); ++j) {
+      if (d->blocked.contains(j)) continue;
+      if (target-- == 0) {
+        row = j;
+        break;
+      }
+    }
+    if (row < 0) {
+      return absl::InternalError(absl::StrCat("uniform enumeration found fewer than ",
+                                              outside_left, " eligible items"));
+    }
+  }
+  d->blocked.emplace(row, Blocked::kDrawn);
+  return row;
+}
+
+}  // namespace
+
 absl::StatusOr<Slate> SlateSampler::Sample(const float* query,
                                            const std::vector<SearchHit>& candidates,
                                            const ItemIndex& catalog,
@@ -184,23 +252,7 @@ absl::StatusOr<Slate> SlateSampler::Sample(const float* query,
   slate.num_eligible = d.num_eligible;
   slate.num_candidates = num_cand;
   slate.items.reserve(static_cast<size_t>(k));
-
-  if (options_.greedy) {
-    if (k > num_cand) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "k=", k, ": greedy serving needs k <= number of eligible candidates ", num_cand));
-    }
-    std::vector<int64_t> order(static_cast<size_t>(num_cand));
-    std::iota(order.begin(), order.end(), 0);
-    std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int64_t a, int64_t b) {
-      return d.cand_scores[a] > d.cand_scores[b] || (d.cand_scores[a] == d.cand_scores[b] && a < b);
-    });
-    for (int64_t pos = 0; pos < k; ++pos) {
-      const int64_t i = order[pos];
-      slate.items.push_back({d.cand_ids[i], pos, d.cand_scores[i], /*propensity=*/1.0, true});
-    }
-    return slate;
-  }
+  if (options_.greedy) return GreedySlate(d, k, std::move(slate));
 
   if (options_.epsilon == 0.0) {
     // Without exploration only candidates whose softmax weight did not underflow can be drawn.
@@ -226,7 +278,6 @@ absl::StatusOr<Slate> SlateSampler::Sample(const float* query,
     cand_left += p > 0.0 ? 1 : 0;
   }
   int64_t outside_left = d.num_eligible - num_cand;  // eligible items outside C' not yet drawn
-  const uint64_t n_catalog = static_cast<uint64_t>(catalog.size());
 
   for (int64_t pos = 0; pos < k; ++pos) {
     const double outside_mass = static_cast<double>(outside_left) * d.uniform_prob;
@@ -235,14 +286,7 @@ absl::StatusOr<Slate> SlateSampler::Sample(const float* query,
     // outside_mass is 0 when nothing is left outside C' or epsilon = 0: never draw outside then,
     // even if rounding put r at the very top of the range.
     if (outside_mass <= 0.0 || (cand_left > 0 && r < cand_mass)) {
-      int64_t pick = -1;
-      double acc = 0.0;
-      for (int64_t i = 0; i < num_cand; ++i) {
-        if (w[i] <= 0.0) continue;
-        pick = i;  // the last remaining one absorbs rounding at the top of the range
-        acc += w[i];
-        if (r < acc) break;
-      }
+      const int64_t pick = DrawCandidate(w, r);
       if (pick < 0) {
         return absl::InternalError(absl::StrCat("no drawable candidate left at position ", pos));
       }
@@ -252,31 +296,7 @@ absl::StatusOr<Slate> SlateSampler::Sample(const float* query,
       if (--cand_left == 0) cand_mass = 0.0;
       continue;
     }
-
-    // Uniform over the eligible items outside C' that were not drawn yet.
-    int64_t row = -1;
-    if (static_cast<uint64_t>(outside_left) * 4 >= n_catalog) {
-      // Acceptance probability outside_left / n_catalog >= 1/4: at most 4 tries expected.
-      do {
-        row = static_cast<int64_t>(rng.Below(n_catalog));
-      } while (d.blocked.contains(row));
-    } else {
-      // The blocked set covers > 3/4 of the catalog, so the catalog is at most 4/3 of
-      // |C ∪ E ∪ drawn|: enumerating it costs no more than building that set did.
-      int64_t target = static_cast<int64_t>(rng.Below(static_cast<uint64_t>(outside_left)));
-      for (int64_t j = 0; j < catalog.size(); ++j) {
-        if (d.blocked.contains(j)) continue;
-        if (target-- == 0) {
-          row = j;
-          break;
-        }
-      }
-      if (row < 0) {
-        return absl::InternalError(absl::StrCat("uniform enumeration found fewer than ",
-                                                outside_left, " eligible items"));
-      }
-    }
-    d.blocked.emplace(row, Blocked::kDrawn);
+    ASSIGN_OR_RETURN(const int64_t row, DrawOutside(catalog, outside_left, rng, &d));
     --outside_left;
     slate.items.push_back({catalog.ids()[row], pos,
                            Dot(query, catalog.embedding(row), catalog.dim()), d.uniform_prob,

@@ -15,7 +15,7 @@
 namespace optower {
 
 absl::StatusOr<std::unique_ptr<EventLog>> SqliteEventLog::Open(const EventLogOptions& options) {
-  RETURN_IF_ERROR(ValidateEventLogOptions(options));
+  RETURN_IF_ERROR(options.Validate());
   // The write connection first: it creates the file and the schema the reader prepares against.
   ASSIGN_OR_RETURN(std::unique_ptr<EventLogWriteConnection> connection,
                    EventLogWriteConnection::Open(options));

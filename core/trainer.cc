@@ -35,61 +35,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerOptions& o
   if (store == nullptr) return absl::InvalidArgumentError("store is null");
   if (!hooks.current_model) return absl::InvalidArgumentError("hooks.current_model is empty");
   if (!hooks.publish) return absl::InvalidArgumentError("hooks.publish is empty");
-  if (o.min_events < kLearnerMinEvents)
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "min_events=%d: must be >= %d (the learner's minimum)", o.min_events, kLearnerMinEvents));
-  if (o.max_events == 0 || o.max_events < -1)
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "max_events=%d: must be >= 1, or -1 for the whole log (explicitly unbounded)",
-        o.max_events));
-  if (!(o.snapshot.reward_min <= o.snapshot.reward_max) ||
-      !(std::abs(o.snapshot.reward_min) <= kMaxRewardMagnitude) ||
-      !(std::abs(o.snapshot.reward_max) <= kMaxRewardMagnitude))
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "snapshot.reward_min=%g, reward_max=%g: want reward_min <= reward_max, both within +-%g",
-        o.snapshot.reward_min, o.snapshot.reward_max, kMaxRewardMagnitude));
-  if (!(o.snapshot.default_reward >= o.snapshot.reward_min &&
-        o.snapshot.default_reward <= o.snapshot.reward_max))
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "snapshot.default_reward=%g: outside the reward range [%g, %g]",
-        o.snapshot.default_reward, o.snapshot.reward_min, o.snapshot.reward_max));
-  if (o.read_page_rows < 1)
-    return absl::InvalidArgumentError(
-        absl::StrFormat("read_page_rows=%d: must be >= 1", o.read_page_rows));
-  if (!(o.holdout_fraction >= 0 && o.holdout_fraction <= 0.9))
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "holdout_fraction=%g: must be in [0, 0.9]", o.holdout_fraction));
-  if (o.min_holdout < 2)
-    return absl::InvalidArgumentError(
-        absl::StrFormat("min_holdout=%d: must be >= 2 (an interval needs 2 samples)", o.min_holdout));
-  if (!(o.gate.confidence > 0 && o.gate.confidence < 1))
-    return absl::InvalidArgumentError(
-        absl::StrFormat("gate.confidence=%g: must be in (0, 1)", o.gate.confidence));
-  if (!(o.gate.tolerance >= 0) || !std::isfinite(o.gate.tolerance))
-    return absl::InvalidArgumentError(
-        absl::StrFormat("gate.tolerance=%g: must be finite and >= 0", o.gate.tolerance));
-  if (!(o.gate.weight_clip >= 0) || !std::isfinite(o.gate.weight_clip))
-    return absl::InvalidArgumentError(
-        absl::StrFormat("gate.weight_clip=%g: must be finite and >= 0", o.gate.weight_clip));
-  if (o.snapshot.attribution_window < absl::ZeroDuration())
-    return absl::InvalidArgumentError(
-        absl::StrCat("snapshot.attribution_window=",
-                     absl::FormatDuration(o.snapshot.attribution_window), ": must be >= 0"));
-  if (!std::isfinite(o.snapshot.default_reward))
-    return absl::InvalidArgumentError(
-        absl::StrFormat("snapshot.default_reward=%g: must be finite", o.snapshot.default_reward));
-  if (o.auto_every_feedback < 0)
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "auto_every_feedback=%d: must be >= 0 (0 = off)", o.auto_every_feedback));
-  if (o.auto_every < absl::ZeroDuration())
-    return absl::InvalidArgumentError(absl::StrCat(
-        "auto_every=", absl::FormatDuration(o.auto_every), ": must be >= 0 (0 = off)"));
-  if (!(o.auto_poll_interval > absl::ZeroDuration()))
-    return absl::InvalidArgumentError(absl::StrCat(
-        "auto_poll_interval=", absl::FormatDuration(o.auto_poll_interval), ": must be > 0"));
-  if (o.max_jobs_kept < 1)
-    return absl::InvalidArgumentError(
-        absl::StrFormat("max_jobs_kept=%d: must be >= 1", o.max_jobs_kept));
+  RETURN_IF_ERROR(o.Validate());
   int64_t feedback = 0;
   if (o.auto_every_feedback > 0) {
     ASSIGN_OR_RETURN(feedback, log->CountFeedback());

@@ -127,6 +127,11 @@ struct TrainerOptions {
   // (the event log's queue, the snapshot holder when publishing). Under a serving load that keeps
   // every core busy an idle-priority job progresses slowly; "nice" gives it a small share.
   BackgroundPriority priority = BackgroundPriority::kIdle;
+
+  // InvalidArgument naming the first field out of range and its value ("min_events=5: must be
+  // >= 10 ..."; nested fields as "gate.confidence", "learner.epochs"). Trainer::Create calls it.
+  // Implemented in core/trainer_options.cc.
+  absl::Status Validate() const;
 };
 
 enum class JobState { kQueued, kRunning, kSucceeded, kRejected, kFailed, kCancelled };

@@ -29,14 +29,18 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "core/status_macros.h"
 #include "server/optower_server.h"
 #include "server/server_config.h"
 #include "server/start_checks.h"
 
 ABSL_FLAG(std::string, config, "", "text-format optower.v1.ServerConfig file (flags override it)");
-ABSL_FLAG(std::optional<std::string>, host, std::nullopt, "listen address (default 127.0.0.1)");
-ABSL_FLAG(std::optional<int>, port, std::nullopt, "listen port (default 50051; 0 = any free port)");
+ABSL_FLAG(std::optional<std::string>, host, std::nullopt,
+          absl::StrCat("listen address (default ", optower::server::kDefaultHost, ")"));
+ABSL_FLAG(std::optional<int>, port, std::nullopt,
+          absl::StrCat("listen port (default ", optower::server::kDefaultPort,
+                       "; 0 = any free port)"));
 ABSL_FLAG(std::optional<std::string>, data_dir, std::nullopt,
           "folder for events.sqlite (created if missing)");
 ABSL_FLAG(std::optional<std::string>, items, std::nullopt, "items.csv (item,f0,...) to serve");
@@ -47,40 +51,69 @@ ABSL_FLAG(std::optional<int>, dim_context, std::nullopt,
 ABSL_FLAG(std::optional<std::string>, durability, std::nullopt,
           "event log durability: group (default) | sync");
 ABSL_FLAG(std::optional<double>, max_commit_delay_ms, std::nullopt,
-          "group commit: longest delay before an acknowledged event is committed (default 5)");
-ABSL_FLAG(std::optional<double>, epsilon, std::nullopt, "uniform exploration share (default 0.1)");
+          absl::StrCat("group commit: longest delay before an acknowledged event is committed "
+                       "(default ",
+                       absl::ToDoubleMilliseconds(optower::EventLogOptions{}.max_commit_delay),
+                       ")"));
+ABSL_FLAG(std::optional<double>, epsilon, std::nullopt,
+          absl::StrCat("uniform exploration share (default ",
+                       optower::RetrievalEngineOptions{}.epsilon, ")"));
 ABSL_FLAG(std::optional<double>, temperature, std::nullopt,
-          "softmax temperature (default 0 = the model's)");
-ABSL_FLAG(std::optional<int>, top_m, std::nullopt, "index candidates per request (default 100)");
-ABSL_FLAG(std::optional<int>, max_k, std::nullopt, "largest slate size k (default 100)");
+          absl::StrCat("softmax temperature (default ", optower::RetrievalEngineOptions{}.temperature,
+                       " = the model's)"));
+ABSL_FLAG(std::optional<int>, top_m, std::nullopt,
+          absl::StrCat("index candidates per request (default ",
+                       optower::RetrievalEngineOptions{}.top_m, ")"));
+ABSL_FLAG(std::optional<int>, max_k, std::nullopt,
+          absl::StrCat("largest slate size k (default ", optower::RetrievalEngineOptions{}.max_k,
+                       ")"));
 ABSL_FLAG(std::optional<std::string>, index, std::nullopt, "auto (default) | exact | ivf | hnsw");
 ABSL_FLAG(std::optional<double>, shutdown_deadline_ms, std::nullopt,
-          "how long to drain in-flight calls on SIGTERM (default 5000)");
+          absl::StrCat("how long to drain in-flight calls on SIGTERM (default ",
+                       optower::server::kDefaultShutdownDeadlineMs, ")"));
 ABSL_FLAG(std::optional<double>, shutdown_health_grace_ms, std::nullopt,
           "NOT_SERVING this long before draining (default 0)");
 ABSL_FLAG(std::optional<uint64_t>, init_seed, std::nullopt, "seed of random towers (default 0)");
 ABSL_FLAG(std::optional<std::string>, background_priority, std::nullopt,
-          "OS priority of snapshot builds and training jobs: idle (default) | nice | normal");
+          absl::StrCat("OS priority of snapshot builds and training jobs: idle | nice | normal "
+                       "(default ",
+                       optower::BackgroundPriorityName(
+                           optower::RetrievalEngineOptions{}.build_priority),
+                       ")"));
 // The trainer (trainer { ... } in the config; docs/TRAINING.md).
 ABSL_FLAG(std::optional<bool>, disable_trainer, std::nullopt, "run without the background trainer");
-ABSL_FLAG(std::optional<std::string>, objective, std::nullopt, "trainer objective: dr (default) | ipw | dm");
+ABSL_FLAG(std::optional<std::string>, objective, std::nullopt,
+          absl::StrCat("trainer objective: dr | ipw | dm (default ",
+                       optower::ObjectiveName(optower::TrainerOptions{}.learner.objective), ")"));
 ABSL_FLAG(std::optional<double>, attribution_window_seconds, std::nullopt,
-          "served items without feedback count as default_reward after this long (default 3600)");
+          absl::StrCat("served items without feedback count as default_reward after this long "
+                       "(default ",
+                       absl::ToDoubleSeconds(optower::SnapshotOptions{}.attribution_window), ")"));
 ABSL_FLAG(std::optional<double>, default_reward, std::nullopt,
-          "reward of unrewarded served items past the attribution window (default 0)");
+          absl::StrCat("reward of unrewarded served items past the attribution window (default ",
+                       optower::SnapshotOptions{}.default_reward, ")"));
 ABSL_FLAG(std::optional<int64_t>, min_events, std::nullopt,
-          "usable logged samples a training job needs (default 100)");
+          absl::StrCat("usable logged samples a training job needs (default ",
+                       optower::TrainerOptions{}.min_events, ")"));
 ABSL_FLAG(std::optional<double>, holdout_fraction, std::nullopt,
-          "newest share of the samples held out for the promotion gate (default 0.2; 0 = gate off)");
+          absl::StrCat("newest share of the samples held out for the promotion gate (default ",
+                       optower::TrainerOptions{}.holdout_fraction, "; 0 = gate off)"));
 ABSL_FLAG(std::optional<double>, promotion_tolerance, std::nullopt,
-          "promote unless DR(new) - DR(old) is below -tolerance beyond its interval (default 0)");
+          absl::StrCat("promote unless DR(new) - DR(old) is below -tolerance beyond its interval "
+                       "(default ",
+                       optower::PromotionGateOptions{}.tolerance, ")"));
 ABSL_FLAG(std::optional<int64_t>, auto_retrain_every_feedback, std::nullopt,
-          "retrain after this many new feedback rows (default 0 = off)");
+          absl::StrCat("retrain after this many new feedback rows (default ",
+                       optower::TrainerOptions{}.auto_every_feedback, " = off)"));
 ABSL_FLAG(std::optional<double>, auto_retrain_every_minutes, std::nullopt,
-          "retrain every this many minutes (default 0 = off)");
-ABSL_FLAG(std::optional<int>, train_epochs, std::nullopt, "policy epochs per job (default 20)");
+          absl::StrCat("retrain every this many minutes (default ",
+                       absl::ToDoubleMinutes(optower::TrainerOptions{}.auto_every), " = off)"));
+ABSL_FLAG(std::optional<int>, train_epochs, std::nullopt,
+          absl::StrCat("policy epochs per job (default ", optower::TrainerOptions{}.learner.epochs,
+                       ")"));
 ABSL_FLAG(std::optional<int>, trainer_threads, std::nullopt,
-          "LibTorch intra-op threads of a training job (default 1)");
+          absl::StrCat("LibTorch intra-op threads of a training job (default ",
+                       optower::server::kDefaultTrainerThreads, ")"));
 
 // Security and metrics (docs/SECURITY.md, docs/METRICS.md).
 ABSL_FLAG(std::optional<int>, metrics_port, std::nullopt,
@@ -103,11 +136,14 @@ ABSL_FLAG(bool, insecure_open_admin, false,
           "start on a non-loopback --host without an admin token (admin RPCs open to anyone who "
           "reaches the port; otherwise such a start is refused, exit 2)");
 ABSL_FLAG(std::optional<std::string>, metrics_host, std::nullopt,
-          "interface of the /metrics endpoint (default 127.0.0.1; 0.0.0.0 = every interface)");
+          absl::StrCat("interface of the /metrics endpoint (default ",
+                       optower::server::kDefaultMetricsHost, "; 0.0.0.0 = every interface)"));
 ABSL_FLAG(std::optional<double>, reward_min, std::nullopt,
-          "smallest reward Feedback accepts (default 0; at least -1e30)");
+          absl::StrCat("smallest reward Feedback accepts (default ", optower::server::kDefaultRewardMin,
+                       "; at least -", optower::kMaxRewardMagnitude, ")"));
 ABSL_FLAG(std::optional<double>, reward_max, std::nullopt,
-          "largest reward Feedback accepts (default 1; at most 1e30)");
+          absl::StrCat("largest reward Feedback accepts (default ", optower::server::kDefaultRewardMax,
+                       "; at most ", optower::kMaxRewardMagnitude, ")"));
 
 namespace optower::server {
 namespace {

@@ -99,47 +99,57 @@ absl::StatusOr<std::unique_ptr<OptowerServer>> OptowerServer::Start(v1::ServerCo
   s->data_dir_lock_ = std::move(lock);
   s->config_ = config;
   s->auth_ = AuthPolicy(std::move(admin_token), std::move(retrieve_token));
-  ASSIGN_OR_RETURN(s->prometheus_, PrometheusExporter::Create());
-  s->metrics_.AttachPrometheus(*s->prometheus_);
-  ASSIGN_OR_RETURN(s->store_, ModelStore::Open(config.data_dir(), ModelStoreOptionsFromConfig(config)));
-  ASSIGN_OR_RETURN(s->catalog_store_, CatalogStore::Open(config.data_dir()));
+  RETURN_IF_ERROR(s->OpenComponents());
+  RETURN_IF_ERROR(s->CreateServices());
+  RETURN_IF_ERROR(s->Listen(credentials));
+  return s;
+}
+
+absl::Status OptowerServer::OpenComponents() {
+  const v1::ServerConfig& config = config_;
+  ASSIGN_OR_RETURN(prometheus_, PrometheusExporter::Create());
+  metrics_.AttachPrometheus(*prometheus_);
+  ASSIGN_OR_RETURN(store_, ModelStore::Open(config.data_dir(), ModelStoreOptionsFromConfig(config)));
+  ASSIGN_OR_RETURN(catalog_store_, CatalogStore::Open(config.data_dir()));
   ASSIGN_OR_RETURN(ServingModel serving,
-                   LoadServingModel(config, s->store_.get(), s->catalog_store_.get()));
-  s->model_source_ = serving.source;
+                   LoadServingModel(config, store_.get(), catalog_store_.get()));
+  model_source_ = serving.source;
   const std::string untrained_version = serving.trained ? "" : serving.version;
   ModelSnapshot::Options snapshot_options;
   snapshot_options.index = IndexOptionsFromConfig(config);
   ASSIGN_OR_RETURN(std::shared_ptr<const ModelSnapshot> snapshot,
                    ModelSnapshot::Build(serving.version, serving.model, std::move(serving.catalog),
                                         serving.catalog_version, snapshot_options));
-  ASSIGN_OR_RETURN(s->event_log_, SqliteEventLog::Open(EventLogOptionsFromConfig(config)));
+  ASSIGN_OR_RETURN(event_log_, SqliteEventLog::Open(EventLogOptionsFromConfig(config)));
   RetrievalEngineOptions engine_options = EngineOptionsFromConfig(config);
-  engine_options.persist_catalog = [catalogs = s->catalog_store_.get()](const ItemCatalog& items,
-                                                                        int64_t version) {
+  engine_options.persist_catalog = [catalogs = catalog_store_.get()](const ItemCatalog& items,
+                                                                     int64_t version) {
     return catalogs->Save(items, version);
   };
-  ASSIGN_OR_RETURN(s->engine_, RetrievalEngine::Create(engine_options, std::move(snapshot),
-                                                       s->event_log_.get()));
-  s->publisher_ =
-      std::make_unique<ModelPublisher>(s->engine_.get(), s->store_.get(), untrained_version);
+  ASSIGN_OR_RETURN(engine_, RetrievalEngine::Create(engine_options, std::move(snapshot),
+                                                    event_log_.get()));
+  publisher_ = std::make_unique<ModelPublisher>(engine_.get(), store_.get(), untrained_version);
   if (!config.trainer().disabled()) {
-    ASSIGN_OR_RETURN(s->trainer_,
-                     Trainer::Create(TrainerOptionsFromConfig(config), s->event_log_.get(),
-                                     s->store_.get(), s->publisher_->Hooks()));
+    ASSIGN_OR_RETURN(trainer_, Trainer::Create(TrainerOptionsFromConfig(config), event_log_.get(),
+                                               store_.get(), publisher_->Hooks()));
   }
+  return absl::OkStatus();
+}
+
+absl::Status OptowerServer::CreateServices() {
+  const v1::ServerConfig& config = config_;
   RetrievalServiceImpl::Limits limits;
   limits.max_retrieve_bytes = config.max_retrieve_bytes();
   limits.max_feedback_bytes = config.max_feedback_bytes();
-  s->retrieval_service_ =
-      std::make_unique<RetrievalServiceImpl>(s->engine_.get(), &s->metrics_, &s->auth_, limits);
+  retrieval_service_ = std::make_unique<RetrievalServiceImpl>(engine_.get(), &metrics_, &auth_, limits);
   AdminServiceImpl::Deps deps;
-  deps.engine = s->engine_.get();
-  deps.event_log = s->event_log_.get();
-  deps.metrics = &s->metrics_;
-  deps.store = s->store_.get();
-  deps.trainer = s->trainer_.get();
-  deps.publisher = s->publisher_.get();
-  deps.auth = &s->auth_;
+  deps.engine = engine_.get();
+  deps.event_log = event_log_.get();
+  deps.metrics = &metrics_;
+  deps.store = store_.get();
+  deps.trainer = trainer_.get();
+  deps.publisher = publisher_.get();
+  deps.auth = &auth_;
   AdminServiceImpl::Info info;
   info.event_log_path = EventLogPath(config);
   info.durability = DurabilityName(config.event_log().durability());
@@ -149,52 +159,55 @@ absl::StatusOr<std::unique_ptr<OptowerServer>> OptowerServer::Start(v1::ServerCo
   info.max_queue = config.max_admin_queue();
   info.max_watchers = config.max_watchers();
   PrometheusExporter::Sources sources;
-  sources.engine = s->engine_.get();
-  sources.event_log = s->event_log_.get();
-  sources.trainer = s->trainer_.get();
-  sources.publisher = s->publisher_.get();
+  sources.engine = engine_.get();
+  sources.event_log = event_log_.get();
+  sources.trainer = trainer_.get();
+  sources.publisher = publisher_.get();
   sources.started = info.started;
-  RETURN_IF_ERROR(s->prometheus_->AttachSources(sources));
-  s->admin_service_ = std::make_unique<AdminServiceImpl>(deps, std::move(info));
+  RETURN_IF_ERROR(prometheus_->AttachSources(sources));
+  admin_service_ = std::make_unique<AdminServiceImpl>(deps, std::move(info));
 
   if (config.metrics_port() != 0) {
     MetricsHttpServerOptions http;
     http.host = config.metrics_host();
     http.port = std::max(config.metrics_port(), 0);  // -1: any free port
     // On failure the destructor (Shutdown) stops the trainer, the admin worker and the event log.
-    RETURN_IF_ERROR(s->prometheus_->StartHttp(http));
+    RETURN_IF_ERROR(prometheus_->StartHttp(http));
   }
+  return absl::OkStatus();
+}
 
+absl::Status OptowerServer::Listen(const std::shared_ptr<grpc::ServerCredentials>& credentials) {
+  const v1::ServerConfig& config = config_;
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   const std::string listen = absl::StrCat(config.host(), ":", config.port());
-  builder.AddListeningPort(listen, credentials, &s->port_);
+  builder.AddListeningPort(listen, credentials, &port_);
   builder.SetMaxReceiveMessageSize(config.max_receive_message_bytes());
   builder.SetMaxSendMessageSize(config.max_send_message_bytes());
   // gRPC sets SO_REUSEPORT by default, which would let a second server (with its own event log)
   // silently share the port; refuse a busy port instead.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.RegisterService(s->retrieval_service_.get());
-  builder.RegisterService(s->admin_service_.get());
+  builder.RegisterService(retrieval_service_.get());
+  builder.RegisterService(admin_service_.get());
   builder.SetOption(std::make_unique<ReflectionOption>(!config.disable_reflection()));
-  s->server_ = builder.BuildAndStart();
-  if (s->server_ == nullptr || s->port_ == 0) {
-    if (s->trainer_ != nullptr) s->trainer_->Shutdown();
-    s->admin_service_->Stop();
-    (void)s->event_log_->Close();
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr || port_ == 0) {
+    if (trainer_ != nullptr) trainer_->Shutdown();
+    admin_service_->Stop();
+    (void)event_log_->Close();
     return absl::UnavailableError(absl::StrCat(
         "cannot listen on ", listen,
         config.tls_cert().empty()
             ? " (address in use, or host not a local address?)"
             : " (address in use, host not a local address, or tls_key not the key of tls_cert?)"));
   }
-  grpc::HealthCheckServiceInterface* health = s->server_->GetHealthCheckService();
+  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
   if (health != nullptr) {
     for (const char* name : kServiceNames) health->SetServingStatus(name, true);
-    OptowerServer* raw = s.get();
-    s->health_poller_ = std::thread([raw] { raw->FollowEventLogHealth(); });
+    health_poller_ = std::thread([this] { FollowEventLogHealth(); });
   }
-  return s;
+  return absl::OkStatus();
 }
 
 void OptowerServer::FollowEventLogHealth() {

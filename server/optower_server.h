@@ -34,6 +34,7 @@
 #include <string>
 #include <thread>
 
+#include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server.h>
 
 #include "absl/base/thread_annotations.h"
@@ -101,6 +102,12 @@ class OptowerServer {
 
  private:
   OptowerServer() = default;
+  // Start's phases, in order, on a server holding config_, the data_dir lock and auth_: the core
+  // components (prometheus, store, catalog, snapshot, event log, engine, publisher, trainer); the
+  // gRPC services and the metrics endpoint; the listening gRPC server and the health poller.
+  absl::Status OpenComponents();
+  absl::Status CreateServices();
+  absl::Status Listen(const std::shared_ptr<grpc::ServerCredentials>& credentials);
   // The health poller's loop: mirrors event_log_->WriteStatus() into the health service.
   void FollowEventLogHealth();
 
