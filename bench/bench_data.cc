@@ -6,9 +6,9 @@
 
 #include "absl/strings/str_format.h"
 #include "bench/bench_util.h"
-#include "core/objective.h"
-#include "core/policy_learner.h"
-#include "core/status_macros.h"
+#include "core/learning/objective.h"
+#include "core/learning/policy_learner.h"
+#include "core/base/status_macros.h"
 
 namespace optower::bench {
 namespace {

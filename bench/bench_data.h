@@ -11,8 +11,8 @@
 
 #include "absl/status/statusor.h"
 #include "bench/bench_flags.h"
-#include "core/bandit_data.h"
-#include "core/two_tower_model.h"
+#include "core/base/bandit_data.h"
+#include "core/model/two_tower_model.h"
 
 namespace optower::bench {
 

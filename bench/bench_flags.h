@@ -56,7 +56,7 @@ struct Flags {
   int64_t swap_build_threads = 1;
   bool swap_logging = true;
   // OS priority of the swap's build and (rpc) of training jobs: the engine's build_priority /
-  // the server's background_priority (core/background_priority.h).
+  // the server's background_priority (core/base/background_priority.h).
   std::string swap_priority = "idle";
   // Model b of the swaps: "retrain" = model a retrained on a fresh log (what the trainer publishes);
   // "independent" = trained from scratch with another seed (an unrelated model).

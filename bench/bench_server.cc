@@ -15,8 +15,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "bench/bench_util.h"
-#include "core/sqlite_event_log.h"
-#include "core/status_macros.h"
+#include "core/storage/sqlite_event_log.h"
+#include "core/base/status_macros.h"
 #include "server/server_config.h"
 
 namespace optower::bench {

@@ -18,9 +18,9 @@
 #include "bench/index_bench.h"
 #include "bench/load_generator.h"
 #include "client/optower_client.h"
-#include "core/csv_io.h"
-#include "core/event_log.h"
-#include "core/sqlite_event_log.h"
+#include "core/base/csv_io.h"
+#include "core/storage/event_log.h"
+#include "core/storage/sqlite_event_log.h"
 #include "launch/server_config_text.h"
 #include "launch/server_process.h"
 

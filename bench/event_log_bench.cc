@@ -30,8 +30,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "core/event_log.h"
-#include "core/sqlite_event_log.h"
+#include "core/storage/event_log.h"
+#include "core/storage/sqlite_event_log.h"
 
 namespace {
 

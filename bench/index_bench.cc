@@ -12,9 +12,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "bench/bench_util.h"
-#include "core/event_log.h"
-#include "core/sqlite_event_log.h"
-#include "core/status_macros.h"
+#include "core/storage/event_log.h"
+#include "core/storage/sqlite_event_log.h"
+#include "core/base/status_macros.h"
 #include "optower/v1/optower.pb.h"
 #include "server/server_config.h"
 

@@ -15,9 +15,9 @@
 #include "absl/status/statusor.h"
 #include "bench/bench_data.h"
 #include "bench/bench_flags.h"
-#include "core/item_index.h"
-#include "core/model_snapshot.h"
-#include "core/retrieval_engine.h"
+#include "core/serving/item_index.h"
+#include "core/serving/model_snapshot.h"
+#include "core/serving/retrieval_engine.h"
 
 namespace optower::bench {
 

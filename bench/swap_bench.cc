@@ -24,8 +24,8 @@
 #include "bench/benchmarks.h"
 #include "bench/index_bench.h"
 #include "bench/load_generator.h"
-#include "core/background_priority.h"
-#include "core/status_macros.h"
+#include "core/base/background_priority.h"
+#include "core/base/status_macros.h"
 
 namespace optower::bench {
 namespace {

@@ -11,7 +11,7 @@
 #include <random>
 
 #include "cli/flag_parser.h"
-#include "core/policy_learner.h"
+#include "core/learning/policy_learner.h"
 
 int main(int argc, char** argv) {
   int64_t n_items = 1000, rounds = 20000, batch = 256, dim = 64, item_features = 16, epochs = 1,

@@ -5,11 +5,11 @@
 #include "absl/strings/str_format.h"
 #include "cli/command.h"
 #include "cli/flag_parser.h"
-#include "core/csv_io.h"
-#include "core/json_writer.h"
-#include "core/model_folder.h"
-#include "core/ope.h"
-#include "core/policy_evaluation.h"
+#include "core/base/csv_io.h"
+#include "core/base/json_writer.h"
+#include "core/model/model_folder.h"
+#include "core/learning/ope.h"
+#include "core/learning/policy_evaluation.h"
 
 namespace optower::cli {
 namespace {

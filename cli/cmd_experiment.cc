@@ -23,12 +23,12 @@
 #include "cli/flag_parser.h"
 #include "cli/learner_flags.h"
 #include "cli/synthetic_flags.h"
-#include "core/atomic_file.h"
-#include "core/json_writer.h"
-#include "core/policy_learner.h"
-#include "core/policy_value.h"
-#include "core/status_macros.h"
-#include "core/synthetic_env.h"
+#include "core/base/atomic_file.h"
+#include "core/base/json_writer.h"
+#include "core/learning/policy_learner.h"
+#include "core/synthetic/policy_value.h"
+#include "core/base/status_macros.h"
+#include "core/synthetic/synthetic_env.h"
 
 namespace optower::cli {
 namespace {

@@ -10,7 +10,7 @@
 #include "cli/command.h"
 #include "cli/flag_parser.h"
 #include "cli/online_client.h"
-#include "core/json_writer.h"
+#include "core/base/json_writer.h"
 
 namespace optower::cli {
 namespace {

@@ -8,9 +8,9 @@
 #include "absl/strings/str_format.h"
 #include "cli/command.h"
 #include "cli/flag_parser.h"
-#include "core/atomic_file.h"
-#include "core/csv_io.h"
-#include "core/model_folder.h"
+#include "core/base/atomic_file.h"
+#include "core/base/csv_io.h"
+#include "core/model/model_folder.h"
 
 namespace optower::cli {
 namespace {

@@ -10,8 +10,8 @@
 #include "cli/command.h"
 #include "cli/flag_parser.h"
 #include "cli/online_client.h"
-#include "core/json_writer.h"
-#include "core/status_macros.h"
+#include "core/base/json_writer.h"
+#include "core/base/status_macros.h"
 
 namespace optower::cli {
 namespace {

@@ -1,4 +1,4 @@
-// `optower synth`: generates an OBP-compatible synthetic bandit data set (core/synthetic_env.h) as
+// `optower synth`: generates an OBP-compatible synthetic bandit data set (core/synthetic/synthetic_env.h) as
 // CSV files plus a summary.json of ground-truth policy values, written into --out as one atomic
 // folder (a failed run leaves nothing behind).
 #include <algorithm>
@@ -15,13 +15,13 @@
 #include "cli/command.h"
 #include "cli/flag_parser.h"
 #include "cli/synthetic_flags.h"
-#include "core/atomic_file.h"
-#include "core/bandit_data.h"
-#include "core/csv_io.h"
-#include "core/json_writer.h"
-#include "core/policy_value.h"
-#include "core/status_macros.h"
-#include "core/synthetic_env.h"
+#include "core/base/atomic_file.h"
+#include "core/base/bandit_data.h"
+#include "core/base/csv_io.h"
+#include "core/base/json_writer.h"
+#include "core/synthetic/policy_value.h"
+#include "core/base/status_macros.h"
+#include "core/synthetic/synthetic_env.h"
 
 namespace optower::cli {
 namespace {

@@ -8,13 +8,13 @@
 #include "cli/command.h"
 #include "cli/flag_parser.h"
 #include "cli/learner_flags.h"
-#include "core/csv_io.h"
-#include "core/json_writer.h"
-#include "core/model_folder.h"
-#include "core/ope.h"
-#include "core/policy_evaluation.h"
-#include "core/policy_learner.h"
-#include "core/status_macros.h"
+#include "core/base/csv_io.h"
+#include "core/base/json_writer.h"
+#include "core/model/model_folder.h"
+#include "core/learning/ope.h"
+#include "core/learning/policy_evaluation.h"
+#include "core/learning/policy_learner.h"
+#include "core/base/status_macros.h"
 
 namespace optower::cli {
 namespace {

@@ -8,7 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include "core/json_writer.h"
+#include "core/base/json_writer.h"
 
 namespace optower::cli {
 

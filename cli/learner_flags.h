@@ -8,10 +8,10 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_join.h"
 #include "cli/flag_parser.h"
-#include "core/json_writer.h"
-#include "core/objective.h"
-#include "core/policy_learner.h"
-#include "core/train_progress.h"
+#include "core/base/json_writer.h"
+#include "core/learning/objective.h"
+#include "core/learning/policy_learner.h"
+#include "core/base/train_progress.h"
 
 namespace optower::cli {
 

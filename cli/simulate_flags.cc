@@ -6,7 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "cli/flag_parser.h"
-#include "core/synthetic_env.h"
+#include "core/synthetic/synthetic_env.h"
 #include "launch/server_config_text.h"
 
 namespace optower::cli::sim {

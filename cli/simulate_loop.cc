@@ -14,8 +14,8 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "cli/online_client.h"
-#include "core/status_macros.h"
-#include "core/synthetic_env.h"
+#include "core/base/status_macros.h"
+#include "core/synthetic/synthetic_env.h"
 
 namespace optower::cli::sim {
 namespace {

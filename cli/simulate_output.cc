@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "core/json_writer.h"
+#include "core/base/json_writer.h"
 
 namespace optower::cli::sim {
 namespace {

@@ -7,7 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "cli/flag_parser.h"
-#include "core/synthetic_env.h"
+#include "core/synthetic/synthetic_env.h"
 
 namespace optower::cli {
 

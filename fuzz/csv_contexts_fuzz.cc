@@ -1,9 +1,9 @@
-// Fuzzes ReadContextsCsv (core/csv_io.h): any bytes as a contexts file. Accepted files give a
+// Fuzzes ReadContextsCsv (core/base/csv_io.h): any bytes as a contexts file. Accepted files give a
 // [n, D] matrix of finite floats with D >= 1.
 #include <cmath>
 #include <cstdint>
 
-#include "core/csv_io.h"
+#include "core/base/csv_io.h"
 #include "fuzz/fuzz_file.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

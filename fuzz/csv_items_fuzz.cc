@@ -1,10 +1,10 @@
-// Fuzzes ReadItemsCsv (core/csv_io.h): any bytes as an items.csv. Accepted files must give a
+// Fuzzes ReadItemsCsv (core/base/csv_io.h): any bytes as an items.csv. Accepted files must give a
 // consistent catalog: ids.size() * dim_features == features.size(), unique ids, finite features.
 #include <cmath>
 #include <cstdint>
 #include <unordered_set>
 
-#include "core/csv_io.h"
+#include "core/base/csv_io.h"
 #include "fuzz/fuzz_file.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

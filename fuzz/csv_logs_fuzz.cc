@@ -1,10 +1,10 @@
-// Fuzzes ReadLogsCsv (core/csv_io.h): any bytes as a logs.csv against a fixed catalog (ids 1..4,
+// Fuzzes ReadLogsCsv (core/base/csv_io.h): any bytes as a logs.csv against a fixed catalog (ids 1..4,
 // two features). Accepted logs must be consistent: actions are catalog rows, 0 < pscore <= 1,
 // finite rewards and contexts, contexts.size() == n * dim_context.
 #include <cmath>
 #include <cstdint>
 
-#include "core/csv_io.h"
+#include "core/base/csv_io.h"
 #include "fuzz/fuzz_file.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -1,10 +1,10 @@
-// Fuzzes TwoTowerConfigFromText (core/two_tower_config.h), the reader of a model folder's
+// Fuzzes TwoTowerConfigFromText (core/model/two_tower_config.h), the reader of a model folder's
 // config.txt. Properties: an accepted config passes ValidateTwoTowerConfig, and writing it and
 // reading it back gives the same config (config.txt round trip is exact).
 #include <cstdint>
 #include <string>
 
-#include "core/two_tower_config.h"
+#include "core/model/two_tower_config.h"
 #include "fuzz/fuzz_file.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

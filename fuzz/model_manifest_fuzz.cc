@@ -1,11 +1,11 @@
-// Fuzzes ParseManifestText (core/model_store.h), the reader of a model version's manifest.txt.
+// Fuzzes ParseManifestText (core/storage/model_store.h), the reader of a model version's manifest.txt.
 // Property: a manifest it accepts survives a write/read round trip unchanged
 // (FormatManifestText(Parse(FormatManifestText(m))) == FormatManifestText(m)), and
 // FormatManifestJson does not fail on it.
 #include <cstdint>
 #include <string>
 
-#include "core/model_store.h"
+#include "core/storage/model_store.h"
 #include "fuzz/fuzz_file.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -83,10 +83,12 @@ if [ "$mode" = tsan ] || [ "$mode" = all ]; then
 fi
 if [ "$mode" = quick ]; then
   build=$base-sanitize-quick
-  # The SQLite event log (core/sqlite_event_log.h lists its parts).
-  event_log_sources=(core/sqlite_util.cc core/event_log_schema.cc core/event_log_validation.cc
-                     core/event_log_queue.cc core/event_log_write_connection.cc
-                     core/event_log_writer.cc core/event_log_reader.cc core/sqlite_event_log.cc)
+  # The SQLite event log (core/storage/sqlite_event_log.h lists its parts).
+  event_log_sources=(core/storage/sqlite_util.cc core/storage/event_log_schema.cc
+                     core/storage/event_log_validation.cc core/storage/event_log_options.cc
+                     core/storage/event_log_queue.cc core/storage/event_log_write_connection.cc
+                     core/storage/event_log_writer.cc core/storage/event_log_reader.cc
+                     core/storage/sqlite_event_log.cc)
   libs=$(pkg-config --libs absl_status absl_statusor absl_strings absl_str_format \
          absl_synchronization absl_time absl_flat_hash_map absl_flat_hash_set absl_hash gtest gmock)
   for san in asan tsan; do

@@ -30,7 +30,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "core/status_macros.h"
+#include "core/base/status_macros.h"
 #include "server/optower_server.h"
 #include "server/server_config.h"
 #include "server/start_checks.h"

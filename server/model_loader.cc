@@ -11,9 +11,9 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
-#include "core/csv_io.h"
-#include "core/model_folder.h"
-#include "core/status_macros.h"
+#include "core/base/csv_io.h"
+#include "core/model/model_folder.h"
+#include "core/base/status_macros.h"
 
 namespace optower::server {
 namespace {

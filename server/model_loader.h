@@ -1,21 +1,21 @@
 // Start-up: what the server serves first — the model and the catalog.
 //
 // Order (docs/TRAINING.md "Restart"):
-//   1. the model store (<data_dir>/models, core/model_store.h) has a serving version — CURRENT, else
+//   1. the model store (<data_dir>/models, core/storage/model_store.h) has a serving version — CURRENT, else
 //      the latest promoted one: serve it (this is how a restarted server continues with what the
 //      trainer promoted or an operator rolled back to; model_dir is then ignored). If it cannot be
 //      served (unreadable CURRENT, missing or corrupt weights, a malformed manifest, dimensions that
 //      do not fit), a warning line names the version and the error, and the next newest promoted
 //      version is tried; start-up fails only when no stored version can be served;
 //   2. else ServerConfig.model_dir: an `optower train` output folder (DIR/policy/ + DIR/items.csv,
-//      core/model_folder.h) or a bare policy folder. It is imported into the store as the next
+//      core/model/model_folder.h) or a bare policy folder. It is imported into the store as the next
 //      version (000001 in a fresh store), promoted and CURRENT, so that a rollback can return to it;
 //      it is served under that version;
 //   3. else fresh random towers (TwoTowerModel::Create from the catalog's feature dimension and
 //      ServerConfig.dim_context; init_hidden, init_embedding_dim, init_seed; an item-id embedding
 //      when the items have no features), version "init-<seed>", not stored: the server serves with
 //      exploration from the first request, and the first trainer job does not warm-start from them.
-// The catalog: the stored catalog (<data_dir>/catalog, core/catalog_store.h) when there is one — it
+// The catalog: the stored catalog (<data_dir>/catalog, core/storage/catalog_store.h) when there is one — it
 // holds every acknowledged UpsertItems/DeleteItems, so it wins over items_path (a warning line says
 // so when items_path differs from it); else ServerConfig.items_path when given, else the stored
 // version's (or model folder's) items.csv. A catalog that did not come from the catalog store is
@@ -29,10 +29,10 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "core/bandit_data.h"
-#include "core/catalog_store.h"
-#include "core/model_store.h"
-#include "core/two_tower_model.h"
+#include "core/base/bandit_data.h"
+#include "core/storage/catalog_store.h"
+#include "core/storage/model_store.h"
+#include "core/model/two_tower_model.h"
 #include "optower/v1/optower.pb.h"
 
 namespace optower::server {

@@ -4,8 +4,8 @@
 #include <memory>
 #include <string>
 
-#include "core/status_macros.h"
-#include "core/test_points.h"
+#include "core/base/status_macros.h"
+#include "core/base/test_points.h"
 
 namespace optower::server {
 

@@ -1,4 +1,4 @@
-// ModelPublisher: the server's side of the trainer's hooks (core/trainer.h, TrainerHooks) — what is
+// ModelPublisher: the server's side of the trainer's hooks (core/training/trainer.h, TrainerHooks) — what is
 // served right now, and how a trained or stored version becomes the served one.
 //
 //   current_model -> the engine's snapshot: its version (when it is a stored version), model,
@@ -22,9 +22,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "core/model_store.h"
-#include "core/retrieval_engine.h"
-#include "core/trainer.h"
+#include "core/storage/model_store.h"
+#include "core/serving/retrieval_engine.h"
+#include "core/training/trainer.h"
 
 namespace optower::server {
 

@@ -19,9 +19,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "core/model_snapshot.h"
-#include "core/sqlite_event_log.h"
-#include "core/status_macros.h"
+#include "core/serving/model_snapshot.h"
+#include "core/storage/sqlite_event_log.h"
+#include "core/base/status_macros.h"
 #include "server/model_loader.h"
 #include "server/server_config.h"
 #include "server/tls.h"

@@ -7,7 +7,7 @@
 // if missing; its parent must exist), the model store at data_dir/models, the model + catalog to
 // serve (server/model_loader.h: the store's serving version, else model_dir imported into the store,
 // else random towers), the first snapshot (item embeddings + index), the event log at
-// data_dir/events.sqlite (appended to), the trainer (unless trainer.disabled; core/trainer.h, hooks
+// data_dir/events.sqlite (appended to), the trainer (unless trainer.disabled; core/training/trainer.h, hooks
 // in server/model_publisher.h), the bearer tokens (server/auth.h), the Prometheus metrics
 // (server/prometheus_exporter.h; served on metrics_host:metrics_port when metrics_port is not 0),
 // then the gRPC server
@@ -42,12 +42,12 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
-#include "core/catalog_store.h"
-#include "core/data_dir_lock.h"
-#include "core/event_log.h"
-#include "core/model_store.h"
-#include "core/retrieval_engine.h"
-#include "core/trainer.h"
+#include "core/storage/catalog_store.h"
+#include "core/base/data_dir_lock.h"
+#include "core/storage/event_log.h"
+#include "core/storage/model_store.h"
+#include "core/serving/retrieval_engine.h"
+#include "core/training/trainer.h"
 #include "optower/v1/optower.pb.h"
 #include "server/admin_service.h"
 #include "server/auth.h"

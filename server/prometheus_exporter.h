@@ -26,9 +26,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "core/event_log.h"
-#include "core/retrieval_engine.h"
-#include "core/trainer.h"
+#include "core/storage/event_log.h"
+#include "core/serving/retrieval_engine.h"
+#include "core/training/trainer.h"
 #include "server/metrics_http_server.h"
 #include "server/metrics_registry.h"
 

@@ -1,7 +1,7 @@
 #include "server/retrieval_service.h"
 
 #include "absl/time/clock.h"
-#include "core/status_macros.h"
+#include "core/base/status_macros.h"
 #include "server/call_deadline.h"
 #include "server/proto_convert.h"
 #include "server/raw_rpc.h"

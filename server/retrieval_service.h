@@ -14,7 +14,7 @@
 
 #include <cstdint>
 
-#include "core/retrieval_engine.h"
+#include "core/serving/retrieval_engine.h"
 #include "optower/v1/optower.grpc.pb.h"
 #include "server/auth.h"
 #include "server/server_metrics.h"

@@ -15,8 +15,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
-#include "core/background_priority.h"
-#include "core/status_macros.h"
+#include "core/base/background_priority.h"
+#include "core/base/status_macros.h"
 
 namespace optower::server {
 namespace {

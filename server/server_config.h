@@ -26,10 +26,10 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "core/event_log.h"
-#include "core/model_store.h"
-#include "core/retrieval_engine.h"
-#include "core/trainer.h"
+#include "core/storage/event_log.h"
+#include "core/storage/model_store.h"
+#include "core/serving/retrieval_engine.h"
+#include "core/training/trainer.h"
 #include "optower/v1/optower.pb.h"
 #include "server/tls.h"
 

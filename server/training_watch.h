@@ -24,7 +24,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "core/trainer.h"
+#include "core/training/trainer.h"
 #include "optower/v1/optower.pb.h"
 
 namespace optower::server {

@@ -1,4 +1,4 @@
-#include "core/background_priority.h"
+#include "core/base/background_priority.h"
 
 #include <omp.h>
 #include <pthread.h>

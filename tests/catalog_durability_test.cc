@@ -3,7 +3,7 @@
 //   older catalog with deleted items in it);
 //   RetrievalEngine: a change is persisted before it is served, a failed save leaves the served
 //   snapshot unchanged, and a change no longer waits for readers of the old snapshot to let go.
-#include "core/catalog_store.h"
+#include "core/storage/catalog_store.h"
 
 #include <filesystem>
 #include <fstream>
@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "absl/time/clock.h"
-#include "core/model_snapshot.h"
-#include "core/retrieval_engine.h"
+#include "core/serving/model_snapshot.h"
+#include "core/serving/retrieval_engine.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/serving_fixture.h"

@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "core/bandit_data.h"
-#include "core/csv_io.h"
+#include "core/base/bandit_data.h"
+#include "core/base/csv_io.h"
 #include "tests/testing/subprocess.h"
 
 namespace optower {

@@ -1,7 +1,7 @@
-// Tests of the CSV readers/writers (core/csv_io.h) and of the two small output helpers they and the
-// CLI rely on: atomic file/folder writes (core/atomic_file.h) and the JSON writer
-// (core/json_writer.h).
-#include "core/csv_io.h"
+// Tests of the CSV readers/writers (core/base/csv_io.h) and of the two small output helpers they and the
+// CLI rely on: atomic file/folder writes (core/base/atomic_file.h) and the JSON writer
+// (core/base/json_writer.h).
+#include "core/base/csv_io.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "core/atomic_file.h"
-#include "core/json_writer.h"
+#include "core/base/atomic_file.h"
+#include "core/base/json_writer.h"
 
 namespace optower {
 namespace {

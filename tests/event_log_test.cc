@@ -1,5 +1,5 @@
-#include "core/event_log.h"
-#include "core/sqlite_event_log.h"
+#include "core/storage/event_log.h"
+#include "core/storage/sqlite_event_log.h"
 
 #include <poll.h>
 #include <signal.h>

@@ -1,4 +1,4 @@
-#include "core/item_index.h"
+#include "core/serving/item_index.h"
 
 #include <omp.h>
 

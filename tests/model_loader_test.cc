@@ -8,8 +8,8 @@
 #include <memory>
 #include <string>
 
-#include "core/catalog_store.h"
-#include "core/model_store.h"
+#include "core/storage/catalog_store.h"
+#include "core/storage/model_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/server_config.h"

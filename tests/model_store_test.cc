@@ -1,5 +1,5 @@
 // ModelStore: numbered versions, manifests, CURRENT, LatestPromoted, partial folders.
-#include "core/model_store.h"
+#include "core/storage/model_store.h"
 
 #include <stdlib.h>
 
@@ -12,7 +12,7 @@
 #include <sstream>
 #include <string>
 
-#include "core/atomic_file.h"
+#include "core/base/atomic_file.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/serving_fixture.h"

@@ -1,7 +1,7 @@
-// Tests for core/ope.h: exact formulas on a hand-computed example, input validation, and the
+// Tests for core/learning/ope.h: exact formulas on a hand-computed example, input validation, and the
 // statistical properties (unbiasedness, variance, SE calibration, coverage) on a tiny bandit
 // simulator with known q, pi_0 and pi defined below (independent of core/synthetic_env).
-#include "core/ope.h"
+#include "core/learning/ope.h"
 
 #include <algorithm>
 #include <cmath>

@@ -11,12 +11,12 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "core/event_log.h"
-#include "core/item_index.h"
-#include "core/model_store.h"
-#include "core/policy_learner.h"
-#include "core/retrieval_engine.h"
-#include "core/trainer.h"
+#include "core/storage/event_log.h"
+#include "core/serving/item_index.h"
+#include "core/storage/model_store.h"
+#include "core/learning/policy_learner.h"
+#include "core/serving/retrieval_engine.h"
+#include "core/training/trainer.h"
 #include "server/server_config.h"
 
 namespace optower {

@@ -1,5 +1,5 @@
-// The surrogate losses of core/policy_gradient.h against the estimators they stand for.
-#include "core/policy_gradient.h"
+// The surrogate losses of core/learning/policy_gradient.h against the estimators they stand for.
+#include "core/learning/policy_gradient.h"
 
 #include <gtest/gtest.h>
 

@@ -1,10 +1,10 @@
 // Learning on OBP synthetic data with known ground truth.
-#include "core/policy_learner.h"
+#include "core/learning/policy_learner.h"
 
 #include <gtest/gtest.h>
 
-#include "core/policy_value.h"
-#include "core/synthetic_env.h"
+#include "core/synthetic/policy_value.h"
+#include "core/synthetic/synthetic_env.h"
 
 namespace optower {
 namespace {

@@ -1,10 +1,10 @@
-// The promotion gate on hand-made holdouts (core/promotion_gate.h): the paired DR difference, the
+// The promotion gate on hand-made holdouts (core/training/promotion_gate.h): the paired DR difference, the
 // decision (promote unless the whole interval lies below -tolerance), force, the "unchanged" rule
 // and the edge cases (one sample, no samples, nothing to compare). No threads, no models: every
 // expected number is derived in a comment from the DR formula
 //   DR_i(pi) = qhat_under_target_i + w_i (r_i - qhat_logged_i),  w_i = pi(a_i|x_i) / p_i,
 // with z(95%) = 1.959964 and se = sd(d) / sqrt(n) (n - 1 denominator).
-#include "core/promotion_gate.h"
+#include "core/training/promotion_gate.h"
 
 #include <cmath>
 #include <limits>

@@ -1,5 +1,5 @@
 // RetrievalEngine in-process (no gRPC): logging, propensities, validation, catalog changes.
-#include "core/retrieval_engine.h"
+#include "core/serving/retrieval_engine.h"
 
 #include <algorithm>
 #include <cmath>
@@ -13,10 +13,10 @@
 #include <vector>
 
 #include "absl/time/clock.h"
-#include "core/event_log.h"
-#include "core/model_snapshot.h"
-#include "core/slate_sampler.h"
-#include "core/sqlite_event_log.h"
+#include "core/storage/event_log.h"
+#include "core/serving/model_snapshot.h"
+#include "core/serving/slate_sampler.h"
+#include "core/storage/sqlite_event_log.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/serving_fixture.h"
@@ -402,7 +402,7 @@ TEST_F(RetrievalEngineTest, ReplaceModelServesTheNewVersion) {
       engine_->ReplaceModel("v3", TinyModel(kDimContext + 1, catalog_, 1.0, 12))));
 }
 
-// Replaced snapshots are freed by the engine's reaper thread (core/snapshot_reaper.h), not by the
+// Replaced snapshots are freed by the engine's reaper thread (core/serving/snapshot_reaper.h), not by the
 // writer: it polls every millisecond, so 10 s is a generous bound on a loaded machine.
 bool ExpiresWithin(const std::weak_ptr<const ModelSnapshot>& s, absl::Duration bound) {
   const absl::Time deadline = absl::Now() + bound;

@@ -1,4 +1,4 @@
-#include "core/slate_sampler.h"
+#include "core/serving/slate_sampler.h"
 
 #include <ctime>
 #include <cmath>

@@ -8,7 +8,7 @@
 //   - a disk-full error while a model version is written fails the job cleanly: CURRENT unchanged,
 //     the server keeps serving, health SERVING.
 // Crash and fault points are the test-only OPTOWER_TEST_CRASH_POINT / OPTOWER_TEST_FAULT_POINT
-// variables of core/test_points.h, set in the child's environment only.
+// variables of core/base/test_points.h, set in the child's environment only.
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -27,9 +27,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "client/optower_client.h"
-#include "core/event_log.h"
-#include "core/sqlite_event_log.h"
-#include "core/test_points.h"
+#include "core/storage/event_log.h"
+#include "core/storage/sqlite_event_log.h"
+#include "core/base/test_points.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "launch/server_config_text.h"

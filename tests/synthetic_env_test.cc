@@ -1,4 +1,4 @@
-#include "core/synthetic_env.h"
+#include "core/synthetic/synthetic_env.h"
 #include "tests/testing/paths.h"
 
 #include <gtest/gtest.h>
@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "core/policy_value.h"
+#include "core/synthetic/policy_value.h"
 
 namespace optower {
 namespace {

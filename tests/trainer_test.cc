@@ -5,9 +5,9 @@
 //   logging policy pi_0(a) ∝ exp(0.5 c_a), c ~ N(0,1) fixed (stochastic, context-free; every
 //   propensity in roughly [0.02, 0.12]), one item per request (K = 1), r ~ Bernoulli(q).
 // The data step and the gate on their own: training_snapshot_test.cc, promotion_gate_test.cc.
-#include "core/trainer.h"
+#include "core/training/trainer.h"
 
-#include "core/sqlite_event_log.h"
+#include "core/storage/sqlite_event_log.h"
 
 #include <stdlib.h>
 

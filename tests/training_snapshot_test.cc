@@ -1,9 +1,9 @@
-// The training snapshot (core/training_snapshot.h): joined log rows -> samples with the attribution
+// The training snapshot (core/training/training_snapshot.h): joined log rows -> samples with the attribution
 // window, the counts of what was left out, the paged read from a real EventLog, and the time split
 // that holds out the newest samples (cut at a request boundary) for the promotion gate.
-#include "core/training_snapshot.h"
+#include "core/training/training_snapshot.h"
 
-#include "core/sqlite_event_log.h"
+#include "core/storage/sqlite_event_log.h"
 
 #include <stdlib.h>
 

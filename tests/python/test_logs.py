@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """optower_client.read_logs_csv / read_items_csv: arrays, and the C++ readers' messages
-(core/csv_io.cc) word for word. The expected messages below were produced by the C++ reader
+(core/base/csv_io.cc) word for word. The expected messages below were produced by the C++ reader
 (`optower train --logs FILE`) on the same inputs.
 
     /usr/bin/python3 tests/python/test_logs.py --gen-dir build/client/python/gen

@@ -16,9 +16,9 @@
 #include <string>
 #include <vector>
 
-#include "core/bandit_data.h"
-#include "core/csv_io.h"
-#include "core/two_tower_model.h"
+#include "core/base/bandit_data.h"
+#include "core/base/csv_io.h"
+#include "core/model/two_tower_model.h"
 #include "gtest/gtest.h"
 
 namespace optower::testutil {

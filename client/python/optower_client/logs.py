@@ -4,7 +4,7 @@
     logs.contexts.shape                              # (n, D) float32
     ids, features = read_items_csv("data/items.csv") # (N,) int64, (N, E) float32
 
-Formats (core/csv_io.h; comma-separated, header on line 1, no quoting):
+Formats (core/base/csv_io.h; comma-separated, header on line 1, no quoting):
     logs.csv:   x0,...,x{D-1},action,reward,pscore    D >= 1; action = an item id; 0 < pscore <= 1
     items.csv:  item,f0,...,f{E-1}                    E >= 0; unique integer ids
 

@@ -1,0 +1,319 @@
+#include "core/learning/policy_learner.h"
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <sstream>
+
+#include "absl/strings/str_format.h"
+#include "core/model/log_tensors.h"
+#include "core/learning/policy_gradient.h"
+#include "core/base/status_macros.h"
+#include "core/model/two_tower_net.h"
+
+namespace optower {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double SecondsSince(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+BanditLog SubsetLog(const BanditLog& log, const torch::Tensor& index) {
+  BanditLog out;
+  out.dim_context = log.dim_context;
+  const int64_t* idx = index.data_ptr<int64_t>();
+  const int64_t m = index.size(0);
+  out.contexts.reserve(m * log.dim_context);
+  for (int64_t j = 0; j < m; ++j) {
+    const int64_t i = idx[j];
+    out.contexts.insert(out.contexts.end(), log.context(i), log.context(i) + log.dim_context);
+    out.actions.push_back(log.actions[i]);
+    out.rewards.push_back(log.rewards[i]);
+    out.pscores.push_back(log.pscores[i]);
+  }
+  return out;
+}
+
+// Frozen q̂ evaluated through its towers: q̂(x, a) = link(<h(x), k(a)>).
+struct FrozenRewardModel {
+  torch::Tensor item_t;  // [d, N]
+  bool sigmoid = true;
+  TwoTowerModel::Impl* impl = nullptr;
+
+  torch::Tensor UserEmbed(const torch::Tensor& x) const {
+    torch::NoGradGuard ng;
+    return impl->net->User(x);
+  }
+  torch::Tensor FromUser(const torch::Tensor& h) const {  // [B, d] -> [B, N]
+    torch::Tensor s = h.matmul(item_t);
+    return sigmoid ? torch::sigmoid(s) : s;
+  }
+};
+
+// DR estimate of the policy's value on `val` (q̂ frozen), computed in chunks without autograd:
+//   V_DR = 1/n sum_i [ sum_a pi(a|x_i) q̂(x_i,a) + w_i (r_i - q̂(x_i,a_i)) ].
+double ValidationDr(TwoTowerModel::Impl& policy, const torch::Tensor& features,
+                    const torch::Tensor& id_rows, const LogTensors& val,
+                    const torch::Tensor& qhat_user_val, const FrozenRewardModel& qhat) {
+  torch::NoGradGuard ng;
+  const torch::Tensor v = policy.net->Item(features, id_rows);
+  double total = 0;
+  constexpr int64_t kChunk = 1024;
+  for (int64_t s = 0; s < val.size(); s += kChunk) {
+    const int64_t e = std::min(val.size(), s + kChunk);
+    const torch::Tensor pi = torch::softmax(
+        policy.net->User(val.x.slice(0, s, e)).matmul(v.t()) / policy.config.temperature, 1);
+    const torch::Tensor q = qhat.FromUser(qhat_user_val.slice(0, s, e));
+    const torch::Tensor a = val.a.slice(0, s, e).unsqueeze(1);
+    const torch::Tensor w = pi.gather(1, a).squeeze(1) / val.p.slice(0, s, e);
+    const torch::Tensor term =
+        (pi * q).sum(1) + w * (val.r.slice(0, s, e) - q.gather(1, a).squeeze(1));
+    total += term.sum().item<double>();
+  }
+  return total / static_cast<double>(std::max<int64_t>(val.size(), 1));
+}
+
+}  // namespace
+
+absl::Status ValidateLogForLearning(const BanditLog& log, const ItemCatalog& items) {
+  constexpr int64_t kMinRows = 10;
+  if (log.size() < kMinRows)
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "too few logged events (%d): at least %d are needed to train", log.size(), kMinRows));
+  if (static_cast<int64_t>(log.contexts.size()) != log.size() * log.dim_context ||
+      log.rewards.size() != log.actions.size() || log.pscores.size() != log.actions.size())
+    return absl::InvalidArgumentError("log columns have inconsistent lengths");
+  if (items.size() < 2)
+    return absl::FailedPreconditionError(
+        absl::StrFormat("catalog has %d items: a policy needs at least 2", items.size()));
+  bool any_stochastic = false;
+  for (int64_t i = 0; i < log.size(); ++i) {
+    if (log.actions[i] < 0 || log.actions[i] >= items.size())
+      return absl::InvalidArgumentError(
+          absl::StrFormat("action row %d of event %d is outside the catalog", log.actions[i], i));
+    if (!(log.pscores[i] > 0.0f && log.pscores[i] <= 1.0f))
+      return absl::InvalidArgumentError(
+          absl::StrFormat("pscore=%g of event %d: must be in (0, 1]", log.pscores[i], i));
+    if (!std::isfinite(log.rewards[i]))
+      return absl::InvalidArgumentError(absl::StrFormat("reward of event %d is not finite", i));
+    if (log.pscores[i] < 1.0f) any_stochastic = true;
+  }
+  if (!any_stochastic)
+    return absl::FailedPreconditionError(
+        "deterministic logging policy: every logged propensity is 1, so no other action was "
+        "ever possible and off-policy learning has nothing to compare against");
+  bool varied = false;
+  for (float r : log.rewards) varied |= (r != log.rewards[0]);
+  if (!varied)
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "every logged reward equals %g: there is no signal to learn from", log.rewards[0]));
+  return absl::OkStatus();
+}
+
+namespace {
+
+// The policy before any gradient step: the given `init`, q̂'s towers (warm start; always for DM),
+// or fresh random towers.
+absl::StatusOr<TwoTowerModel> InitialPolicy(const BanditLog& log, const ItemCatalog& items,
+                                            const PolicyLearnerOptions& options,
+                                            const TwoTowerModel& qhat, bool warm_start) {
+  std::optional<TwoTowerModel> policy;
+  if (options.init != nullptr) {
+    policy = options.init->Clone();
+  } else if (warm_start || options.objective == Objective::kDm) {
+    policy = qhat.Clone();
+    policy->impl().config.temperature = options.temperature;
+  } else {
+    const TwoTowerConfig config =
+        MakeTowerConfig(log.dim_context, items, options.hidden, options.embedding_dim,
+                        options.activation, options.item_id_embedding, options.temperature);
+    ASSIGN_OR_RETURN(TwoTowerModel fresh, TwoTowerModel::Create(config, items.ids, options.seed));
+    policy = std::move(fresh);
+  }
+  // A policy's "reward_link" is meaningless; keep configs clean.
+  policy->impl().config.reward_link = "sigmoid";
+  return std::move(*policy);
+}
+
+// Fresh random towers: standardise contexts with the train split's statistics, and scale the user
+// tower's output layer by tau. Random towers give logits of order 1 before the division by tau, so
+// without the scaling a small tau starts from a near-deterministic random policy whose
+// pi(a_i|x_i) ~ 0 makes every importance weight, and so every IPS gradient, vanish.
+void SoftenRandomInit(TwoTowerModel::Impl& pol, const LogTensors& train) {
+  torch::NoGradGuard ng;
+  pol.net->ctx_mean.copy_(train.x.mean(0));
+  pol.net->ctx_std.copy_(train.x.std(0, /*unbiased=*/false).clamp_min(1e-6));
+  auto params = pol.net->user->parameters();
+  params[params.size() - 2].mul_(pol.config.temperature);  // last Linear weight
+  params[params.size() - 1].mul_(pol.config.temperature);  // and bias
+}
+
+// What every epoch of the policy loop reads: the catalog's tensors and the frozen q̂.
+struct PolicyLoopInputs {
+  torch::Tensor features;         // [N, dim_item]
+  torch::Tensor id_rows;          // [N]
+  FrozenRewardModel q;
+  torch::Tensor qhat_user_train;  // q̂'s user embeddings of the train contexts
+  torch::Tensor qhat_user_val;    // and of the validation contexts
+};
+
+// One pass over the train split in a random order (minibatch Adam steps); the mean loss.
+double RunPolicyEpoch(TwoTowerModel::Impl& pol, const LogTensors& train,
+                      const PolicyLoopInputs& in, const PolicyLearnerOptions& options,
+                      const SurrogateOptions& so, torch::optim::Adam& opt, torch::Generator& gen) {
+  pol.net->train();
+  const int64_t n = train.size();
+  const torch::Tensor perm = torch::randperm(n, gen, torch::kInt64);
+  double total = 0;
+  int64_t batches = 0;
+  for (int64_t s = 0; s < n; s += options.batch_size) {
+    const torch::Tensor bi = perm.slice(0, s, std::min(n, s + options.batch_size));
+    const LogTensors b = train.Select(bi);
+    torch::Tensor qb;
+    if (options.objective == Objective::kDr) {
+      qb = in.q.FromUser(in.qhat_user_train.index_select(0, bi));
+    }
+    opt.zero_grad();
+    const torch::Tensor v = pol.net->Item(in.features, in.id_rows);
+    const torch::Tensor logits = pol.net->User(b.x).matmul(v.t()) / pol.config.temperature;
+    torch::Tensor loss = PolicySurrogateLoss(logits, b.a, b.r, b.p, qb, so);
+    loss.backward();
+    opt.step();
+    total += loss.item<double>();
+    ++batches;
+  }
+  pol.net->eval();
+  return total / std::max<int64_t>(batches, 1);
+}
+
+// The policy-gradient loop with model selection: after every epoch the validation DR estimate;
+// the best epoch's weights (or the initial ones) are kept; stops after `patience` epochs without
+// improvement. DM takes no step. Throws torch errors (the caller wraps it in TorchStatus).
+void OptimisePolicy(TwoTowerModel::Impl& pol, const BanditLog& log, const ItemCatalog& items,
+                    const torch::Tensor& train_idx, const torch::Tensor& val_idx,
+                    TwoTowerModel& qhat, const PolicyLearnerOptions& options, bool fresh_init,
+                    const ProgressCallback& progress, PolicyTrainMetrics& metrics) {
+  LogTensors all = MakeLogTensors(log);
+  LogTensors train = all.Select(train_idx);
+  LogTensors val = all.Select(val_idx);
+  if (fresh_init) SoftenRandomInit(pol, train);
+  PolicyLoopInputs in;
+  in.q.impl = &qhat.impl();
+  in.q.sigmoid = qhat.config().reward_link == "sigmoid";
+  {
+    torch::NoGradGuard ng;
+    in.q.item_t = qhat.impl().ItemEmbeddings(items).t().contiguous();
+    in.qhat_user_train = in.q.UserEmbed(train.x);
+    in.qhat_user_val = in.q.UserEmbed(val.x);
+  }
+  in.features = pol.ItemFeatures(items);
+  in.id_rows = pol.ItemIdRows(items);
+  pol.net->eval();
+
+  // Mean observed reward on the validation split = on-policy value of the logger.
+  metrics.logging_policy_value = val.size() > 0 ? val.r.mean().item<double>() : 0.0;
+  double best = val.size() > 0
+                    ? ValidationDr(pol, in.features, in.id_rows, val, in.qhat_user_val, in.q)
+                    : -std::numeric_limits<double>::infinity();
+  metrics.validation_dr_initial = best;
+  metrics.validation_dr_best = best;
+  std::stringstream best_state;
+  torch::save(pol.net, best_state);
+  if (options.objective == Objective::kDm) return;
+
+  SurrogateOptions so;
+  so.objective = options.objective;
+  so.weight_clip = options.weight_clip;
+  so.self_normalize = options.self_normalize;
+  so.top_k = options.top_k;
+  torch::optim::Adam opt(pol.net->parameters(),
+                         torch::optim::AdamOptions(options.learning_rate).weight_decay(options.l2));
+  torch::Generator gen = at::detail::createCPUGenerator(options.seed + 3);
+  int since_best = 0;
+  for (int epoch = 1; epoch <= options.epochs; ++epoch) {
+    EpochRecord rec;
+    rec.epoch = epoch;
+    rec.train_loss = RunPolicyEpoch(pol, train, in, options, so, opt, gen);
+    rec.validation_dr =
+        val.size() > 0 ? ValidationDr(pol, in.features, in.id_rows, val, in.qhat_user_val, in.q)
+                       : -rec.train_loss;
+    metrics.history.push_back(rec);
+    metrics.epochs_run = epoch;
+    const bool improved = rec.validation_dr > best;
+    if (improved) {
+      best = rec.validation_dr;
+      metrics.best_epoch = epoch;
+      metrics.validation_dr_best = best;
+      best_state.str("");
+      torch::save(pol.net, best_state);
+      since_best = 0;
+    } else {
+      ++since_best;
+    }
+    if (progress)
+      progress({"policy", epoch, options.epochs, rec.train_loss, rec.validation_dr, improved});
+    if (since_best >= options.patience) break;
+  }
+  torch::load(pol.net, best_state);
+  pol.net->eval();
+}
+
+}  // namespace
+
+absl::StatusOr<PolicyTrainResult> TrainPolicy(const BanditLog& log, const ItemCatalog& items,
+                                              const PolicyLearnerOptions& options,
+                                              const ProgressCallback& progress) {
+  RETURN_IF_ERROR(ValidateLogForLearning(log, items));
+  if (options.epochs < 0 || options.batch_size < 1 || !(options.learning_rate > 0) ||
+      !(options.temperature > 0))
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "epochs=%d batch_size=%d learning_rate=%g temperature=%g: epochs >= 0, the others > 0",
+        options.epochs, options.batch_size, options.learning_rate, options.temperature));
+  if (options.init != nullptr && (options.init->config().dim_context != log.dim_context ||
+                                  options.init->config().dim_item != items.dim_features))
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "init model takes %d context / %d item features but the data has %d / %d",
+        options.init->config().dim_context, options.init->config().dim_item, log.dim_context,
+        items.dim_features));
+  const auto t_start = Clock::now();
+  PolicyTrainMetrics metrics;
+  metrics.objective = ObjectiveName(options.objective);
+  metrics.n_items = items.size();
+  metrics.threads = ConfigureTorchForTraining(options.threads);
+
+  torch::Tensor train_idx, val_idx;
+  RETURN_IF_ERROR(TorchStatus(
+      [&] {
+        std::tie(train_idx, val_idx) =
+            SplitTrainValidation(log.size(), options.validation_fraction, options.seed);
+      },
+      "splitting the log"));
+  const BanditLog train_log = SubsetLog(log, train_idx);
+  metrics.n_train = train_log.size();
+  metrics.n_validation = val_idx.size(0);
+
+  // q̂ on the train split only, so that the validation DR estimates stay honest.
+  RewardModelOptions rm = options.reward_model;
+  rm.seed = options.seed * 7919 + 17;
+  rm.threads = options.threads;
+  ASSIGN_OR_RETURN(TwoTowerModel qhat, FitRewardModel(train_log, items, rm, progress));
+  metrics.reward_model_seconds = SecondsSince(t_start);
+
+  const bool warm_start = options.warm_start.value_or(options.objective != Objective::kIpw);
+  ASSIGN_OR_RETURN(TwoTowerModel policy, InitialPolicy(log, items, options, qhat, warm_start));
+  const bool fresh_init =
+      options.init == nullptr && !warm_start && options.objective != Objective::kDm;
+  const auto t_policy = Clock::now();
+  RETURN_IF_ERROR(TorchStatus(
+      [&] {
+        OptimisePolicy(policy.impl(), log, items, train_idx, val_idx, qhat, options, fresh_init,
+                       progress, metrics);
+      },
+      "training the policy"));
+  metrics.policy_seconds = SecondsSince(t_policy);
+  metrics.total_seconds = SecondsSince(t_start);
+  return PolicyTrainResult{std::move(policy), std::move(qhat), std::move(metrics)};
+}
+
+}  // namespace optower

@@ -1,0 +1,81 @@
+// PolicyLearner: trains the two-tower softmax policy pi_theta(a|x) = softmax(<u(x), v(a)> / tau)
+// off-policy from logged bandit feedback (DESIGN §3).
+//
+//   1. split the log into train / validation (seeded);
+//   2. fit q̂ (a two-tower reward model) on the train split;
+//   3. objective dr : warm-start the policy towers from q̂'s towers (or from `init`), then follow the
+//                    DR policy gradient (surrogate in policy_gradient.h) with Adam on minibatches;
+//      objective ipw: same loop with the IPS gradient, from a random init (or `init`) — q̂ is used
+//                    only to select the epoch;
+//      objective dm : the policy is softmax(q̂ logits / tau) — no policy-gradient step;
+//   4. after every epoch estimate the policy's value on the validation split by DR (with q̂) and keep
+//      the best epoch; stop after `patience` epochs without improvement.
+// The second DR term sum_a pi(a|x) q̂(x,a) is computed exactly over the whole catalog ([batch, N]).
+//
+// Thread safety: TrainPolicy is reentrant but uses the process-wide torch intra-op pool
+// (options.threads, 0 = all cores); run one training at a time for predictable speed.
+#ifndef OPTOWER_CORE_LEARNING_POLICY_LEARNER_H_
+#define OPTOWER_CORE_LEARNING_POLICY_LEARNER_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/base/learning_report.h"
+#include "core/base/bandit_data.h"
+#include "core/learning/objective.h"
+#include "core/model/reward_model.h"
+#include "core/base/train_progress.h"
+#include "core/model/two_tower_model.h"
+
+namespace optower {
+
+struct PolicyLearnerOptions {
+  Objective objective = Objective::kDr;
+  // Policy towers (ignored when warm-starting: the towers of q̂ or `init` are copied).
+  std::vector<int64_t> hidden = {64};
+  int64_t embedding_dim = 32;
+  std::string activation = "relu";
+  bool item_id_embedding = false;
+  double temperature = 0.1;  // tau of the learned policy
+  // Optimisation.
+  int epochs = 20;
+  int batch_size = 256;
+  double learning_rate = 1e-3;
+  double l2 = 0.0;            // Adam weight decay
+  // Estimator variants (policy_gradient.h).
+  double weight_clip = 0.0;   // 0 = none
+  bool self_normalize = false;
+  int top_k = 0;              // > 1: Chen et al. top-K correction with this K
+  // Model selection.
+  double validation_fraction = 0.2;
+  int patience = 5;
+  // Initialisation: warm_start copies q̂'s towers into the policy (dr default; ipw: false).
+  std::optional<bool> warm_start;  // unset = objective's default
+  const TwoTowerModel* init = nullptr;  // start from this model instead (e.g. the served one)
+  RewardModelOptions reward_model;
+  uint64_t seed = 0;
+  int threads = 0;  // 0 = all cores
+
+  // InvalidArgument naming the first field out of range and its value ("epochs=-1: must be >= 0";
+  // q̂'s as "reward_model.epochs"). Implemented in core/learning/policy_learner_options.cc.
+  absl::Status Validate() const;
+};
+
+struct PolicyTrainResult {
+  TwoTowerModel policy;
+  TwoTowerModel reward_model;  // q̂
+  PolicyTrainMetrics metrics;
+};
+
+absl::Status ValidateLogForLearning(const BanditLog& log, const ItemCatalog& items);
+
+absl::StatusOr<PolicyTrainResult> TrainPolicy(const BanditLog& log, const ItemCatalog& items,
+                                              const PolicyLearnerOptions& options,
+                                              const ProgressCallback& progress = nullptr);
+
+}  // namespace optower
+
+#endif  // OPTOWER_CORE_LEARNING_POLICY_LEARNER_H_

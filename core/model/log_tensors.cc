@@ -1,0 +1,36 @@
+#include "core/model/log_tensors.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace optower {
+
+LogTensors LogTensors::Select(const torch::Tensor& index) const {
+  return {x.index_select(0, index), a.index_select(0, index), r.index_select(0, index),
+          p.index_select(0, index)};
+}
+
+LogTensors MakeLogTensors(const BanditLog& log) {
+  const int64_t n = log.size();
+  LogTensors t;
+  t.x = torch::from_blob(const_cast<float*>(log.contexts.data()), {n, log.dim_context},
+                         torch::kFloat32)
+            .clone();
+  t.a = torch::from_blob(const_cast<int64_t*>(log.actions.data()), {n}, torch::kInt64).clone();
+  t.r = torch::from_blob(const_cast<float*>(log.rewards.data()), {n}, torch::kFloat32).clone();
+  t.p = torch::from_blob(const_cast<float*>(log.pscores.data()), {n}, torch::kFloat32).clone();
+  return t;
+}
+
+std::pair<torch::Tensor, torch::Tensor> SplitTrainValidation(int64_t n, double fraction,
+                                                             uint64_t seed) {
+  torch::Generator gen = at::detail::createCPUGenerator(seed);
+  torch::Tensor perm = torch::randperm(n, gen, torch::kInt64);
+  int64_t n_val = 0;
+  if (fraction > 0 && n >= 2) {
+    n_val = std::clamp<int64_t>(static_cast<int64_t>(std::llround(n * fraction)), 1, n - 1);
+  }
+  return {perm.slice(0, n_val, n), perm.slice(0, 0, n_val)};
+}
+
+}  // namespace optower

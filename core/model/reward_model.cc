@@ -1,0 +1,146 @@
+#include "core/model/reward_model.h"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <sstream>
+
+#include "absl/strings/str_format.h"
+#include "core/model/log_tensors.h"
+#include "core/base/status_macros.h"
+#include "core/model/two_tower_net.h"
+
+namespace optower {
+
+bool RewardsAreBinary(const BanditLog& log) {
+  for (float r : log.rewards)
+    if (r != 0.0f && r != 1.0f) return false;
+  return true;
+}
+
+namespace {
+
+// One pass over `train` in shuffled minibatches; the mean minibatch loss.
+template <typename LossOf>
+double TrainEpoch(const LogTensors& train, int64_t batch_size, torch::Generator& gen,
+                  torch::optim::Adam& opt, const LossOf& loss_of) {
+  const int64_t n = train.size();
+  torch::Tensor perm = torch::randperm(n, gen, torch::kInt64);
+  double total = 0;
+  int64_t batches = 0;
+  for (int64_t s = 0; s < n; s += batch_size) {
+    LogTensors b = train.Select(perm.slice(0, s, std::min(n, s + batch_size)));
+    opt.zero_grad();
+    torch::Tensor loss = loss_of(b);
+    loss.backward();
+    opt.step();
+    total += loss.item<double>();
+    ++batches;
+  }
+  return total / std::max<int64_t>(batches, 1);
+}
+
+}  // namespace
+
+absl::StatusOr<TwoTowerModel> FitRewardModel(const BanditLog& log, const ItemCatalog& items,
+                                             const RewardModelOptions& options,
+                                             const ProgressCallback& progress) {
+  if (log.size() < 2)
+    return absl::InvalidArgumentError(
+        absl::StrFormat("logs have %d rows: at least 2 are needed to fit q̂", log.size()));
+  if (options.epochs < 1 || options.batch_size < 1)
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "epochs=%d batch_size=%d: both must be >= 1", options.epochs, options.batch_size));
+  const bool binary = RewardsAreBinary(log);
+  TwoTowerConfig config =
+      MakeTowerConfig(log.dim_context, items, options.hidden, options.embedding_dim,
+                      options.activation, options.item_id_embedding, /*temperature=*/1.0);
+  config.reward_link = binary ? "sigmoid" : "identity";
+  ASSIGN_OR_RETURN(TwoTowerModel model, TwoTowerModel::Create(config, items.ids, options.seed));
+
+  RETURN_IF_ERROR(TorchStatus(
+      [&] {
+        ConfigureTorchForTraining(options.threads);
+        torch::manual_seed(options.seed);
+        TwoTowerModel::Impl& m = model.impl();
+        LogTensors all = MakeLogTensors(log);
+        auto [train_idx, val_idx] =
+            SplitTrainValidation(all.size(), options.validation_fraction, options.seed + 1);
+        LogTensors train = all.Select(train_idx);
+        LogTensors val = all.Select(val_idx);
+        // Standardise contexts with the training split's statistics (stored in the model).
+        {
+          torch::NoGradGuard ng;
+          m.net->ctx_mean.copy_(train.x.mean(0));
+          m.net->ctx_std.copy_(train.x.std(0, /*unbiased=*/false).clamp_min(1e-6));
+        }
+        const torch::Tensor features = m.ItemFeatures(items);
+        const torch::Tensor id_rows = m.ItemIdRows(items);
+        torch::optim::Adam opt(m.net->parameters(), torch::optim::AdamOptions(options.learning_rate)
+                                                        .weight_decay(options.l2));
+        auto loss_of = [&](const LogTensors& b) {
+          torch::Tensor u = m.net->User(b.x);
+          torch::Tensor v = m.net->Item(features.index_select(0, b.a), id_rows.index_select(0, b.a));
+          torch::Tensor score = (u * v).sum(1);
+          return binary ? torch::binary_cross_entropy_with_logits(score, b.r)
+                        : torch::mse_loss(score, b.r);
+        };
+        double best = std::numeric_limits<double>::infinity();
+        std::stringstream best_state;
+        int since_best = 0;
+        torch::Generator gen = at::detail::createCPUGenerator(options.seed + 2);
+        for (int epoch = 1; epoch <= options.epochs; ++epoch) {
+          m.net->train();
+          const double train_loss = TrainEpoch(train, options.batch_size, gen, opt, loss_of);
+          double val_loss = train_loss;
+          if (val.size() > 0) {
+            torch::NoGradGuard ng;
+            val_loss = loss_of(val).item<double>();
+          }
+          const bool improved = val_loss < best - 1e-6;
+          if (improved) {
+            best = val_loss;
+            since_best = 0;
+            best_state.str("");
+            torch::save(m.net, best_state);
+          } else {
+            ++since_best;
+          }
+          if (progress)
+            progress({"reward_model", epoch, options.epochs, train_loss, val_loss, improved});
+          if (since_best >= options.patience) break;
+        }
+        torch::load(m.net, best_state);
+        m.net->eval();
+      },
+      "fitting the reward model"));
+  return model;
+}
+
+absl::StatusOr<std::vector<float>> PredictRewardsAll(const TwoTowerModel& qhat, const float* contexts,
+                                                     int64_t n, const ItemCatalog& items) {
+  ASSIGN_OR_RETURN(std::vector<float> v, qhat.EmbedItems(items));
+  std::vector<float> out(static_cast<size_t>(n * items.size()));
+  const bool sigmoid = qhat.config().reward_link == "sigmoid";
+  RETURN_IF_ERROR(TorchStatus(
+      [&] {
+        c10::InferenceMode guard;
+        const int64_t d = qhat.config().embedding_dim;
+        torch::Tensor vt = torch::from_blob(v.data(), {items.size(), d}, torch::kFloat32).t();
+        constexpr int64_t kChunk = 2048;
+        for (int64_t s = 0; s < n; s += kChunk) {
+          const int64_t len = std::min(kChunk, n - s);
+          torch::Tensor x = torch::from_blob(const_cast<float*>(contexts + s * qhat.config().dim_context),
+                                             {len, qhat.config().dim_context}, torch::kFloat32);
+          torch::Tensor score = const_cast<TwoTowerModel&>(qhat).impl().net->User(x).matmul(vt);
+          if (sigmoid) score = torch::sigmoid(score);
+          score = score.contiguous();
+          std::memcpy(out.data() + s * items.size(), score.data_ptr<float>(),
+                      sizeof(float) * score.numel());
+        }
+      },
+      "predicting rewards"));
+  return out;
+}
+
+}  // namespace optower

@@ -1,0 +1,100 @@
+#include "core/model/two_tower_config.h"
+
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "core/base/status_macros.h"
+
+namespace optower {
+
+absl::Status ValidateTwoTowerConfig(const TwoTowerConfig& c) {
+  if (c.dim_context < 1)
+    return absl::InvalidArgumentError(absl::StrFormat("dim_context=%d: must be >= 1", c.dim_context));
+  if (c.dim_item < 0)
+    return absl::InvalidArgumentError(absl::StrFormat("dim_item=%d: must be >= 0", c.dim_item));
+  if (c.dim_item == 0 && !c.item_id_embedding)
+    return absl::InvalidArgumentError(
+        "dim_item=0 without item_id_embedding: the item tower would have no input");
+  if (c.embedding_dim < 1)
+    return absl::InvalidArgumentError(
+        absl::StrFormat("embedding_dim=%d: must be >= 1", c.embedding_dim));
+  for (int64_t h : c.hidden)
+    if (h < 1) return absl::InvalidArgumentError(absl::StrFormat("hidden width %d: must be >= 1", h));
+  if (c.activation != "relu" && c.activation != "tanh" && c.activation != "elu" &&
+      c.activation != "gelu")
+    return absl::InvalidArgumentError(
+        absl::StrFormat("activation=%s: must be relu, tanh, elu or gelu", c.activation));
+  if (!(c.temperature > 0) || !std::isfinite(c.temperature))
+    return absl::InvalidArgumentError(
+        absl::StrFormat("temperature=%g: must be > 0", c.temperature));
+  return absl::OkStatus();
+}
+
+std::string TwoTowerConfigToText(const TwoTowerConfig& c) {
+  return absl::StrCat("format=optower-two-tower-v1\n", "dim_context=", c.dim_context, "\n",
+                      "dim_item=", c.dim_item, "\n", "hidden=", absl::StrJoin(c.hidden, ","), "\n",
+                      "embedding_dim=", c.embedding_dim, "\n", "activation=", c.activation, "\n",
+                      "item_id_embedding=", c.item_id_embedding ? "true" : "false", "\n",
+                      absl::StrFormat("temperature=%.17g\n", c.temperature),
+                      "reward_link=", c.reward_link, "\n");
+}
+
+absl::StatusOr<TwoTowerConfig> TwoTowerConfigFromText(const std::string& text, const std::string& path) {
+  TwoTowerConfig c;
+  bool format_seen = false;
+  int line_no = 0;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    ++line_no;
+    line = absl::StripAsciiWhitespace(line);
+    if (line.empty() || line[0] == '#') continue;
+    std::pair<std::string, std::string> kv = absl::StrSplit(line, absl::MaxSplits('=', 1));
+    const std::string& key = kv.first;
+    const std::string& value = kv.second;
+    auto bad = [&](const char* what) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s:%d: %s=%s: %s", path, line_no, key, value, what));
+    };
+    bool ok = true;
+    if (key == "format") {
+      if (value != "optower-two-tower-v1") return bad("unsupported model format");
+      format_seen = true;
+    } else if (key == "dim_context") {
+      ok = absl::SimpleAtoi(value, &c.dim_context);
+    } else if (key == "dim_item") {
+      ok = absl::SimpleAtoi(value, &c.dim_item);
+    } else if (key == "hidden") {
+      c.hidden.clear();
+      for (absl::string_view h : absl::StrSplit(value, ',', absl::SkipEmpty())) {
+        int64_t w;
+        if (!absl::SimpleAtoi(h, &w)) return bad("expected comma-separated integers");
+        c.hidden.push_back(w);
+      }
+    } else if (key == "embedding_dim") {
+      ok = absl::SimpleAtoi(value, &c.embedding_dim);
+    } else if (key == "activation") {
+      c.activation = value;
+    } else if (key == "item_id_embedding") {
+      ok = absl::SimpleAtob(value, &c.item_id_embedding);
+    } else if (key == "reward_link") {
+      if (value != "sigmoid" && value != "identity") return bad("must be sigmoid or identity");
+      c.reward_link = value;
+    } else if (key == "temperature") {
+      ok = absl::SimpleAtod(value, &c.temperature);
+    } else {
+      return bad("unknown key");
+    }
+    if (!ok) return bad("malformed value");
+  }
+  if (!format_seen)
+    return absl::InvalidArgumentError(absl::StrFormat("%s: not an optower model config", path));
+  RETURN_IF_ERROR(ValidateTwoTowerConfig(c));
+  return c;
+}
+
+}  // namespace optower

@@ -1,0 +1,83 @@
+// TwoTowerModel: the served policy's towers behind a torch-free facade (pimpl), so that the server,
+// the CLI and most of core never include <torch/torch.h>.
+//
+//   user tower u(x) in R^d, item tower v(a) in R^d, score s(x,a) = <u(x), v(a)>,
+//   policy pi(a|x) = softmax_a(s(x,a) / tau) over the whole catalog      (DESIGN §1)
+//
+// Thread safety: after construction every const method may be called concurrently (forwards run
+// under c10::InferenceMode with no shared mutable state). Loading/saving are not concurrent with
+// mutation; the learner mutates only models it owns exclusively.
+#ifndef OPTOWER_CORE_MODEL_TWO_TOWER_MODEL_H_
+#define OPTOWER_CORE_MODEL_TWO_TOWER_MODEL_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/base/bandit_data.h"
+
+namespace optower {
+
+struct TwoTowerConfig {
+  int64_t dim_context = 0;             // input features of the user tower
+  int64_t dim_item = 0;                // input features of the item tower
+  std::vector<int64_t> hidden = {64};  // hidden widths of each tower's MLP ({} = linear tower)
+  int64_t embedding_dim = 32;          // d
+  std::string activation = "relu";     // relu | tanh | elu | gelu
+  // Learned item-id embedding added to the item tower's output (0 = off). Rows are keyed by the
+  // item ids seen at training time; an unseen id (cold start) gets features only.
+  bool item_id_embedding = false;
+  double temperature = 1.0;            // tau
+  // Only for reward models (q̂ as a two-tower scorer): the link from score to expected reward,
+  // "sigmoid" (binary rewards, fitted with BCE) or "identity" (continuous rewards, MSE).
+  std::string reward_link = "sigmoid";
+};
+
+// A config for towers over `dim_context` context features and the catalog's item features; the item
+// id embedding is forced on when items have no features (the item tower needs some input).
+TwoTowerConfig MakeTowerConfig(int64_t dim_context, const ItemCatalog& items,
+                               const std::vector<int64_t>& hidden, int64_t embedding_dim,
+                               const std::string& activation, bool item_id_embedding,
+                               double temperature);
+
+class TwoTowerModel {
+ public:
+  ~TwoTowerModel();
+  TwoTowerModel(TwoTowerModel&&) noexcept;
+  TwoTowerModel& operator=(TwoTowerModel&&) noexcept;
+
+  // Fresh towers with a seeded random initialisation. `item_ids` keys the id embedding (if on).
+  static absl::StatusOr<TwoTowerModel> Create(const TwoTowerConfig& config,
+                                              const std::vector<int64_t>& item_ids, uint64_t seed);
+  // Reads a folder written by Save (config.txt + weights.pt).
+  static absl::StatusOr<TwoTowerModel> Load(const std::string& dir);
+  // Writes config.txt and weights.pt into `dir` (created if missing). Not atomic by itself: callers
+  // that publish a folder write it under a temporary name and rename.
+  absl::Status Save(const std::string& dir) const;
+
+  const TwoTowerConfig& config() const;
+  TwoTowerModel Clone() const;
+
+  // u(x) for n contexts: contexts is [n, dim_context] -> [n, d].
+  absl::StatusOr<std::vector<float>> EmbedContexts(const float* contexts, int64_t n) const;
+  // v(a) for every catalog item -> [N, d] (row i = catalog row i).
+  absl::StatusOr<std::vector<float>> EmbedItems(const ItemCatalog& items) const;
+  // pi(a|x) for n contexts over the catalog -> [n, N].
+  absl::StatusOr<DenseMatrix> ActionProbabilities(const float* contexts, int64_t n,
+                                                  const ItemCatalog& items) const;
+
+  // Internal handle for core's torch code (learner, reward model); opaque elsewhere.
+  struct Impl;
+  Impl& impl() { return *impl_; }
+  const Impl& impl() const { return *impl_; }
+
+ private:
+  explicit TwoTowerModel(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace optower
+
+#endif  // OPTOWER_CORE_MODEL_TWO_TOWER_MODEL_H_

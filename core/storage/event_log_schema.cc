@@ -1,0 +1,110 @@
+#include "core/storage/event_log_schema.h"
+
+#include <optional>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "core/storage/sqlite_util.h"
+#include "core/base/status_macros.h"
+
+namespace optower {
+namespace {
+
+constexpr const char* kMetaSql = R"sql(
+CREATE TABLE IF NOT EXISTS meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+)sql";
+
+// No AUTOINCREMENT: the log is append-only (nothing ever deletes rows), so max(rowid)+1 never hands
+// out an id twice, and we save the sqlite_sequence update per insert. served.id is assigned by the
+// writer (first_served + position in the slate's item list), so the items of one request are the
+// contiguous id range [first_served, first_served + number of items) and the feedback lookup needs
+// no index on served (see EventLogWriteConnection::DecideFeedback).
+constexpr const char* kSchemaSql = R"sql(
+CREATE TABLE IF NOT EXISTS requests (
+  id            INTEGER PRIMARY KEY,
+  request_id    TEXT    NOT NULL UNIQUE,
+  k             INTEGER NOT NULL,
+  m             INTEGER NOT NULL,
+  epsilon       REAL    NOT NULL,
+  temperature   REAL    NOT NULL,
+  model_version TEXT    NOT NULL,
+  context       BLOB    NOT NULL,
+  time_us       INTEGER NOT NULL,
+  first_served  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS served (
+  id         INTEGER PRIMARY KEY,
+  request    INTEGER NOT NULL,
+  item_id    INTEGER NOT NULL,
+  position   INTEGER NOT NULL,
+  propensity REAL    NOT NULL CHECK (propensity > 0 AND propensity <= 1)
+);
+CREATE TABLE IF NOT EXISTS feedback (
+  request_id TEXT    NOT NULL,
+  item_id    INTEGER NOT NULL,
+  reward     REAL    NOT NULL,
+  time_us    INTEGER NOT NULL,
+  PRIMARY KEY (request_id, item_id)
+) WITHOUT ROWID;
+)sql";
+
+// The file's schema_version (nullopt when the meta table has none: a new file), or the error.
+absl::StatusOr<std::optional<std::string>> ReadSchemaVersion(sqlite3* db) {
+  ASSIGN_OR_RETURN(Stmt q, Prepare(db, "SELECT value FROM meta WHERE key = 'schema_version'"));
+  const int rc = sqlite3_step(q.get());
+  if (rc == SQLITE_DONE) return std::optional<std::string>();
+  if (rc != SQLITE_ROW) return SqliteError(db, rc, "read schema_version");
+  const unsigned char* text = sqlite3_column_text(q.get(), 0);
+  return std::optional<std::string>(
+      text == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(text)));
+}
+
+// The body of CreateOrCheckSchema's transaction.
+absl::Status CreateOrCheckInTransaction(sqlite3* db, const std::string& path) {
+  // The version is checked before any other table is created: CREATE ... IF NOT EXISTS would skip
+  // a table of another version's layout and fail (or succeed wrongly) later.
+  RETURN_IF_ERROR(Exec(db, kMetaSql));
+  ASSIGN_OR_RETURN(const std::optional<std::string> version, ReadSchemaVersion(db));
+  if (version.has_value() && *version != std::to_string(kEventLogSchemaVersion)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "path='", path, "': schema_version=", *version, ", this build reads ",
+        kEventLogSchemaVersion, " (no migration: start a new log file)"));
+  }
+  RETURN_IF_ERROR(Exec(db, kSchemaSql));
+  if (!version.has_value()) {
+    RETURN_IF_ERROR(Exec(db, absl::StrCat("INSERT INTO meta(key, value) VALUES ('schema_version', '",
+                                          kEventLogSchemaVersion, "')")
+                                 .c_str()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ConfigureWriteConnection(sqlite3* db, const std::string& path, bool synchronous) {
+  // SQLite opens a file it cannot write read-only instead of failing; every write would then fail.
+  if (sqlite3_db_readonly(db, "main") == 1) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "path='", path, "': the event log file is read-only (check its permissions and "
+        "that its folder is writable)"));
+  }
+  ASSIGN_OR_RETURN(const std::string mode, QueryText(db, "PRAGMA journal_mode=WAL"));
+  if (mode != "wal") {
+    return absl::FailedPreconditionError(
+        absl::StrCat("path='", path, "': cannot enable WAL, journal_mode=", mode));
+  }
+  return Exec(db, synchronous ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+}
+
+absl::Status CreateOrCheckSchema(sqlite3* db, const std::string& path) {
+  RETURN_IF_ERROR(Exec(db, "BEGIN IMMEDIATE"));
+  absl::Status s = CreateOrCheckInTransaction(db, path);
+  if (s.ok()) s = Exec(db, "COMMIT");
+  if (!s.ok() && sqlite3_get_autocommit(db) == 0) Exec(db, "ROLLBACK").IgnoreError();
+  return s;
+}
+
+}  // namespace optower

@@ -1,0 +1,182 @@
+#include "core/training/training_snapshot.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/base/status_macros.h"
+
+namespace optower {
+namespace {
+
+absl::Status ValidateSnapshotOptions(const SnapshotOptions& options) {
+  if (options.attribution_window < absl::ZeroDuration())
+    return absl::InvalidArgumentError(
+        absl::StrCat("attribution_window=", absl::FormatDuration(options.attribution_window),
+                     ": must be >= 0"));
+  if (!std::isfinite(options.default_reward))
+    return absl::InvalidArgumentError(
+        absl::StrFormat("default_reward=%g: must be finite", options.default_reward));
+  return absl::OkStatus();
+}
+
+absl::Status BuildItemRows(const ItemCatalog& catalog, TrainingSnapshot* snapshot) {
+  if (!snapshot->item_rows.empty()) return absl::OkStatus();
+  snapshot->item_rows.reserve(catalog.ids.size());
+  for (int64_t r = 0; r < catalog.size(); ++r) {
+    if (!snapshot->item_rows.emplace(catalog.ids[r], r).second)
+      return absl::InvalidArgumentError(
+          absl::StrFormat("catalog item id %d appears twice", catalog.ids[r]));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status AppendToSnapshot(const std::vector<EventLog::JoinedRow>& rows,
+                              const ItemCatalog& catalog, const SnapshotOptions& options,
+                              absl::Time now, TrainingSnapshot* snapshot) {
+  if (snapshot == nullptr) return absl::InvalidArgumentError("snapshot is null");
+  BanditLog& log = snapshot->log;
+  if (log.dim_context <= 0)
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "snapshot.log.dim_context=%d: set it to the model's context dimension (> 0)",
+        log.dim_context));
+  RETURN_IF_ERROR(ValidateSnapshotOptions(options));
+  RETURN_IF_ERROR(BuildItemRows(catalog, snapshot));
+  SnapshotCounts& c = snapshot->counts;
+  // A served item is "old" once served_time + window <= now.
+  const absl::Time cutoff = now - options.attribution_window;
+  for (const EventLog::JoinedRow& row : rows) {
+    ++c.rows_read;
+    const auto it = snapshot->item_rows.find(row.item_id);
+    if (it == snapshot->item_rows.end()) {
+      ++c.unknown_item;
+      continue;
+    }
+    if (static_cast<int64_t>(row.context.size()) != log.dim_context) {
+      ++c.bad_context;
+      continue;
+    }
+    float reward;
+    if (row.has_feedback) {
+      reward = static_cast<float>(row.reward);
+      if (!std::isfinite(reward) || !(row.reward >= options.reward_min) ||
+          !(row.reward <= options.reward_max)) {
+        ++c.bad_reward;
+        continue;
+      }
+    } else if (absl::FromUnixMicros(row.served_time_us) > cutoff) {
+      ++c.pending_excluded;
+      continue;
+    } else {
+      reward = static_cast<float>(options.default_reward);
+    }
+    snapshot->starts_request.push_back(
+        log.actions.empty() || row.request_id != snapshot->last_request_id ? 1 : 0);
+    snapshot->last_request_id = row.request_id;
+    log.contexts.insert(log.contexts.end(), row.context.begin(), row.context.end());
+    log.actions.push_back(it->second);
+    log.rewards.push_back(reward);
+    log.pscores.push_back(static_cast<float>(row.propensity));
+    if (row.has_feedback) {
+      ++c.with_feedback;
+    } else {
+      ++c.default_reward;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadTrainingSnapshot(const EventLog& log, const SnapshotReadRange& range,
+                                  const ItemCatalog& catalog, const SnapshotOptions& options,
+                                  absl::Time now,
+                                  const std::function<absl::Status()>& between_pages,
+                                  TrainingSnapshot* snapshot) {
+  if (snapshot == nullptr) return absl::InvalidArgumentError("snapshot is null");
+  if (range.page_rows < 1)
+    return absl::InvalidArgumentError(
+        absl::StrFormat("page_rows=%d: must be >= 1", range.page_rows));
+  EventLog::ReadOptions ro;
+  ro.max_served_id = range.watermark;
+  ro.min_served_id =
+      range.max_events > 0 ? std::max<int64_t>(0, range.watermark - range.max_events + 1) : 0;
+  ro.max_rows = range.page_rows;
+  while (range.watermark > 0) {
+    ASSIGN_OR_RETURN(std::vector<EventLog::JoinedRow> rows, log.ReadJoined(ro));
+    if (rows.empty()) break;
+    if (snapshot->log.dim_context == 0)
+      snapshot->log.dim_context = static_cast<int64_t>(rows[0].context.size());
+    if (snapshot->log.dim_context == 0)
+      return absl::FailedPreconditionError("the first logged context is empty (0 features)");
+    RETURN_IF_ERROR(AppendToSnapshot(rows, catalog, options, now, snapshot));
+    if (static_cast<int64_t>(rows.size()) < ro.max_rows) break;
+    ro.min_served_id = rows.back().served_id + 1;
+    if (between_pages) RETURN_IF_ERROR(between_pages());
+  }
+  return absl::OkStatus();
+}
+
+std::string SnapshotCountsText(const SnapshotCounts& counts, int64_t watermark,
+                               const SnapshotOptions& options) {
+  return absl::StrFormat(
+      "%d rows up to served_id %d: %d with feedback, %d past the attribution window with the "
+      "default reward %g; left out: %d awaiting feedback within the window, %d for items no "
+      "longer in the catalog, %d with another context size, %d with a reward outside [%g, %g]",
+      counts.rows_read, watermark, counts.with_feedback, counts.default_reward,
+      options.default_reward, counts.pending_excluded, counts.unknown_item, counts.bad_context,
+      counts.bad_reward, options.reward_min, options.reward_max);
+}
+
+int64_t HoldoutStart(const TrainingSnapshot& snapshot, double fraction) {
+  const int64_t n = snapshot.log.size();
+  if (!(fraction > 0) || n == 0) return n;
+  const int64_t k = std::min<int64_t>(n, std::llround(static_cast<double>(n) * fraction));
+  if (k <= 0) return n;
+  int64_t s = n - k;
+  while (s > 0 && static_cast<size_t>(s) < snapshot.starts_request.size() &&
+         !snapshot.starts_request[s])
+    --s;
+  return s;
+}
+
+BanditLog SliceLog(const BanditLog& log, int64_t begin, int64_t end) {
+  BanditLog out;
+  out.dim_context = log.dim_context;
+  begin = std::clamp<int64_t>(begin, 0, log.size());
+  end = std::clamp<int64_t>(end, begin, log.size());
+  out.contexts.assign(log.contexts.begin() + begin * log.dim_context,
+                      log.contexts.begin() + end * log.dim_context);
+  out.actions.assign(log.actions.begin() + begin, log.actions.begin() + end);
+  out.rewards.assign(log.rewards.begin() + begin, log.rewards.begin() + end);
+  out.pscores.assign(log.pscores.begin() + begin, log.pscores.begin() + end);
+  return out;
+}
+
+HoldoutSplit SplitHoldout(TrainingSnapshot* snapshot, double fraction) {
+  const int64_t cut = HoldoutStart(*snapshot, fraction);
+  HoldoutSplit split;
+  split.train = SliceLog(snapshot->log, 0, cut);
+  split.holdout = SliceLog(snapshot->log, cut, snapshot->log.size());
+  snapshot->log = BanditLog();  // free the copy early
+  return split;
+}
+
+absl::Status CheckHoldoutSplit(const HoldoutSplit& split, double fraction, int64_t min_holdout,
+                               int64_t min_train) {
+  const int64_t n = split.train.size() + split.holdout.size();
+  if (fraction > 0 && split.holdout.size() < min_holdout)
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "too few events for the promotion gate's holdout: %d < min_holdout=%d "
+        "(holdout_fraction=%g of %d events)",
+        split.holdout.size(), min_holdout, fraction, n));
+  if (split.train.size() < min_train)
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "too few events to train after the holdout split: %d < %d", split.train.size(),
+        min_train));
+  return absl::OkStatus();
+}
+
+}  // namespace optower
