@@ -17,9 +17,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "launch/environment.h"
 #include "launch/server_config_text.h"
-
-extern char** environ;
 
 namespace optower::launch {
 namespace {
@@ -45,21 +44,6 @@ std::string Describe(int status) {
                         ")");
   }
   return absl::StrCat("ended with wait status ", status);
-}
-
-// This process's environment with `extra` ("NAME=value") added, overriding same-named entries.
-std::vector<std::string> MergedEnvironment(const std::vector<std::string>& extra) {
-  std::vector<std::string> env;
-  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
-    std::string entry(*e);
-    const std::string name = entry.substr(0, entry.find('='));
-    const bool overridden = std::any_of(extra.begin(), extra.end(), [&](const std::string& x) {
-      return x.substr(0, x.find('=')) == name;
-    });
-    if (!overridden) env.push_back(std::move(entry));
-  }
-  env.insert(env.end(), extra.begin(), extra.end());
-  return env;
 }
 
 std::vector<char*> CStrings(std::vector<std::string>& strings) {

@@ -19,8 +19,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-
-extern char** environ;
+#include "launch/environment.h"
 
 namespace optower::testutil {
 namespace {
@@ -44,20 +43,6 @@ struct Fds {
   }
 };
 
-std::vector<std::string> MergedEnvironment(const std::vector<std::string>& extra) {
-  std::vector<std::string> env;
-  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
-    std::string entry(*e);
-    const std::string name = entry.substr(0, entry.find('='));
-    const bool overridden = std::any_of(extra.begin(), extra.end(), [&](const std::string& x) {
-      return x.substr(0, x.find('=')) == name;
-    });
-    if (!overridden) env.push_back(std::move(entry));
-  }
-  env.insert(env.end(), extra.begin(), extra.end());
-  return env;
-}
-
 }  // namespace
 
 int SubprocessResult::ErrLineCount() const {
@@ -79,7 +64,7 @@ absl::StatusOr<SubprocessResult> RunSubprocess(const std::vector<std::string>& a
   std::vector<char*> cargv;
   for (std::string& a : args) cargv.push_back(a.data());
   cargv.push_back(nullptr);
-  std::vector<std::string> env = MergedEnvironment(options.extra_env);
+  std::vector<std::string> env = launch::MergedEnvironment(options.extra_env);
   std::vector<char*> cenv;
   for (std::string& e : env) cenv.push_back(e.data());
   cenv.push_back(nullptr);
