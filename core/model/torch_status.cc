@@ -2,7 +2,7 @@
 
 #include <exception>
 
-#include <torch/torch.h>
+#include <c10/util/Exception.h>
 
 #include "absl/strings/str_cat.h"
 

@@ -19,27 +19,6 @@ absl::Status Prefixed(const absl::Status& s, const std::string& prefix) {
   return absl::Status(s.code(), absl::StrCat(prefix, s.message()));
 }
 
-absl::Status ValidateSnapshotOptions(const SnapshotOptions& s) {
-  if (!(s.reward_min <= s.reward_max) || !(std::abs(s.reward_min) <= kMaxRewardMagnitude) ||
-      !(std::abs(s.reward_max) <= kMaxRewardMagnitude))
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "snapshot.reward_min=%g, reward_max=%g: want reward_min <= reward_max, both within +-%g",
-        s.reward_min, s.reward_max, kMaxRewardMagnitude));
-  if (!std::isfinite(s.default_reward))
-    return absl::InvalidArgumentError(
-        absl::StrFormat("snapshot.default_reward=%g: must be finite", s.default_reward));
-  if (!(s.default_reward >= s.reward_min && s.default_reward <= s.reward_max))
-    return absl::InvalidArgumentError(
-        absl::StrCat("snapshot.default_reward=", s.default_reward,
-                     ": must be in [reward_min, reward_max] = [", s.reward_min, ", ", s.reward_max,
-                     "]"));
-  if (s.attribution_window < absl::ZeroDuration())
-    return absl::InvalidArgumentError(
-        absl::StrCat("snapshot.attribution_window=", absl::FormatDuration(s.attribution_window),
-                     ": must be >= 0"));
-  return absl::OkStatus();
-}
-
 absl::Status ValidateGateOptions(const PromotionGateOptions& g) {
   if (!(g.confidence > 0 && g.confidence < 1))
     return absl::InvalidArgumentError(
@@ -90,7 +69,7 @@ absl::Status ValidateJobOptions(const TrainerOptions& o) {
 
 absl::Status TrainerOptions::Validate() const {
   if (absl::Status s = ValidateJobOptions(*this); !s.ok()) return s;
-  if (absl::Status s = ValidateSnapshotOptions(snapshot); !s.ok()) return s;
+  if (absl::Status s = Prefixed(snapshot.Validate(), "snapshot."); !s.ok()) return s;
   if (absl::Status s = ValidateGateOptions(gate); !s.ok()) return s;
   return Prefixed(learner.Validate(), "learner.");
 }

@@ -11,17 +11,6 @@
 namespace optower {
 namespace {
 
-absl::Status ValidateSnapshotOptions(const SnapshotOptions& options) {
-  if (options.attribution_window < absl::ZeroDuration())
-    return absl::InvalidArgumentError(
-        absl::StrCat("attribution_window=", absl::FormatDuration(options.attribution_window),
-                     ": must be >= 0"));
-  if (!std::isfinite(options.default_reward))
-    return absl::InvalidArgumentError(
-        absl::StrFormat("default_reward=%g: must be finite", options.default_reward));
-  return absl::OkStatus();
-}
-
 absl::Status BuildItemRows(const ItemCatalog& catalog, TrainingSnapshot* snapshot) {
   if (!snapshot->item_rows.empty()) return absl::OkStatus();
   snapshot->item_rows.reserve(catalog.ids.size());
@@ -35,6 +24,28 @@ absl::Status BuildItemRows(const ItemCatalog& catalog, TrainingSnapshot* snapsho
 
 }  // namespace
 
+absl::Status SnapshotOptions::Validate() const {
+  const SnapshotOptions& s = *this;
+  if (!(s.reward_min <= s.reward_max) || !(std::abs(s.reward_min) <= kMaxRewardMagnitude) ||
+      !(std::abs(s.reward_max) <= kMaxRewardMagnitude))
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "reward_min=%g, reward_max=%g: want reward_min <= reward_max, both within +-%g",
+        s.reward_min, s.reward_max, kMaxRewardMagnitude));
+  if (!std::isfinite(s.default_reward))
+    return absl::InvalidArgumentError(
+        absl::StrFormat("default_reward=%g: must be finite", s.default_reward));
+  if (!(s.default_reward >= s.reward_min && s.default_reward <= s.reward_max))
+    return absl::InvalidArgumentError(
+        absl::StrCat("default_reward=", s.default_reward,
+                     ": must be in [reward_min, reward_max] = [", s.reward_min, ", ", s.reward_max,
+                     "]"));
+  if (s.attribution_window < absl::ZeroDuration())
+    return absl::InvalidArgumentError(
+        absl::StrCat("attribution_window=", absl::FormatDuration(s.attribution_window),
+                     ": must be >= 0"));
+  return absl::OkStatus();
+}
+
 absl::Status AppendToSnapshot(const std::vector<EventLog::JoinedRow>& rows,
                               const ItemCatalog& catalog, const SnapshotOptions& options,
                               absl::Time now, TrainingSnapshot* snapshot) {
@@ -44,7 +55,7 @@ absl::Status AppendToSnapshot(const std::vector<EventLog::JoinedRow>& rows,
     return absl::InvalidArgumentError(absl::StrFormat(
         "snapshot.log.dim_context=%d: set it to the model's context dimension (> 0)",
         log.dim_context));
-  RETURN_IF_ERROR(ValidateSnapshotOptions(options));
+  RETURN_IF_ERROR(options.Validate());
   RETURN_IF_ERROR(BuildItemRows(catalog, snapshot));
   SnapshotCounts& c = snapshot->counts;
   // A served item is "old" once served_time + window <= now.

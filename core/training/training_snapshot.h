@@ -37,6 +37,11 @@ struct SnapshotOptions {
   // of failing the job: the log is append-only, so a bad row would otherwise fail every later job.
   double reward_min = -kMaxRewardMagnitude;
   double reward_max = kMaxRewardMagnitude;
+
+  // InvalidArgument naming the first bad field and its value: reward_min > reward_max or beyond
+  // +-kMaxRewardMagnitude, default_reward not finite or outside [reward_min, reward_max], a negative
+  // attribution_window.
+  absl::Status Validate() const;
 };
 
 struct SnapshotCounts {
