@@ -201,6 +201,7 @@ class EventLog {
     int64_t item_id = 0;
     int32_t position = 0;
     double propensity = 0.0;
+    double conditional_propensity = 0.0;
     int32_t k = 0;
     int32_t m = 0;
     double epsilon = 0.0;
