@@ -87,6 +87,27 @@ double Sum4(const std::vector<double>& v, const Skip& skip) {
   return (s[0] + s[1]) + (s[2] + s[3]);
 }
 
+// pi_0 on the candidates from their scores (d->max_score and d->uniform_prob set).
+void SetPi0(const SlateSamplerOptions& options, Distribution* d) {
+  // Softmax in double, shifted by the max score so the largest weight is exp(0) = 1.
+  const double inv_tau = 1.0 / options.temperature;
+  for (size_t i = 0; i < d->cand_ids.size(); ++i) {
+    if (d->cand_scores[i] == d->max_score) {
+      d->best = i;
+      break;
+    }
+  }
+  d->cand_exp.resize(d->cand_ids.size());
+  d->cand_prob.resize(d->cand_ids.size());
+  for (size_t i = 0; i < d->cand_ids.size(); ++i) {
+    d->cand_exp[i] = std::exp((double(d->cand_scores[i]) - double(d->max_score)) * inv_tau);
+  }
+  const double scale = (1.0 - options.epsilon) / Sum4(d->cand_exp, [](size_t) { return false; });
+  for (size_t i = 0; i < d->cand_ids.size(); ++i) {
+    d->cand_prob[i] = d->cand_exp[i] * scale + d->uniform_prob;
+  }
+}
+
 absl::StatusOr<Distribution> Prepare(const SlateSamplerOptions& options,
                                      const std::vector<SearchHit>& candidates,
                                      const ItemIndex& catalog,
@@ -148,24 +169,8 @@ absl::StatusOr<Distribution> Prepare(const SlateSamplerOptions& options,
         " given), so the softmax part of pi_0 is undefined for epsilon=", eps, " < 1"));
   }
   d.uniform_prob = eps / static_cast<double>(d.num_eligible);
-  // Softmax in double, shifted by the max score so the largest weight is exp(0) = 1.
-  const double inv_tau = 1.0 / options.temperature;
   d.max_score = max_score;
-  for (size_t i = 0; i < d.cand_ids.size(); ++i) {
-    if (d.cand_scores[i] == max_score) {
-      d.best = i;
-      break;
-    }
-  }
-  d.cand_exp.resize(d.cand_ids.size());
-  d.cand_prob.resize(d.cand_ids.size());
-  for (size_t i = 0; i < d.cand_ids.size(); ++i) {
-    d.cand_exp[i] = std::exp((double(d.cand_scores[i]) - double(max_score)) * inv_tau);
-  }
-  const double scale = (1.0 - eps) / Sum4(d.cand_exp, [](size_t) { return false; });
-  for (size_t i = 0; i < d.cand_ids.size(); ++i) {
-    d.cand_prob[i] = d.cand_exp[i] * scale + d.uniform_prob;
-  }
+  SetPi0(options, &d);
   return d;
 }
 
