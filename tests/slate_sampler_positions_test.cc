@@ -304,11 +304,27 @@ TEST(SlatePositionsPerPosition, EpsilonZeroDrawsOnlyCandidatesWithNonZeroPi0) {
   auto too_many = sampler.Sample(q.data(), cands, *c.index, {}, /*k=*/3, 1);
   EXPECT_EQ(too_many.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(too_many.status().message()), HasSubstr("k=3: with epsilon=0"));
-  // exp(-1000) underflows: pi_0 = 0 cannot be logged, so that candidate does not count.
-  const std::vector<SearchHit> underflow = {{c.ids[4], 0.0f}, {c.ids[5], -1000.0f}};
-  auto refused = sampler.Sample(q.data(), underflow, *c.index, {}, /*k=*/2, 1);
+  // exp(-800) underflows: pi_0 = 0 cannot be logged, so that candidate is not drawable at any
+  // position, even once the best is drawn and the softmax is re-shifted by the -700 one (which
+  // would give it weight e^-100).
+  const std::vector<SearchHit> underflow = {
+      {c.ids[4], 0.0f}, {c.ids[5], -800.0f}, {c.ids[6], -700.0f}};
+  for (uint64_t seed = 0; seed < 50; ++seed) {
+    auto slate = sampler.Sample(q.data(), underflow, *c.index, {}, /*k=*/2, seed);
+    ASSERT_TRUE(slate.ok()) << slate.status();
+    for (const SlateItem& it : slate->items) {
+      EXPECT_NE(it.item_id, c.ids[5]);
+      EXPECT_GT(it.propensity, 0.0);
+    }
+    EXPECT_EQ(slate->items[1].conditional_propensity, 1.0);
+  }
+  auto refused = sampler.Sample(q.data(), underflow, *c.index, {}, /*k=*/3, 1);
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("only 1 candidates"));
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("only 2 candidates"));
+  auto step = sampler.StepDistribution(underflow, *c.index, {}, {c.ids[4]});
+  ASSERT_TRUE(step.ok()) << step.status();
+  EXPECT_EQ((*step)[5], 0.0);
+  EXPECT_EQ((*step)[6], 1.0);
 }
 
 TEST(SlatePositionsPerPosition, SoftmaxIsReshiftedFarBelowTheBestCandidate) {

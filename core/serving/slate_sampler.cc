@@ -332,11 +332,16 @@ void PerPositionStep(const SlateSamplerOptions& o, const Distribution& d, DrawSt
     out->u = 1.0 / static_cast<double>(st.eligible_left);
     return;
   }
+  // Not in C_j: drawn, or (epsilon = 0 only) pi_0 = 0 because the softmax weight underflowed: such
+  // an item could not be logged, so it is not drawable at any position.
+  const auto skip = [&st, &d](size_t i) {
+    return st.cand_drawn[i] != 0 || !(d.cand_prob[i] > 0.0);
+  };
   float best = d.max_score;
-  if (st.cand_drawn[d.best]) {
+  if (skip(d.best)) {
     best = -INFINITY;
     for (size_t i = 0; i < num_cand; ++i) {
-      if (!st.cand_drawn[i]) best = std::max(best, d.cand_scores[i]);
+      if (!skip(i)) best = std::max(best, d.cand_scores[i]);
     }
   }
   const double inv_tau = 1.0 / o.temperature;
@@ -345,18 +350,17 @@ void PerPositionStep(const SlateSamplerOptions& o, const Distribution& d, DrawSt
     if (!(double(best) == st.shift)) {
       st.e.resize(num_cand);
       for (size_t i = 0; i < num_cand; ++i) {
-        if (st.cand_drawn[i]) continue;
+        if (skip(i)) continue;
         st.e[i] = std::exp((double(d.cand_scores[i]) - double(best)) * inv_tau);
       }
       st.shift = double(best);
     }
     e = &st.e;
   }
-  const auto drawn = [&st](size_t i) { return st.cand_drawn[i] != 0; };
-  const double scale = (1.0 - o.epsilon) / Sum4(*e, drawn);
+  const double scale = (1.0 - o.epsilon) / Sum4(*e, skip);
   out->u = o.epsilon / static_cast<double>(st.eligible_left);
   for (size_t i = 0; i < num_cand; ++i) {
-    out->w[i] = st.cand_drawn[i] ? 0.0 : (*e)[i] * scale + out->u;
+    out->w[i] = skip(i) ? 0.0 : (*e)[i] * scale + out->u;
   }
   out->cand_mass = Sum4(out->w, [](size_t) { return false; });
 }
