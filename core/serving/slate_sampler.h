@@ -15,7 +15,8 @@
 //     p_j(a) = (1 - eps) * softmax_{C_j}(s/tau)(a) + eps / |R_j|   for a in C_j = C' ∩ R_j,
 //     p_j(a) = eps / |R_j|                                          for a in R_j \ C_j,
 //   and p_j = 1 / |R_j| (uniform) once C_j is empty. The softmax is shifted by max_{C_j} s, so it
-//   never underflows to all-zero.
+//   never underflows to all-zero. (With eps = 0, C_j leaves out the candidates whose pi_0
+//   underflowed to 0: they could not be logged.)
 // At position 0 both are pi_0 (same numbers, same draw for a given seed): K = 1 serves the same.
 // Each served item carries pi_0(a|x) of the *initial* distribution — exactly the double the
 // sampler used as that item's weight at position 0 — which is what the trainer's single-draw
@@ -90,8 +91,8 @@ class SlateSampler {
   //   exclude: ids never to serve; ids not in the catalog are ignored.
   // Errors (InvalidArgument): k outside [1, N]; a non-finite score; a candidate id not in the
   // catalog or repeated; eps < 1 with no candidates left after exclusion; eps = 0 with k above the
-  // number of drawable candidates (kPerSlate: those whose softmax did not underflow; kPerPosition:
-  // |C'|); greedy with k > |C'|.
+  // number of candidates with pi_0 > 0 (whose softmax weight did not underflow: only they can be
+  // drawn, in both modes, since every served item is logged with its pi_0); greedy with k > |C'|.
   // Cost: O(M * K + |E|) plus O(1) expected per uniform draw (a few µs for K=10 of M=100);
   // kPerPosition adds up to M exp() per draw, only for draws after the best remaining candidate
   // was taken (docs/BENCHMARKS.md "Slate sampler: exploration modes").
