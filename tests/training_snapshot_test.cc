@@ -280,7 +280,7 @@ class ReadSnapshotTest : public ::testing::Test {
       s.model_version = "000001";
       s.context = {static_cast<float>(i), static_cast<float>(-i)};
       s.time_us = absl::ToUnixMicros(served);
-      s.items = {{10, 0, 0.5}, {11, 1, 0.25}};
+      s.items = {{10, 0, 0.5, 0.5}, {11, 1, 0.25, 0.5}};
       ASSERT_TRUE(log_->AppendSlate(std::move(s)).ok());
       feedback.push_back({absl::StrCat("q", i), 10, 1.0, absl::ToUnixMicros(served) + 1000});
     }
