@@ -140,7 +140,7 @@ int main(int argc, char** argv) {
     slate.context = context;
     slate.time_us = time_us;
     slate.items.reserve(static_cast<size_t>(k));
-    for (int j = 0; j < k; ++j) slate.items.push_back({i * k + j, j, 1.0 / (2.0 + j)});
+    for (int j = 0; j < k; ++j) slate.items.push_back({i * k + j, j, 1.0 / (2.0 + j), 0.5});
     const absl::Status s = (*log)->AppendSlate(std::move(slate));
     append_wall += absl::GetCurrentTimeNanos() * 1e-3 - w0;
     append_cpu += ThreadCpuUs() - c0;

@@ -40,6 +40,7 @@ absl::StatusOr<std::string> ToJson(const v1::RetrieveResponse& r) {
         .Field("position", item.position())
         .Field("score", static_cast<double>(item.score()))
         .Field("propensity", item.propensity())
+        .Field("conditional_propensity", item.conditional_propensity())
         .EndObject();
   }
   w.EndArray();
@@ -72,10 +73,12 @@ absl::Status RunRetrieve(const RetrieveFlags& f) {
   }
   std::printf("request %s  model %s\n", response->request_id().c_str(),
               response->model_version().c_str());
-  std::printf("%8s %12s %12s %12s\n", "position", "item", "score", "propensity");
+  std::printf("%8s %12s %12s %12s %12s\n", "position", "item", "score", "propensity",
+              "conditional");
   for (const v1::RetrievedItem& item : response->items()) {
-    std::printf("%8d %12lld %12.5f %12.6g\n", item.position(),
-                static_cast<long long>(item.item_id()), item.score(), item.propensity());
+    std::printf("%8d %12lld %12.5f %12.6g %12.6g\n", item.position(),
+                static_cast<long long>(item.item_id()), item.score(), item.propensity(),
+                item.conditional_propensity());
   }
   return absl::OkStatus();
 }
@@ -85,7 +88,8 @@ int RetrieveMain(int argc, char** argv) {
   FlagParser parser(
       "optower retrieve --server ADDR --context \"v0,v1,...\" --k K [flags]",
       "Asks a running optower-server for K items for one context and prints them with the\n"
-      "propensity each was logged with.");
+      "propensity each was logged with (pi_0) and the conditional one (given the earlier\n"
+      "positions).");
   parser.AddString("server", &f.server, "server address host:port");
   f.connection.Register(&parser);
   parser.AddString("context", &f.context, "dense context features, comma-separated");

@@ -49,11 +49,15 @@ void FillTruth(const DenseMatrix& q, int64_t q_n, int64_t n, int64_t k, double e
                RoundResult* out) {
   double optimal = 0, uniform = 0;
   std::vector<double> row(static_cast<size_t>(n));
+  out->position_optimal.assign(static_cast<size_t>(k), 0.0);
   for (int64_t i = 0; i < q_n; ++i) {
     std::copy(q.row(i), q.row(i) + n, row.begin());
     std::partial_sort(row.begin(), row.begin() + k, row.end(), std::greater<double>());
     double best = 0;
-    for (int64_t j = 0; j < k; ++j) best += row[static_cast<size_t>(j)];
+    for (int64_t j = 0; j < k; ++j) {
+      best += row[static_cast<size_t>(j)];
+      out->position_optimal[static_cast<size_t>(j)] += row[static_cast<size_t>(j)] / q_n;
+    }
     optimal += best / static_cast<double>(k);
     double sum = 0;
     for (double v : row) sum += v;
@@ -126,6 +130,8 @@ absl::Status Simulation::PlayRound(int64_t round, RoundResult* out) {
 
   double served_sum = 0, pos0_sum = 0, reward_sum = 0;
   int64_t served = 0, pos0 = 0;
+  std::vector<double> position_sum(static_cast<size_t>(k), 0.0);
+  std::vector<int64_t> position_count(static_cast<size_t>(k), 0);
   std::map<std::string, int64_t> versions;
   v1::FeedbackRequest feedback;
   for (int64_t i = 0; i < q_n; ++i) {
@@ -157,6 +163,10 @@ absl::Status Simulation::PlayRound(int64_t round, RoundResult* out) {
         pos0_sum += qv;
         ++pos0;
       }
+      if (item.position() >= 0 && item.position() < k) {
+        position_sum[static_cast<size_t>(item.position())] += qv;
+        ++position_count[static_cast<size_t>(item.position())];
+      }
       v1::FeedbackEvent* e = feedback.add_events();
       e->set_request_id(response->request_id());
       e->set_item_id(item.item_id());
@@ -168,6 +178,11 @@ absl::Status Simulation::PlayRound(int64_t round, RoundResult* out) {
   out->served_items = served;
   out->served_value = served_sum / static_cast<double>(served);
   out->served_value_pos0 = pos0 > 0 ? pos0_sum / static_cast<double>(pos0) : NAN;
+  out->position_values.resize(static_cast<size_t>(k));
+  for (size_t j = 0; j < position_sum.size(); ++j) {
+    out->position_values[j] =
+        position_count[j] > 0 ? position_sum[j] / static_cast<double>(position_count[j]) : NAN;
+  }
   out->observed_reward = reward_sum / static_cast<double>(served);
   out->versions_seen = static_cast<int64_t>(versions.size());
   int64_t most = -1;

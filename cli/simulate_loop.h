@@ -29,7 +29,9 @@ struct RoundResult {
   int64_t served_items = 0;
   double served_value = 0;       // mean true q(x, a) over all served items (all positions)
   double served_value_pos0 = 0;  // same, position 0 only
+  std::vector<double> position_values;   // [K] same, per position
   double optimal_value = 0;      // mean over contexts of the best K-slate's average q
+  std::vector<double> position_optimal;  // [K] mean over contexts of the j-th best item's q
   double uniform_value = 0;      // mean over contexts and items of q (the uniform policy)
   // The best a server exploring with epsilon can serve: (1-eps) optimal + eps uniform (exact for
   // K = 1: pi_0 = (1-eps) softmax + eps/N; an approximation for K > 1).

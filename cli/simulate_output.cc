@@ -52,7 +52,13 @@ void JsonRound(const RoundResult& r, const Summary& s, JsonWriter& w) {
       .Field("served_items", r.served_items);
   JsonNumber(w, "served_value", r.served_value);
   JsonNumber(w, "served_value_pos0", r.served_value_pos0);
+  w.Key("position_values").BeginArray();
+  for (double v : r.position_values) std::isfinite(v) ? w.Double(v) : w.Null();
+  w.EndArray();
   JsonNumber(w, "optimal_value", r.optimal_value);
+  w.Key("position_optimal").BeginArray();
+  for (double v : r.position_optimal) w.Double(v);
+  w.EndArray();
   JsonNumber(w, "uniform_value", r.uniform_value);
   JsonNumber(w, "ceiling_value", r.ceiling_value);
   JsonNumber(w, "observed_reward", r.observed_reward);
@@ -108,6 +114,15 @@ void PrintResults(const std::vector<RoundResult>& rounds, const Summary& s, doub
                 r.job_id.empty() ? "-" : r.next_version.c_str(),
                 r.job_id.empty() ? "-" : absl::StrFormat("%.1f", r.job_seconds).c_str());
   }
+  const RoundResult& last = rounds.back();
+  if (last.position_values.size() > 1) {
+    std::printf("last round per position (served / best K-slate):");
+    for (size_t j = 0; j < last.position_values.size(); ++j) {
+      std::printf(" %zu: %.3f/%.3f", j, last.position_values[j],
+                  j < last.position_optimal.size() ? last.position_optimal[j] : NAN);
+    }
+    std::printf("\n");
+  }
   std::printf("optimal %.4f  uniform %.4f  epsilon ceiling %.4f (gap %.3f)  first %.4f  final %.4f  "
               "gap closed %.3f  (%.0f s)\n",
               s.optimal, s.uniform, s.ceiling, GapClosed(s.ceiling, s.first, s.optimal), s.first,
@@ -119,8 +134,17 @@ std::string RoundsCsv(const std::vector<RoundResult>& rounds, const Summary& s) 
       "round,requests,served_items,served_value,served_value_pos0,optimal_value,uniform_value,"
       "ceiling_value,observed_reward,gap_closed,model_version,versions_seen,play_seconds,job_id,job_state,"
       "decision,saved_version,next_version,job_seconds,train_events,pending_excluded,ope_old,"
-      "ope_new,ope_diff,ope_diff_low,ope_diff_high,reason\n";
+      "ope_new,ope_diff,ope_diff_low,ope_diff_high,reason";
+  // Per position (slates): the served value and the best K-slate's value at each position.
+  const size_t k = rounds.empty() ? 0 : rounds.front().position_values.size();
+  for (size_t j = 0; j < k; ++j) absl::StrAppend(&csv, ",value_pos", j, ",optimal_pos", j);
+  csv += "\n";
   for (const RoundResult& r : rounds) {
+    std::string positions;
+    for (size_t j = 0; j < k; ++j) {
+      absl::StrAppend(&positions, ",", Num(j < r.position_values.size() ? r.position_values[j] : NAN),
+                      ",", Num(j < r.position_optimal.size() ? r.position_optimal[j] : NAN));
+    }
     absl::StrAppend(
         &csv,
         absl::StrJoin({absl::StrCat(r.round), absl::StrCat(r.requests), absl::StrCat(r.served_items),
@@ -136,7 +160,7 @@ std::string RoundsCsv(const std::vector<RoundResult>& rounds, const Summary& s) 
                        Num(r.ope_new), Num(r.ope_diff), Num(r.ope_diff_low), Num(r.ope_diff_high),
                        CsvField(r.reason)},
                       ","),
-        "\n");
+        positions, "\n");
   }
   return csv;
 }

@@ -3,7 +3,8 @@
 served in each round (mean q(x, a) over the served items), with the optimal value of the same
 contexts, the epsilon ceiling ((1 - eps) optimal + eps uniform: the best a server that explores
 with eps can serve) and the first round's value as lines; each point is labelled with the model version that
-served the round. Right: the share of the gap closed, (v - v_first) / (v_optimal - v_first).
+served the round. Middle: the share of the gap closed, (v - v_first) / (v_optimal - v_first). Right (slates, k > 1):
+the served value at each position per round, with the best K-slate's value at that position.
 
 usage: plot_simulation.py rounds.csv summary.json out.png
 Runs with Debian's /usr/bin/python3 (python3-matplotlib)."""
@@ -34,7 +35,12 @@ def main(rounds_path: str, summary_path: str, out_path: str) -> None:
     ceiling = summary.get("ceiling_value")
     s = summary["setting"]
 
-    fig, (ax, axg) = plt.subplots(1, 2, figsize=(12, 4.5), dpi=110)
+    k = int(s["k"])
+    slate = k > 1 and "value_pos0" in rows[0]
+    if slate:
+        fig, (ax, axg, axp) = plt.subplots(1, 3, figsize=(18, 4.5), dpi=110)
+    else:
+        fig, (ax, axg) = plt.subplots(1, 2, figsize=(12, 4.5), dpi=110)
     ax.plot(rounds, served, marker="o", color="tab:blue", label="served value (true)")
     for x, y, v in zip(rounds, served, versions):
         ax.annotate(v, (x, y), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=7)
@@ -68,6 +74,20 @@ def main(rounds_path: str, summary_path: str, out_path: str) -> None:
     axg.grid(True, alpha=0.3)
     axg.legend(loc="lower right", fontsize=8)
     axg.set_title("(v - v_first) / (v_optimal - v_first)", fontsize=10)
+    if slate:
+        cmap = plt.get_cmap("viridis")
+        for j in range(k):
+            col = cmap(j / max(k - 1, 1))
+            vals = [float(r[f"value_pos{j}"]) if r[f"value_pos{j}"] else float("nan") for r in rows]
+            best = sum(float(r[f"optimal_pos{j}"]) for r in rows) / len(rows)
+            axp.plot(rounds, vals, marker="o", markersize=3, color=col, label=f"position {j}")
+            axp.axhline(best, color=col, linestyle="--", alpha=0.4)
+        axp.set_xlabel("round")
+        axp.set_ylabel("mean true q(x, a) at the position")
+        axp.set_xticks(rounds)
+        axp.grid(True, alpha=0.3)
+        axp.legend(loc="lower right", fontsize=7, ncol=2)
+        axp.set_title("per position (dashed: best K-slate at that position)", fontsize=10)
     fig.tight_layout()
     fig.savefig(out_path)
 

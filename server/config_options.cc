@@ -99,6 +99,11 @@ RetrievalEngineOptions EngineOptionsFromConfig(const v1::ServerConfig& c) {
   if (c.has_epsilon()) o.epsilon = c.epsilon();
   o.temperature = c.temperature();
   o.greedy = c.greedy();
+  // Validated by ValidateServerConfig; empty = the engine's default (per_position).
+  if (absl::StatusOr<SlateExploration> mode = ParseSlateExploration(c.slate_exploration());
+      mode.ok()) {
+    o.slate_exploration = *mode;
+  }
   SetIfNonZero(&o.max_exclude, c.max_exclude());
   SetIfNonZero(&o.max_categorical_features, c.max_categorical_features());
   SetIfNonZero(&o.max_feedback_batch, c.max_feedback_batch());

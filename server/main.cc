@@ -58,6 +58,8 @@ ABSL_FLAG(std::optional<double>, max_commit_delay_ms, std::nullopt,
 ABSL_FLAG(std::optional<double>, epsilon, std::nullopt,
           absl::StrCat("uniform exploration share (default ",
                        optower::RetrievalEngineOptions{}.epsilon, ")"));
+ABSL_FLAG(std::optional<std::string>, slate_exploration, std::nullopt,
+          "exploration at positions >= 1: per_position (default) | per_slate");
 ABSL_FLAG(std::optional<double>, temperature, std::nullopt,
           absl::StrCat("softmax temperature (default ", optower::RetrievalEngineOptions{}.temperature,
                        " = the model's)"));
@@ -167,6 +169,7 @@ absl::StatusOr<v1::ServerConfig> ConfigFromFlags() {
     config.mutable_event_log()->set_max_commit_delay_ms(*v);
   }
   if (auto v = absl::GetFlag(FLAGS_epsilon)) config.set_epsilon(*v);
+  if (auto v = absl::GetFlag(FLAGS_slate_exploration)) config.set_slate_exploration(*v);
   if (auto v = absl::GetFlag(FLAGS_temperature)) config.set_temperature(*v);
   if (auto v = absl::GetFlag(FLAGS_top_m)) config.set_top_m(*v);
   if (auto v = absl::GetFlag(FLAGS_max_k)) config.set_max_k(*v);

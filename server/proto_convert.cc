@@ -37,6 +37,7 @@ void ToProto(const RetrieveResult& result, v1::RetrieveResponse* response) {
     out->set_position(static_cast<int32_t>(item.position));
     out->set_score(item.score);
     out->set_propensity(item.propensity);
+    out->set_conditional_propensity(item.conditional_propensity);
   }
 }
 

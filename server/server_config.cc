@@ -116,6 +116,9 @@ absl::Status ValidateServerFields(const v1::ServerConfig& c) {
   if (!c.background_priority().empty()) {
     RETURN_IF_ERROR(ParseBackgroundPriority(c.background_priority()).status());
   }
+  if (!c.slate_exploration().empty()) {
+    RETURN_IF_ERROR(ParseSlateExploration(c.slate_exploration()).status());
+  }
   if (c.metrics_host().empty()) return absl::InvalidArgumentError("metrics_host: empty");
   if (c.metrics_port() < -1 || c.metrics_port() > 65535) {
     return Bad("metrics_port", c.metrics_port(),
@@ -304,6 +307,8 @@ void ApplyServerConfigDefaults(v1::ServerConfig* c) {
   }
   Default<std::string>(c->mutable_background_priority(),
                        BackgroundPriorityName(engine.build_priority));
+  Default<std::string>(c->mutable_slate_exploration(),
+                       SlateExplorationName(engine.slate_exploration));
   if (!c->has_reward_min()) c->set_reward_min(engine.reward_min);
   if (!c->has_reward_max()) c->set_reward_max(engine.reward_max);
   ApplyIndexDefaults(engine.snapshot.index, c->mutable_index());

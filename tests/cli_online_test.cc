@@ -64,6 +64,7 @@ TEST_F(CliOnlineTest, RetrieveFeedbackAndStatsPrintJson) {
   const std::string request_id = PyJson(r.out, "d['request_id']");
   const std::string item = PyJson(r.out, "d['items'][2]['item_id']");
   EXPECT_EQ(PyJson(r.out, "all(0 < i['propensity'] <= 1 for i in d['items'])"), "True");
+  EXPECT_EQ(PyJson(r.out, "all(0 < i['conditional_propensity'] <= 1 for i in d['items'])"), "True");
 
   SubprocessResult f = Optower({"feedback", "--server", address_, "--request-id", request_id,
                                 "--item", item, "--reward", "1", "--json"});

@@ -96,7 +96,7 @@ ServedSlate Slate(int64_t i, int n = 3) {
   s.model_version = "v1";
   s.context = {0.5f, -1.0f, 2.0f, 0.25f};
   s.time_us = 1'700'000'000'000'000 + i;
-  for (int j = 0; j < n; ++j) s.items.push_back({10 * i + j, j, 1.0 / (2.0 + j)});
+  for (int j = 0; j < n; ++j) s.items.push_back({10 * i + j, j, 1.0 / (2.0 + j), 0.5});
   return s;
 }
 

@@ -77,7 +77,7 @@ ServedSlate Slate(int64_t i, int n = 3, int dim = 4) {
   s.model_version = "v1";
   for (int c = 0; c < dim; ++c) s.context.push_back(static_cast<float>(i) + 0.25f * c);
   s.time_us = 1'700'000'000'000'000 + i;
-  for (int j = 0; j < n; ++j) s.items.push_back({10 * i + j, j, 1.0 / (3.0 + j)});
+  for (int j = 0; j < n; ++j) s.items.push_back({10 * i + j, j, 1.0 / (3.0 + j), 1.0 / (2.0 + j)});
   return s;
 }
 
@@ -129,6 +129,7 @@ TEST_F(EventLogTest, RoundTripKeepsEveryFieldBitExact) {
                           : (j == 1 ? std::numeric_limits<int64_t>::max() : 1000 + j);
     item.position = j;
     item.propensity = propensities[j];
+    item.conditional_propensity = propensities[4 - j];
     e.items = {item};
     e.k = 5;
     e.m = 100;
@@ -167,6 +168,8 @@ TEST_F(EventLogTest, RoundTripKeepsEveryFieldBitExact) {
     EXPECT_EQ(r.position, item.position);
     EXPECT_TRUE(BitEqual(r.propensity, item.propensity))
         << r.propensity << " vs " << item.propensity;
+    EXPECT_TRUE(BitEqual(r.conditional_propensity, item.conditional_propensity))
+        << r.conditional_propensity << " vs " << item.conditional_propensity;
     EXPECT_EQ(r.k, e.k);
     EXPECT_EQ(r.m, e.m);
     EXPECT_TRUE(BitEqual(r.epsilon, e.epsilon));
@@ -435,6 +438,16 @@ TEST_F(EventLogTest, InvalidEventsAreRejectedNamingTheField) {
       {"propensity=0", [](ServedSlate& s) { s.items[2].propensity = 0.0; }},
       {"propensity=1.5", [](ServedSlate& s) { s.items[2].propensity = 1.5; }},
       {"propensity=nan", [](ServedSlate& s) { s.items[2].propensity = std::nan(""); }},
+      {"conditional_propensity=0", [](ServedSlate& s) { s.items[2].conditional_propensity = 0; }},
+      {"conditional_propensity=-0.5",
+       [](ServedSlate& s) { s.items[2].conditional_propensity = -0.5; }},
+      {"conditional_propensity=1.5",
+       [](ServedSlate& s) { s.items[2].conditional_propensity = 1.5; }},
+      {"conditional_propensity=nan",
+       [](ServedSlate& s) { s.items[2].conditional_propensity = std::nan(""); }},
+      {"conditional_propensity=inf", [](ServedSlate& s) {
+         s.items[2].conditional_propensity = std::numeric_limits<double>::infinity();
+       }},
       {"k=0", [](ServedSlate& s) { s.k = 0; }},
       {"m=2", [](ServedSlate& s) { s.m = 2; }},
       {"position=3", [](ServedSlate& s) { s.items[2].position = 3; }},
@@ -671,7 +684,7 @@ TEST_F(EventLogTest, AppendSlateRoundTripsBitExactOneRequestRowPerSlate) {
     for (int j = 0; j < n; ++j) {
       const double p = j == 0 ? 4.9e-324 : (j == 1 ? 1.0 : 1.0 / (3.0 + i + j));
       s.items.push_back({i == 5 && j == 0 ? std::numeric_limits<int64_t>::min() : 100 * i + j,
-                         (j + i) % 4, p});
+                         (j + i) % 4, p, /*conditional_propensity=*/j == 2 ? 4.9e-324 : 0.5});
     }
     expected.push_back(s);
     ASSERT_TRUE(log->AppendSlate(s).ok()) << i;
@@ -701,6 +714,7 @@ TEST_F(EventLogTest, AppendSlateRoundTripsBitExactOneRequestRowPerSlate) {
       EXPECT_EQ(row.item_id, item.item_id);
       EXPECT_EQ(row.position, item.position);
       EXPECT_TRUE(BitEqual(row.propensity, item.propensity));
+      EXPECT_TRUE(BitEqual(row.conditional_propensity, item.conditional_propensity));
       EXPECT_EQ(row.k, s.k);
       EXPECT_EQ(row.m, s.m);
       EXPECT_TRUE(BitEqual(row.epsilon, s.epsilon));
@@ -721,7 +735,7 @@ TEST_F(EventLogTest, AppendSlateRoundTripsBitExactOneRequestRowPerSlate) {
   const std::string path = Options().path;
   EXPECT_EQ(QueryOnDisk(path, "SELECT COUNT(*) FROM requests"), 6);
   EXPECT_EQ(QueryOnDisk(path, "SELECT COUNT(*) FROM served"), static_cast<int64_t>(rows->size()));
-  EXPECT_EQ(QueryOnDisk(path, "SELECT value FROM meta WHERE key = 'schema_version'"), 2);
+  EXPECT_EQ(QueryOnDisk(path, "SELECT value FROM meta WHERE key = 'schema_version'"), 3);
 }
 
 TEST_F(EventLogTest, FeedbackOnlyMatchesItemsOfItsOwnRequestWhenASlateIsShort) {
@@ -758,7 +772,7 @@ TEST_F(EventLogTest, InvalidSlatesAreRejectedNamingTheField) {
       {"context[3]=-inf",
        [](ServedSlate& s) { s.context[3] = -std::numeric_limits<float>::infinity(); }},
       {"items.size()=4: must be <= k=3",
-       [](ServedSlate& s) { s.items.push_back({99, 0, 0.5}); }},
+       [](ServedSlate& s) { s.items.push_back({99, 0, 0.5, 0.5}); }},
       {"item 1 (item_id=11): propensity=0", [](ServedSlate& s) { s.items[1].propensity = 0; }},
       {"item 2 (item_id=12): position=3", [](ServedSlate& s) { s.items[2].position = 3; }},
       {"item 2 (item_id=10): this item_id appears twice",
@@ -795,7 +809,7 @@ TEST_F(EventLogTest, OpenRefusesASchemaVersion1FileNamingBothVersions) {
   sqlite3_close(db);
   absl::StatusOr<std::unique_ptr<EventLog>> log = SqliteEventLog::Open(Options());
   EXPECT_EQ(log.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(log.status().message(), HasSubstr("schema_version=1, this build reads 2"));
+  EXPECT_THAT(log.status().message(), HasSubstr("schema_version=1, this build reads 3"));
   // Nothing was changed: no v2 table was added to the old file.
   ASSERT_EQ(sqlite3_open(Options().path.c_str(), &db), SQLITE_OK);
   sqlite3_stmt* st = nullptr;

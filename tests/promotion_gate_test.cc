@@ -329,6 +329,47 @@ TEST(RejectIfUnchangedTest, LeavesOtherDecisionsAlone) {
   EXPECT_EQ(still.reason, forced.reason);
 }
 
+// Slates: the per-position comparison is CompareOnHoldout on each position's samples, and the
+// summary quotes it. Position 0 gains, position 1 loses: the whole-slate difference is their mean.
+TEST(CompareByPositionTest, SplitsTheComparisonByPosition) {
+  // Samples 0..3 at position 0, 4..7 at position 1 (two slates of 2 interleaved would do as well).
+  OpeSamples old_s = OnHoldout({1, 0, 1, 0, 1, 0, 1, 0}, std::vector<double>(8, 0.5),
+                               std::vector<double>(8, 0.5));
+  OpeSamples new_s = OnHoldout({1, 0, 1, 0, 1, 0, 1, 0}, {1, 0, 1, 0, 0, 1, 0, 1},
+                               {0.8, 0.9, 0.8, 0.9, 0.1, 0.2, 0.1, 0.2});
+  const std::vector<int32_t> positions = {0, 0, 0, 0, 1, 1, 1, 1};
+  absl::StatusOr<std::vector<PositionComparison>> by =
+      CompareByPosition(old_s, new_s, positions, {});
+  ASSERT_TRUE(by.ok()) << by.status();
+  ASSERT_EQ(by->size(), 2u);
+  // Position 0 is Better() of the tests above: DR(new) 1.35, difference 0.85.
+  EXPECT_EQ((*by)[0].position, 0);
+  EXPECT_NEAR((*by)[0].new_policy.value, 1.35, 1e-12);
+  EXPECT_NEAR((*by)[0].difference.value, 0.85, 1e-12);
+  // Position 1: w = {0, 2, 0, 2}, DR_i = {0.1, 0.2 + 2(0 - 0.5), 0.1, -0.8} -> mean -0.35,
+  // difference -0.35 - 0.5 = -0.85.
+  EXPECT_EQ((*by)[1].position, 1);
+  EXPECT_NEAR((*by)[1].new_policy.value, -0.35, 1e-12);
+  EXPECT_NEAR((*by)[1].difference.value, -0.85, 1e-12);
+  EXPECT_LT((*by)[1].difference.ci_high, 0.0);
+  // The whole slate: the mean of the two.
+  absl::StatusOr<OpeComparison> all = CompareOnHoldout(old_s, new_s, {});
+  ASSERT_TRUE(all.ok());
+  EXPECT_NEAR(all->difference.value, 0.0, 1e-12);
+  all->positions = *by;
+  const std::string text = GateSummary(*all, DecidePromotion(all->difference, {}, false));
+  EXPECT_THAT(text, HasSubstr("per position (position 0: old 0.5000, new 1.3500"));
+  EXPECT_THAT(text, HasSubstr("position 1: old 0.5000, new -0.3500, new-old -0.8500"));
+
+  EXPECT_FALSE(CompareByPosition(old_s, new_s, {0, 1}, {}).ok());
+  // A position with a single sample has no interval and is left out.
+  absl::StatusOr<std::vector<PositionComparison>> lone =
+      CompareByPosition(old_s, new_s, {0, 0, 0, 0, 0, 0, 0, 2}, {});
+  ASSERT_TRUE(lone.ok());
+  ASSERT_EQ(lone->size(), 1u);
+  EXPECT_EQ(lone->front().position, 0);
+}
+
 TEST(GateSummaryTest, QuotesBothEstimatesAndTheDecision) {
   OpeComparison c;
   c.old_policy = Diff(0.5, 0.4, 0.6);

@@ -108,6 +108,34 @@ TEST_F(RetrievalEngineTest, CallDeadlineIsCheckedBeforeWorkAndPassedToTheLog) {
   EXPECT_EQ(engine_->stats().feedback_errors, 1);
 }
 
+// options.slate_exploration reaches the sampler: per_slate logs pi_0(a_j) / (1 - sum_{i<j} pi_0),
+// per_position (the default) the fresh mixture, which differs from it after position 0.
+TEST_F(RetrievalEngineTest, SlateExplorationOptionChoosesTheLoggedConditionals) {
+  for (const SlateExploration mode : {SlateExploration::kPerSlate, SlateExploration::kPerPosition}) {
+    RetrievalEngineOptions options;
+    options.top_m = 10;
+    options.epsilon = 0.2;
+    options.slate_exploration = mode;
+    Init(30, options, /*temperature=*/0.5, /*with_log=*/false);
+    double max_gap = 0.0;  // largest |conditional - per-slate formula| after position 0
+    for (uint64_t seed = 0; seed < 20; ++seed) {
+      absl::StatusOr<RetrieveResult> r = engine_->Retrieve(Request(/*k=*/4, seed));
+      ASSERT_TRUE(r.ok()) << r.status();
+      double drawn = 0.0;
+      for (const SlateItem& item : r->items) {
+        const double formula = item.propensity / (1.0 - drawn);
+        if (mode == SlateExploration::kPerSlate) {
+          // 1 - (at most 3 terms) loses ~1e-16; the mass left is > 0.1 here.
+          EXPECT_NEAR(item.conditional_propensity, formula, 1e-14);
+        }
+        max_gap = std::max(max_gap, std::abs(item.conditional_propensity - formula));
+        drawn += item.propensity;
+      }
+    }
+    if (mode == SlateExploration::kPerPosition) EXPECT_GT(max_gap, 1e-3);
+  }
+}
+
 TEST_F(RetrievalEngineTest, RetrieveLogsEveryServedItemAndFeedbackJoinsIt) {
   RetrievalEngineOptions options;
   options.top_m = 10;
@@ -133,8 +161,11 @@ TEST_F(RetrievalEngineTest, RetrieveLogsEveryServedItemAndFeedbackJoinsIt) {
     const SlateItem& item = result->items[row.position];
     EXPECT_EQ(row.request_id, "req-1");
     EXPECT_EQ(row.item_id, item.item_id);
-    // Bit-exact: the logged propensity is the sampler's own number.
+    // Bit-exact: the logged propensities are the sampler's own numbers.
     EXPECT_EQ(row.propensity, item.propensity);
+    EXPECT_EQ(row.conditional_propensity, item.conditional_propensity);
+    EXPECT_GT(item.conditional_propensity, 0.0);
+    EXPECT_LE(item.conditional_propensity, 1.0);
     EXPECT_EQ(row.k, 4);
     EXPECT_EQ(row.m, 10);
     EXPECT_EQ(row.epsilon, 0.2);

@@ -94,6 +94,8 @@ TEST(ServerConfigTest, ValidationNamesFieldAndValue) {
        "event_log.max_commit_delay_ms=-1"},
       {[](auto& c) { c.set_max_receive_message_bytes(10); }, "max_receive_message_bytes=10"},
       {[](auto& c) { c.set_background_priority("low"); }, "background_priority='low'"},
+      {[](auto& c) { c.set_slate_exploration("per_item"); },
+       "slate_exploration='per_item': must be one of per_position, per_slate"},
   };
   for (const Case& c : cases) {
     v1::ServerConfig config = valid();
@@ -115,6 +117,15 @@ TEST(ServerConfigTest, ValidationNamesFieldAndValue) {
   nice.set_background_priority("nice");
   EXPECT_EQ(EngineOptionsFromConfig(nice).build_priority, BackgroundPriority::kNice);
   EXPECT_EQ(TrainerOptionsFromConfig(nice).priority, BackgroundPriority::kNice);
+
+  // Exploration across the slate defaults to per_position; per_slate is today's draw-remove-
+  // renormalise (issue 16).
+  EXPECT_EQ(valid().slate_exploration(), "per_position");
+  EXPECT_EQ(EngineOptionsFromConfig(valid()).slate_exploration, SlateExploration::kPerPosition);
+  v1::ServerConfig per_slate = valid();
+  per_slate.set_slate_exploration("per_slate");
+  EXPECT_TRUE(ValidateServerConfig(per_slate).ok());
+  EXPECT_EQ(EngineOptionsFromConfig(per_slate).slate_exploration, SlateExploration::kPerSlate);
 }
 
 TEST(ServerConfigTest, ParsesDurabilityAndIndexNames) {

@@ -156,6 +156,8 @@ TEST_F(ServerTest, RetrieveThenFeedbackLeavesJoinedRowsInTheLog) {
     EXPECT_EQ(row.request_id, response->request_id());
     EXPECT_EQ(row.item_id, item.item_id());
     EXPECT_EQ(row.propensity, item.propensity()) << "the logged number is the served number";
+    EXPECT_EQ(row.conditional_propensity, item.conditional_propensity());
+    if (row.position == 0) EXPECT_NEAR(item.conditional_propensity(), item.propensity(), 1e-15);
     EXPECT_EQ(row.m, 8);
     EXPECT_EQ(row.k, 3);
     EXPECT_EQ(row.has_feedback, row.item_id == rewarded.item_id());

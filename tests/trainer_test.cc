@@ -233,7 +233,8 @@ class TrainerTest : public ::testing::Test {
       for (int j = 0; j < kDimContext; ++j) e.context.push_back(static_cast<float>(normal(rng)));
       const int a = pi0(rng);
       const int64_t item_id = env_.items.ids[a];
-      e.items.push_back({item_id, /*position=*/0, spec.deterministic ? 1.0 : env_.pscore[a]});
+      const double pscore = spec.deterministic ? 1.0 : env_.pscore[a];
+      e.items.push_back({item_id, /*position=*/0, pscore, /*conditional_propensity=*/pscore});
       e.k = 1;
       e.m = kItems;
       e.epsilon = 1.0;

@@ -30,6 +30,7 @@ EventLog::JoinedRow Row(const std::string& request, int64_t item, bool feedback,
   r.request_id = request;
   r.item_id = item;
   r.propensity = 0.25;
+  r.conditional_propensity = 0.25;
   r.context = {1.f, 2.f};
   r.served_time_us = absl::ToUnixMicros(served);
   r.has_feedback = feedback;
@@ -71,6 +72,57 @@ TEST(SnapshotTest, AppliesTheAttributionWindowAndDropsUnknownItems) {
   // A second page continues the request bookkeeping.
   ASSERT_TRUE(AppendToSnapshot({Row("r3", 10, true, 1.0, now)}, items, o, now, &snap).ok());
   EXPECT_EQ(snap.starts_request.back(), 0);
+}
+
+// Slates: each sample carries its draw's conditional propensity and the catalog rows of the earlier
+// items of its request, including served items whose own row is not used (pending, bad reward) and
+// excluding items that left the catalog; the bookkeeping continues across pages.
+TEST(SnapshotTest, SamplesCarryTheirSlatePrefixAndConditionalPropensity) {
+  ItemCatalog items;
+  items.dim_features = 1;
+  items.ids = {10, 11, 12, 13};
+  items.features = {0.f, 1.f, 2.f, 3.f};
+  const absl::Time now = absl::FromUnixSeconds(1'000'000);
+  SnapshotOptions o;
+  o.attribution_window = absl::Minutes(10);
+  TrainingSnapshot snap;
+  snap.log.dim_context = 2;
+  auto slate_row = [&](const std::string& request, int64_t item, int32_t position, bool feedback,
+                       absl::Time served) {
+    EventLog::JoinedRow r = Row(request, item, feedback, 1.0, served);
+    r.position = position;
+    r.conditional_propensity = 0.5 + 0.1 * position;
+    return r;
+  };
+  const absl::Time old = now - absl::Minutes(30);
+  ASSERT_TRUE(AppendToSnapshot({slate_row("r1", 12, 0, true, old),
+                                slate_row("r1", 11, 1, false, now),  // pending: not a sample
+                                slate_row("r1", 99, 2, true, old),   // left the catalog
+                                slate_row("r1", 10, 3, true, old)},
+                               items, o, now, &snap)
+                  .ok());
+  // Page boundary inside request r2.
+  ASSERT_TRUE(AppendToSnapshot({slate_row("r2", 13, 0, true, old)}, items, o, now, &snap).ok());
+  ASSERT_TRUE(AppendToSnapshot({slate_row("r2", 12, 1, true, old)}, items, o, now, &snap).ok());
+  const BanditLog& log = snap.log;
+  ASSERT_EQ(log.size(), 4);
+  ASSERT_TRUE(log.has_slates());
+  EXPECT_EQ(log.actions, (std::vector<int64_t>{2, 0, 3, 2}));
+  EXPECT_EQ(log.positions, (std::vector<int32_t>{0, 3, 0, 1}));
+  EXPECT_EQ(log.pscores, (std::vector<float>{0.5f, 0.8f, 0.5f, 0.6f}));
+  auto prefix = [&](int64_t i) { return std::vector<int64_t>(log.prefix_begin(i), log.prefix_end(i)); };
+  EXPECT_EQ(prefix(0), (std::vector<int64_t>{}));
+  EXPECT_EQ(prefix(1), (std::vector<int64_t>{2, 1}));  // 12 and the pending 11; 99 is gone
+  EXPECT_EQ(prefix(2), (std::vector<int64_t>{}));
+  EXPECT_EQ(prefix(3), (std::vector<int64_t>{3}));
+  // The holdout slice keeps each sample's prefix.
+  const BanditLog tail = SliceLog(log, 1, 4);
+  ASSERT_EQ(tail.size(), 3);
+  EXPECT_EQ(tail.positions, (std::vector<int32_t>{3, 0, 1}));
+  EXPECT_EQ(std::vector<int64_t>(tail.prefix_begin(0), tail.prefix_end(0)),
+            (std::vector<int64_t>{2, 1}));
+  EXPECT_EQ(std::vector<int64_t>(tail.prefix_begin(2), tail.prefix_end(2)),
+            (std::vector<int64_t>{3}));
 }
 
 TEST(SnapshotTest, HoldoutIsTheNewestSamplesCutAtARequestBoundary) {
@@ -228,7 +280,7 @@ class ReadSnapshotTest : public ::testing::Test {
       s.model_version = "000001";
       s.context = {static_cast<float>(i), static_cast<float>(-i)};
       s.time_us = absl::ToUnixMicros(served);
-      s.items = {{10, 0, 0.5}, {11, 1, 0.25}};
+      s.items = {{10, 0, 0.5, 0.5}, {11, 1, 0.25, 0.5}};
       ASSERT_TRUE(log_->AppendSlate(std::move(s)).ok());
       feedback.push_back({absl::StrCat("q", i), 10, 1.0, absl::ToUnixMicros(served) + 1000});
     }

@@ -18,16 +18,50 @@ inline constexpr double kMaxRewardMagnitude = 1e30;
 //   contexts: [size(), dim_context] row-major.
 //   actions:  [size()] row indices into the ItemCatalog the log is used with (0..N-1).
 //   rewards:  [size()] observed rewards.
-//   pscores:  [size()] p_i = pi_0(a_i | x_i), the logging policy's single-draw propensity, in (0, 1].
+//   pscores:  [size()] p_i = the logging policy's probability of drawing a_i at this draw, in (0, 1]:
+//             pi_0(a_i | x_i) for single draws (K = 1, offline logs), and for the item at position
+//             j of a slate the conditional probability of that draw given the items drawn before
+//             it (EventLog's conditional_propensity; DESIGN §3, docs/LEARNING.md "Slates").
+// Slates (optional; empty = every sample is a single draw from the whole catalog):
+//   positions:      [size()] 0-based position of the sample in its slate;
+//   prefix_offsets: [size() + 1]; prefix_rows[prefix_offsets[i] .. prefix_offsets[i+1]) are the
+//                   catalog rows served at the earlier positions of sample i's slate, i.e. the
+//                   items its draw could not pick. The learner and OPE value sample i's draw
+//                   under the target policy restricted to the catalog minus those rows.
 struct BanditLog {
   int64_t dim_context = 0;
   std::vector<float> contexts;
   std::vector<int64_t> actions;
   std::vector<float> rewards;
   std::vector<float> pscores;
+  std::vector<int32_t> positions;
+  std::vector<int64_t> prefix_offsets;
+  std::vector<int64_t> prefix_rows;
 
   int64_t size() const { return static_cast<int64_t>(actions.size()); }
   const float* context(int64_t i) const { return contexts.data() + i * dim_context; }
+  bool has_slates() const { return !prefix_offsets.empty(); }
+  int32_t position(int64_t i) const { return positions.empty() ? 0 : positions[i]; }
+  // The earlier items of sample i's slate: [begin, end) pointers into prefix_rows (empty without
+  // slates).
+  const int64_t* prefix_begin(int64_t i) const {
+    return has_slates() ? prefix_rows.data() + prefix_offsets[i] : nullptr;
+  }
+  const int64_t* prefix_end(int64_t i) const {
+    return has_slates() ? prefix_rows.data() + prefix_offsets[i + 1] : nullptr;
+  }
+  // Appends sample i of `from` (with its slate fields when `from` has them) to this log.
+  void AppendFrom(const BanditLog& from, int64_t i) {
+    contexts.insert(contexts.end(), from.context(i), from.context(i) + from.dim_context);
+    actions.push_back(from.actions[i]);
+    rewards.push_back(from.rewards[i]);
+    pscores.push_back(from.pscores[i]);
+    if (!from.has_slates()) return;
+    if (prefix_offsets.empty()) prefix_offsets.push_back(0);
+    positions.push_back(from.position(i));
+    prefix_rows.insert(prefix_rows.end(), from.prefix_begin(i), from.prefix_end(i));
+    prefix_offsets.push_back(static_cast<int64_t>(prefix_rows.size()));
+  }
 };
 
 // The item catalog: row i has external id ids[i] and features [dim_features] at features[i*dim..].

@@ -27,7 +27,14 @@ absl::StatusOr<OpeSamples> MakeOpeSamples(const TwoTowerModel& policy, const Two
   constexpr int64_t kChunk = 1024;
   for (int64_t s = 0; s < n; s += kChunk) {
     const int64_t len = std::min(kChunk, n - s);
-    ASSIGN_OR_RETURN(DenseMatrix pi, policy.ActionProbabilities(log.context(s), len, items));
+    // Slates: each draw is valued over the items it could still pick (its slate's earlier items
+    // excluded), matching its logged conditional propensity (docs/LEARNING.md "Slates").
+    ASSIGN_OR_RETURN(DenseMatrix pi,
+                     log.has_slates()
+                         ? policy.ActionProbabilities(log.context(s), len, items,
+                                                      log.prefix_offsets.data() + s,
+                                                      log.prefix_begin(s))
+                         : policy.ActionProbabilities(log.context(s), len, items));
     std::vector<float> q;
     if (qhat != nullptr) {
       ASSIGN_OR_RETURN(q, PredictRewardsAll(*qhat, log.context(s), len, items));

@@ -25,13 +25,7 @@ BanditLog SubsetLog(const BanditLog& log, const torch::Tensor& index) {
   const int64_t* idx = index.data_ptr<int64_t>();
   const int64_t m = index.size(0);
   out.contexts.reserve(m * log.dim_context);
-  for (int64_t j = 0; j < m; ++j) {
-    const int64_t i = idx[j];
-    out.contexts.insert(out.contexts.end(), log.context(i), log.context(i) + log.dim_context);
-    out.actions.push_back(log.actions[i]);
-    out.rewards.push_back(log.rewards[i]);
-    out.pscores.push_back(log.pscores[i]);
-  }
+  for (int64_t j = 0; j < m; ++j) out.AppendFrom(log, idx[j]);
   return out;
 }
 
@@ -52,7 +46,8 @@ struct FrozenRewardModel {
 };
 
 // DR estimate of the policy's value on `val` (q̂ frozen), computed in chunks without autograd:
-//   V_DR = 1/n sum_i [ sum_a pi(a|x_i) q̂(x_i,a) + w_i (r_i - q̂(x_i,a_i)) ].
+//   V_DR = 1/n sum_i [ sum_a pi(a|x_i) q̂(x_i,a) + w_i (r_i - q̂(x_i,a_i)) ],
+// with pi restricted to the items sample i's draw could pick (slates: ExcludeEarlierItems).
 double ValidationDr(TwoTowerModel::Impl& policy, const torch::Tensor& features,
                     const torch::Tensor& id_rows, const LogTensors& val,
                     const torch::Tensor& qhat_user_val, const FrozenRewardModel& qhat) {
@@ -63,7 +58,10 @@ double ValidationDr(TwoTowerModel::Impl& policy, const torch::Tensor& features,
   for (int64_t s = 0; s < val.size(); s += kChunk) {
     const int64_t e = std::min(val.size(), s + kChunk);
     const torch::Tensor pi = torch::softmax(
-        policy.net->User(val.x.slice(0, s, e)).matmul(v.t()) / policy.config.temperature, 1);
+        ExcludeEarlierItems(
+            policy.net->User(val.x.slice(0, s, e)).matmul(v.t()) / policy.config.temperature,
+            val.prefix.defined() ? val.prefix.slice(0, s, e) : val.prefix),
+        1);
     const torch::Tensor q = qhat.FromUser(qhat_user_val.slice(0, s, e));
     const torch::Tensor a = val.a.slice(0, s, e).unsqueeze(1);
     const torch::Tensor w = pi.gather(1, a).squeeze(1) / val.p.slice(0, s, e);
@@ -87,6 +85,25 @@ absl::Status ValidateLogForLearning(const BanditLog& log, const ItemCatalog& ite
   if (items.size() < 2)
     return absl::FailedPreconditionError(
         absl::StrFormat("catalog has %d items: a policy needs at least 2", items.size()));
+  if (log.has_slates()) {
+    if (static_cast<int64_t>(log.positions.size()) != log.size() ||
+        static_cast<int64_t>(log.prefix_offsets.size()) != log.size() + 1 ||
+        log.prefix_offsets.front() != 0 ||
+        log.prefix_offsets.back() != static_cast<int64_t>(log.prefix_rows.size()))
+      return absl::InvalidArgumentError("log slate columns have inconsistent lengths");
+    for (int64_t i = 0; i < log.size(); ++i) {
+      if (log.prefix_end(i) < log.prefix_begin(i) || log.prefix_end(i) - log.prefix_begin(i) >= items.size())
+        return absl::InvalidArgumentError(
+            absl::StrFormat("event %d: its slate prefix leaves no item to draw", i));
+      for (const int64_t* r = log.prefix_begin(i); r < log.prefix_end(i); ++r) {
+        if (*r < 0 || *r >= items.size() || *r == log.actions[i])
+          return absl::InvalidArgumentError(absl::StrFormat(
+              "event %d: earlier slate item row %d is outside the catalog or the event's own "
+              "action",
+              i, *r));
+      }
+    }
+  }
   bool any_stochastic = false;
   for (int64_t i = 0; i < log.size(); ++i) {
     if (log.actions[i] < 0 || log.actions[i] >= items.size())
@@ -176,7 +193,8 @@ double RunPolicyEpoch(TwoTowerModel::Impl& pol, const LogTensors& train,
     }
     opt.zero_grad();
     const torch::Tensor v = pol.net->Item(in.features, in.id_rows);
-    const torch::Tensor logits = pol.net->User(b.x).matmul(v.t()) / pol.config.temperature;
+    const torch::Tensor logits = ExcludeEarlierItems(
+        pol.net->User(b.x).matmul(v.t()) / pol.config.temperature, b.prefix);
     torch::Tensor loss = PolicySurrogateLoss(logits, b.a, b.r, b.p, qb, so);
     loss.backward();
     opt.step();

@@ -11,6 +11,12 @@
 //   4. after every epoch estimate the policy's value on the validation split by DR (with q̂) and keep
 //      the best epoch; stop after `patience` epochs without improvement.
 // The second DR term sum_a pi(a|x) q̂(x,a) is computed exactly over the whole catalog ([batch, N]).
+// Slates (a log with BanditLog's slate fields): the item at position j is one draw of a
+// Plackett-Luce policy from the catalog minus the slate's earlier items, logged with the
+// conditional propensity of that draw. Every term above is then taken over those remaining
+// items (ExcludeEarlierItems), so each sample's gradient is the DR gradient of the value of the
+// policy's choice at that step given the logged earlier items (docs/LEARNING.md "Slates": the
+// estimator, its additive-reward assumption and its bias).
 //
 // Thread safety: TrainPolicy is reentrant but uses the process-wide torch intra-op pool
 // (options.threads, 0 = all cores); run one training at a time for predictable speed.

@@ -16,11 +16,21 @@ struct LogTensors {
   torch::Tensor a;  // [n] int64 catalog rows
   torch::Tensor r;  // [n] float
   torch::Tensor p;  // [n] float pscores
+  // [n, P] int64 catalog rows of the earlier items of each sample's slate, padded with -1
+  // (P = the longest prefix); undefined when no sample has earlier items.
+  torch::Tensor prefix;
   int64_t size() const { return a.size(0); }
   LogTensors Select(const torch::Tensor& index) const;
 };
 
 LogTensors MakeLogTensors(const BanditLog& log);
+
+// logits [B, N] with the entries of each row's earlier slate items (prefix [B, P], -1 = none) set
+// to kExcludedLogit, so that softmax / log_softmax over the row is the policy's distribution over
+// the items its draw could still pick (Plackett-Luce conditional). Returns `logits` itself when
+// `prefix` is undefined or has no columns. Differentiable (masked_fill).
+inline constexpr float kExcludedLogit = -1e30f;  // exp() underflows to exactly 0; no inf arithmetic
+torch::Tensor ExcludeEarlierItems(const torch::Tensor& logits, const torch::Tensor& prefix);
 
 // A seeded random permutation of 0..n-1 split into (train, validation); validation gets
 // round(n * fraction) rows but at least 1 and at most n-1 when fraction > 0 and n >= 2.

@@ -249,6 +249,27 @@ absl::StatusOr<std::vector<float>> TwoTowerModel::EmbedItems(const ItemCatalog& 
 
 absl::StatusOr<DenseMatrix> TwoTowerModel::ActionProbabilities(const float* contexts, int64_t n,
                                                                const ItemCatalog& items) const {
+  return ActionProbabilities(contexts, n, items, nullptr, nullptr);
+}
+
+absl::StatusOr<DenseMatrix> TwoTowerModel::ActionProbabilities(
+    const float* contexts, int64_t n, const ItemCatalog& items, const int64_t* excluded_offsets,
+    const int64_t* excluded_rows) const {
+  const int64_t N = items.size();
+  if (excluded_offsets != nullptr) {
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t* b = excluded_rows + (excluded_offsets[i] - excluded_offsets[0]);
+      const int64_t* e = excluded_rows + (excluded_offsets[i + 1] - excluded_offsets[0]);
+      if (e - b >= N)
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "row %d excludes %d of the %d catalog items: nothing is left to draw", i, e - b, N));
+      for (const int64_t* r = b; r < e; ++r) {
+        if (*r < 0 || *r >= N)
+          return absl::InvalidArgumentError(
+              absl::StrFormat("excluded row %d of row %d is outside the catalog", *r, i));
+      }
+    }
+  }
   if (items.dim_features != impl_->config.dim_item)
     return absl::InvalidArgumentError(absl::StrFormat(
         "items have %d features but the model's item tower takes %d", items.dim_features,
@@ -264,8 +285,20 @@ absl::StatusOr<DenseMatrix> TwoTowerModel::ActionProbabilities(const float* cont
           torch::Tensor x =
               torch::from_blob(const_cast<float*>(contexts + start * impl_->config.dim_context),
                                {len, impl_->config.dim_context}, torch::kFloat32);
-          torch::Tensor logits = impl_->net->User(x).matmul(v.t()) / impl_->config.temperature;
-          torch::Tensor p = torch::softmax(logits.to(torch::kFloat64), 1).contiguous();
+          torch::Tensor logits = (impl_->net->User(x).matmul(v.t()) / impl_->config.temperature)
+                                     .to(torch::kFloat64)
+                                     .contiguous();
+          if (excluded_offsets != nullptr) {
+            double* l = logits.data_ptr<double>();
+            for (int64_t i = 0; i < len; ++i) {
+              const int64_t* b =
+                  excluded_rows + (excluded_offsets[start + i] - excluded_offsets[0]);
+              const int64_t* e =
+                  excluded_rows + (excluded_offsets[start + i + 1] - excluded_offsets[0]);
+              for (const int64_t* r = b; r < e; ++r) l[i * N + *r] = -INFINITY;
+            }
+          }
+          torch::Tensor p = torch::softmax(logits, 1).contiguous();
           std::memcpy(pi.row(start), p.data_ptr<double>(), sizeof(double) * p.numel());
         }
       },

@@ -67,6 +67,15 @@ class TwoTowerModel {
   // pi(a|x) for n contexts over the catalog -> [n, N].
   absl::StatusOr<DenseMatrix> ActionProbabilities(const float* contexts, int64_t n,
                                                   const ItemCatalog& items) const;
+  // The same with row i restricted to the catalog minus the rows
+  // excluded_rows[excluded_offsets[i] - excluded_offsets[0] .. excluded_offsets[i+1] - ...)
+  // (a slate's earlier items; BanditLog::prefix_begin/prefix_end): 0 on those, the softmax over
+  // the others elsewhere. Computed from the logits, so it stays exact however much mass the
+  // excluded items held. excluded_offsets: [n + 1]; null pointers = no exclusion.
+  absl::StatusOr<DenseMatrix> ActionProbabilities(const float* contexts, int64_t n,
+                                                  const ItemCatalog& items,
+                                                  const int64_t* excluded_offsets,
+                                                  const int64_t* excluded_rows) const;
 
   // Internal handle for core's torch code (learner, reward model); opaque elsewhere.
   struct Impl;

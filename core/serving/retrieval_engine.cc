@@ -103,6 +103,7 @@ absl::StatusOr<std::unique_ptr<RetrievalEngine>> RetrievalEngine::Create(
   sampler.temperature =
       options.temperature > 0 ? options.temperature : initial->model().config().temperature;
   sampler.greedy = options.greedy;
+  sampler.exploration = options.slate_exploration;
   RETURN_IF_ERROR(SlateSampler::Create(sampler).status());
   return std::unique_ptr<RetrievalEngine>(
       new RetrievalEngine(options, std::move(initial), event_log));
@@ -144,6 +145,7 @@ absl::StatusOr<RetrieveResult> RetrievalEngine::RetrieveImpl(const RetrieveReque
   sampler_options.epsilon = options_.epsilon;
   sampler_options.temperature = ServedTemperature(*snap);
   sampler_options.greedy = options_.greedy;
+  sampler_options.exploration = options_.slate_exploration;
   ASSIGN_OR_RETURN(const SlateSampler sampler, SlateSampler::Create(sampler_options));
 
   ASSIGN_OR_RETURN(const std::vector<float> u, snap->model().EmbedContexts(request.context.data(), 1));
@@ -162,8 +164,8 @@ absl::StatusOr<RetrieveResult> RetrievalEngine::RetrieveImpl(const RetrieveReque
   result.items = std::move(slate.items);
 
   if (event_log_ != nullptr) {
-    // DESIGN §2 step 4: every served item with the sampler's own propensity. Greedy serving is
-    // logged as what it is: propensity 1, epsilon 0, temperature 0. One ServedSlate per request:
+    // DESIGN §2 step 4: every served item with the sampler's own propensities. Greedy serving is
+    // logged as what it is: propensities 1, epsilon 0, temperature 0. One ServedSlate per request:
     // the request-level fields (ids, K, M, eps, tau, version, context) are stored once, not per item.
     ServedSlate slate;
     slate.request_id = result.request_id;
@@ -176,8 +178,8 @@ absl::StatusOr<RetrieveResult> RetrievalEngine::RetrieveImpl(const RetrieveReque
     slate.time_us = absl::ToUnixMicros(absl::Now());
     slate.items.reserve(result.items.size());
     for (const SlateItem& item : result.items) {
-      slate.items.push_back(
-          {item.item_id, static_cast<int32_t>(item.position), item.propensity});
+      slate.items.push_back({item.item_id, static_cast<int32_t>(item.position), item.propensity,
+                             item.conditional_propensity});
     }
     RETURN_IF_ERROR(event_log_->AppendSlate(std::move(slate), deadline));
   }
@@ -383,6 +385,7 @@ absl::Status RetrievalEngine::ReplaceModel(std::string model_version,
   sampler.epsilon = options_.epsilon;
   sampler.temperature = ServedTemperature(*snapshot);
   sampler.greedy = options_.greedy;
+  sampler.exploration = options_.slate_exploration;
   RETURN_IF_ERROR(SlateSampler::Create(sampler).status());
   PublishAndRetire(std::move(snapshot), std::move(old));
   return absl::OkStatus();

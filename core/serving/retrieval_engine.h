@@ -4,10 +4,11 @@
 //
 // Retrieve (DESIGN §2):
 //   validate -> u = u_theta(x) -> C = index top-M (M = max(top_m, k), exclusions filtered)
-//   -> SlateSampler: K draws without replacement from
-//        pi_0(a|x) = (1 - eps) softmax_{a in C}(s(x,a) / tau) + eps / N
+//   -> SlateSampler: K draws without replacement, the first from
+//        pi_0(a|x) = (1 - eps) softmax_{a in C}(s(x,a) / tau) + eps / N,
+//      the later ones as options.slate_exploration says
 //   -> EventLog::AppendSlate (request id, K, M, eps, tau, model version, context, time, and per item:
-//      item, position, the sampler's own propensity) -> result.
+//      item, position, the sampler's own propensity and conditional propensity) -> result.
 // A response is returned only after its served rows were accepted by the event log (queued in group
 // commit mode, committed in synchronous mode); if logging fails the request fails. While the log
 // cannot write (EventLog::WriteStatus: writes failed or stalled beyond write_failure_window) Retrieve
@@ -57,6 +58,8 @@ struct RetrievalEngineOptions {
   double temperature = 0.0;  // softmax temperature; 0 = the served model's config().temperature
   // Deterministic top-K, logged with propensity 1 (such logs cannot train an off-policy learner).
   bool greedy = false;
+  // How exploration acts on positions >= 1 (core/serving/slate_sampler.h, docs/SERVING.md).
+  SlateExploration slate_exploration = SlateExploration::kPerPosition;
   int64_t max_exclude = 10000;              // exclude_item_ids per request
   int64_t max_categorical_features = 64;    // context.categorical entries per request
   int64_t max_request_id_bytes = 128;
@@ -103,7 +106,8 @@ struct RetrieveRequest {
 struct RetrieveResult {
   std::string request_id;
   std::string model_version;
-  std::vector<SlateItem> items;  // [k], position order; propensity = logged pi_0(a|x)
+  // [k], position order; propensity = logged pi_0(a|x), conditional_propensity = logged p_j(a_j)
+  std::vector<SlateItem> items;
   int64_t num_candidates = 0;    // |C \ E|
   int64_t num_eligible = 0;      // N = |catalog \ E|
 };

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <utility>
 
@@ -67,11 +68,45 @@ struct Distribution {
   std::vector<int64_t> cand_rows;
   std::vector<float> cand_scores;
   std::vector<double> cand_prob;  // pi_0(a|x) for a in C'
+  std::vector<double> cand_exp;   // exp((s(a) - max_score) / tau) for a in C'
+  float max_score = -INFINITY;    // max_{C'} s
+  size_t best = 0;                // a candidate with that score (if C' is not empty)
   double uniform_prob = 0.0;      // eps / N: pi_0 of every eligible item outside C'
   int64_t num_eligible = 0;       // N
   int64_t num_excluded = 0;       // |E ∩ catalog|
   absl::flat_hash_map<int64_t, Blocked> blocked;  // rows of C' ∪ (E ∩ catalog), later ∪ drawn
 };
+
+// Sum of v[i] over the i with !skip(i), as four interleaved partial sums: four independent
+// dependency chains run ~4x faster than one running sum (a per-draw cost over M terms), and the
+// order is fixed, so Prepare, Sample and StepDistribution get the same doubles from the same terms.
+template <typename Skip>
+double Sum4(const std::vector<double>& v, const Skip& skip) {
+  double s[4] = {0.0, 0.0, 0.0, 0.0};
+  for (size_t i = 0; i < v.size(); ++i) s[i & 3] += skip(i) ? 0.0 : v[i];
+  return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+// pi_0 on the candidates from their scores (d->max_score and d->uniform_prob set).
+void SetPi0(const SlateSamplerOptions& options, Distribution* d) {
+  // Softmax in double, shifted by the max score so the largest weight is exp(0) = 1.
+  const double inv_tau = 1.0 / options.temperature;
+  for (size_t i = 0; i < d->cand_ids.size(); ++i) {
+    if (d->cand_scores[i] == d->max_score) {
+      d->best = i;
+      break;
+    }
+  }
+  d->cand_exp.resize(d->cand_ids.size());
+  d->cand_prob.resize(d->cand_ids.size());
+  for (size_t i = 0; i < d->cand_ids.size(); ++i) {
+    d->cand_exp[i] = std::exp((double(d->cand_scores[i]) - double(d->max_score)) * inv_tau);
+  }
+  const double scale = (1.0 - options.epsilon) / Sum4(d->cand_exp, [](size_t) { return false; });
+  for (size_t i = 0; i < d->cand_ids.size(); ++i) {
+    d->cand_prob[i] = d->cand_exp[i] * scale + d->uniform_prob;
+  }
+}
 
 absl::StatusOr<Distribution> Prepare(const SlateSamplerOptions& options,
                                      const std::vector<SearchHit>& candidates,
@@ -134,16 +169,8 @@ absl::StatusOr<Distribution> Prepare(const SlateSamplerOptions& options,
         " given), so the softmax part of pi_0 is undefined for epsilon=", eps, " < 1"));
   }
   d.uniform_prob = eps / static_cast<double>(d.num_eligible);
-  // Softmax in double, shifted by the max score so the largest weight is exp(0) = 1.
-  const double inv_tau = 1.0 / options.temperature;
-  d.cand_prob.resize(d.cand_ids.size());
-  double z = 0.0;
-  for (size_t i = 0; i < d.cand_ids.size(); ++i) {
-    d.cand_prob[i] = std::exp((double(d.cand_scores[i]) - double(max_score)) * inv_tau);
-    z += d.cand_prob[i];
-  }
-  const double scale = (1.0 - eps) / z;
-  for (double& p : d.cand_prob) p = p * scale + d.uniform_prob;
+  d.max_score = max_score;
+  SetPi0(options, &d);
   return d;
 }
 
@@ -154,6 +181,17 @@ float Dot(const float* a, const float* b, int64_t n) {
 }
 
 }  // namespace
+
+absl::StatusOr<SlateExploration> ParseSlateExploration(absl::string_view name) {
+  if (name == "per_position") return SlateExploration::kPerPosition;
+  if (name == "per_slate") return SlateExploration::kPerSlate;
+  return absl::InvalidArgumentError(absl::StrCat("slate_exploration='", name,
+                                                 "': must be one of per_position, per_slate"));
+}
+
+const char* SlateExplorationName(SlateExploration exploration) {
+  return exploration == SlateExploration::kPerSlate ? "per_slate" : "per_position";
+}
 
 absl::StatusOr<SlateSampler> SlateSampler::Create(const SlateSamplerOptions& options) {
   if (!(options.epsilon >= 0.0 && options.epsilon <= 1.0)) {
@@ -183,7 +221,8 @@ absl::StatusOr<Slate> GreedySlate(const Distribution& d, int64_t k, Slate slate)
   });
   for (int64_t pos = 0; pos < k; ++pos) {
     const int64_t i = order[pos];
-    slate.items.push_back({d.cand_ids[i], pos, d.cand_scores[i], /*propensity=*/1.0, true});
+    slate.items.push_back({d.cand_ids[i], pos, d.cand_scores[i], /*propensity=*/1.0,
+                           /*in_candidates=*/true, /*conditional_propensity=*/1.0});
   }
   return slate;
 }
@@ -233,6 +272,126 @@ absl::StatusOr<int64_t> DrawOutside(const ItemIndex& catalog, int64_t outside_le
   return row;
 }
 
+// What is left of a slate between draws. Sample and StepDistribution both go through it, so the
+// probabilities they report are the same doubles.
+struct DrawState {
+  std::vector<char> cand_drawn;  // [|C'|]
+  int64_t cand_left = 0;         // |C_j|: candidates not drawn yet
+  int64_t outside_left = 0;      // |R_j \ C_j|: eligible items outside C' not drawn yet
+  int64_t eligible_left = 0;     // |R_j| = N - j
+  // kPerPosition, once the best remaining candidate is far below the best of C' (see
+  // PerPositionStep): e[i] = exp((s_i - shift) / tau) for the candidates not drawn, shift = the
+  // max score of C_j they were computed with (NaN: never). Recomputed only when that max changes.
+  double shift = std::numeric_limits<double>::quiet_NaN();
+  std::vector<double> e;
+
+  explicit DrawState(const Distribution& d)
+      : cand_drawn(d.cand_ids.size(), 0),
+        cand_left(static_cast<int64_t>(d.cand_ids.size())),
+        outside_left(d.num_eligible - static_cast<int64_t>(d.cand_ids.size())),
+        eligible_left(d.num_eligible) {}
+};
+
+// The next draw's weights: p_j(candidate i) = w[i] / total (0 once drawn), p_j(a) = u / total for
+// each of the outside_left items a outside C'. Dividing by the fresh total (1 up to rounding for
+// kPerPosition, 1 - sum of the drawn pi_0 for kPerSlate) makes the reported numbers exactly the
+// probabilities with which the draw r = U * total picks an item.
+struct StepWeights {
+  std::vector<double> w;     // [|C'|]
+  double cand_mass = 0.0;    // sum of w, in candidate order
+  double u = 0.0;
+  double outside_mass = 0.0;  // outside_left * u
+  double total = 0.0;         // cand_mass + outside_mass
+};
+
+void PerSlateStep(const Distribution& d, const DrawState& st, StepWeights* out) {
+  for (size_t i = 0; i < d.cand_prob.size(); ++i) {
+    out->w[i] = st.cand_drawn[i] ? 0.0 : d.cand_prob[i];
+  }
+  out->cand_mass = Sum4(out->w, [](size_t) { return false; });
+  out->u = d.uniform_prob;
+}
+
+// The softmax over C_j is shift-invariant; the shift only keeps the weights from underflowing.
+// While the best remaining candidate is within kMaxShiftGap * tau of max_{C'} s, the weights
+// exp((s - max_{C'} s) / tau) computed once per slate (Distribution::cand_exp) are used: the best
+// remaining one is then >= e^-100 ~ 4e-44, so every weight that matters to double precision
+// relative to it is a normal double and e_i / Z_j has full precision, as with the shift
+// max_{C_j} s.
+// Beyond the gap the weights are recomputed with the shift max_{C_j} s, so they never underflow to
+// all-zero. A pure function of the remaining set: StepDistribution gets the same doubles.
+constexpr double kMaxShiftGap = 100.0;
+
+void PerPositionStep(const SlateSamplerOptions& o, const Distribution& d, DrawState& st,
+                     StepWeights* out) {
+  const size_t num_cand = d.cand_ids.size();
+  out->cand_mass = 0.0;
+  if (st.cand_left == 0) {
+    // Nothing of C' is left: uniform over R_j.
+    std::fill(out->w.begin(), out->w.end(), 0.0);
+    out->u = 1.0 / static_cast<double>(st.eligible_left);
+    return;
+  }
+  // Not in C_j: drawn, or (epsilon = 0 only) pi_0 = 0 because the softmax weight underflowed: such
+  // an item could not be logged, so it is not drawable at any position.
+  const auto skip = [&st, &d](size_t i) {
+    return st.cand_drawn[i] != 0 || !(d.cand_prob[i] > 0.0);
+  };
+  float best = d.max_score;
+  if (skip(d.best)) {
+    best = -INFINITY;
+    for (size_t i = 0; i < num_cand; ++i) {
+      if (!skip(i)) best = std::max(best, d.cand_scores[i]);
+    }
+  }
+  const double inv_tau = 1.0 / o.temperature;
+  const std::vector<double>* e = &d.cand_exp;
+  if ((double(d.max_score) - double(best)) * inv_tau > kMaxShiftGap) {
+    if (!(double(best) == st.shift)) {
+      st.e.resize(num_cand);
+      for (size_t i = 0; i < num_cand; ++i) {
+        if (skip(i)) continue;
+        st.e[i] = std::exp((double(d.cand_scores[i]) - double(best)) * inv_tau);
+      }
+      st.shift = double(best);
+    }
+    e = &st.e;
+  }
+  const double scale = (1.0 - o.epsilon) / Sum4(*e, skip);
+  out->u = o.epsilon / static_cast<double>(st.eligible_left);
+  for (size_t i = 0; i < num_cand; ++i) {
+    out->w[i] = skip(i) ? 0.0 : (*e)[i] * scale + out->u;
+  }
+  out->cand_mass = Sum4(out->w, [](size_t) { return false; });
+}
+
+void ComputeStep(const SlateSamplerOptions& o, const Distribution& d, DrawState& st,
+                 StepWeights* out) {
+  out->w.resize(d.cand_ids.size());
+  if (o.exploration == SlateExploration::kPerSlate) {
+    PerSlateStep(d, st, out);
+  } else {
+    PerPositionStep(o, d, st, out);
+  }
+  out->outside_mass = static_cast<double>(st.outside_left) * out->u;
+  out->total = out->cand_mass + out->outside_mass;
+}
+
+// With epsilon = 0 only candidates can be drawn; InvalidArgument when fewer than k of them have
+// pi_0 > 0 (the propensity every served item is logged with; a softmax weight can underflow).
+// kPerPosition could draw the others once the better ones are gone, but could not log them.
+absl::Status CheckDrawableWithoutExploration(const SlateSamplerOptions& o, const Distribution& d,
+                                             int64_t k) {
+  if (o.epsilon != 0.0) return absl::OkStatus();
+  const int64_t drawable = std::count_if(d.cand_prob.begin(), d.cand_prob.end(),
+                                         [](double p) { return p > 0.0; });
+  if (k <= drawable) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "k=", k, ": with epsilon=0 only candidates can be drawn, and only ", drawable,
+      " candidates have non-zero probability (M=", d.cand_ids.size(),
+      " after exclusions, temperature=", o.temperature, ")"));
+}
+
 }  // namespace
 
 absl::StatusOr<Slate> SlateSampler::Sample(const float* query,
@@ -247,60 +406,38 @@ absl::StatusOr<Slate> SlateSampler::Sample(const float* query,
     return absl::InvalidArgumentError(absl::StrCat("k=", k, ": must be in [1, N=", d.num_eligible,
                                                    "] (catalog minus exclusions)"));
   }
-  const int64_t num_cand = static_cast<int64_t>(d.cand_ids.size());
   Slate slate;
   slate.num_eligible = d.num_eligible;
-  slate.num_candidates = num_cand;
+  slate.num_candidates = static_cast<int64_t>(d.cand_ids.size());
   slate.items.reserve(static_cast<size_t>(k));
   if (options_.greedy) return GreedySlate(d, k, std::move(slate));
-
-  if (options_.epsilon == 0.0) {
-    // Without exploration only candidates whose softmax weight did not underflow can be drawn.
-    const int64_t drawable = std::count_if(d.cand_prob.begin(), d.cand_prob.end(),
-                                           [](double p) { return p > 0.0; });
-    if (k > drawable) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "k=", k, ": with epsilon=0 only ", drawable,
-          " candidates have non-zero probability (M=", num_cand, ", temperature=",
-          options_.temperature, ")"));
-    }
-  }
+  RETURN_IF_ERROR(CheckDrawableWithoutExploration(options_, d, k));
 
   Xoshiro256pp rng(seed);
-  // Remaining candidate weights: a drawn candidate's weight becomes 0 ("remove"), and drawing
-  // proportionally to what remains is the renormalisation. The mass is kept incrementally; its
-  // rounding drift (~1e-16) is far below the smallest weight eps/N whenever eps > 0.
-  std::vector<double> w = d.cand_prob;
-  double cand_mass = 0.0;
-  int64_t cand_left = 0;
-  for (double p : w) {
-    cand_mass += p;
-    cand_left += p > 0.0 ? 1 : 0;
-  }
-  int64_t outside_left = d.num_eligible - num_cand;  // eligible items outside C' not yet drawn
-
+  DrawState st(d);
+  StepWeights step;
   for (int64_t pos = 0; pos < k; ++pos) {
-    const double outside_mass = static_cast<double>(outside_left) * d.uniform_prob;
-    const double r = rng.Uniform01() * (cand_mass + outside_mass);
-
+    ComputeStep(options_, d, st, &step);
+    const double r = rng.Uniform01() * step.total;
     // outside_mass is 0 when nothing is left outside C' or epsilon = 0: never draw outside then,
     // even if rounding put r at the very top of the range.
-    if (outside_mass <= 0.0 || (cand_left > 0 && r < cand_mass)) {
-      const int64_t pick = DrawCandidate(w, r);
+    if (step.outside_mass <= 0.0 || (step.cand_mass > 0.0 && r < step.cand_mass)) {
+      const int64_t pick = DrawCandidate(step.w, r);
       if (pick < 0) {
         return absl::InternalError(absl::StrCat("no drawable candidate left at position ", pos));
       }
-      slate.items.push_back({d.cand_ids[pick], pos, d.cand_scores[pick], d.cand_prob[pick], true});
-      cand_mass -= w[pick];
-      w[pick] = 0.0;
-      if (--cand_left == 0) cand_mass = 0.0;
-      continue;
+      slate.items.push_back({d.cand_ids[pick], pos, d.cand_scores[pick], d.cand_prob[pick],
+                             /*in_candidates=*/true, step.w[pick] / step.total});
+      st.cand_drawn[pick] = 1;
+      --st.cand_left;
+    } else {
+      ASSIGN_OR_RETURN(const int64_t row, DrawOutside(catalog, st.outside_left, rng, &d));
+      slate.items.push_back({catalog.ids()[row], pos,
+                             Dot(query, catalog.embedding(row), catalog.dim()), d.uniform_prob,
+                             /*in_candidates=*/false, step.u / step.total});
+      --st.outside_left;
     }
-    ASSIGN_OR_RETURN(const int64_t row, DrawOutside(catalog, outside_left, rng, &d));
-    --outside_left;
-    slate.items.push_back({catalog.ids()[row], pos,
-                           Dot(query, catalog.embedding(row), catalog.dim()), d.uniform_prob,
-                           false});
+    --st.eligible_left;
   }
   return slate;
 }
@@ -319,6 +456,69 @@ absl::StatusOr<std::vector<double>> SlateSampler::FirstDrawDistribution(
   }
   for (size_t i = 0; i < d.cand_rows.size(); ++i) pi[d.cand_rows[i]] = d.cand_prob[i];
   return pi;
+}
+
+namespace {
+
+// Marks the ids of `drawn` as drawn in `st` (and `d->blocked`); InvalidArgument for an id that is
+// not eligible or repeated.
+absl::Status MarkDrawn(const ItemIndex& catalog, const std::vector<int64_t>& drawn,
+                       Distribution* d, DrawState* st) {
+  for (size_t j = 0; j < drawn.size(); ++j) {
+    const int64_t row = catalog.RowOf(drawn[j]);
+    const auto at = [&] { return absl::StrCat("drawn[", j, "]=", drawn[j], ": "); };
+    if (row < 0) return absl::InvalidArgumentError(at() + "not in the catalog");
+    auto it = d->blocked.find(row);
+    if (it == d->blocked.end()) {
+      d->blocked.emplace(row, Blocked::kDrawn);
+      --st->outside_left;
+    } else if (it->second == Blocked::kExcluded) {
+      return absl::InvalidArgumentError(at() + "excluded");
+    } else if (it->second == Blocked::kDrawn) {
+      return absl::InvalidArgumentError(at() + "repeated");
+    } else {
+      const size_t i = static_cast<size_t>(
+          std::find(d->cand_rows.begin(), d->cand_rows.end(), row) - d->cand_rows.begin());
+      if (st->cand_drawn[i]) return absl::InvalidArgumentError(at() + "repeated");
+      st->cand_drawn[i] = 1;
+      --st->cand_left;
+    }
+    --st->eligible_left;
+  }
+  if (st->eligible_left < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "drawn has ", drawn.size(), " ids: nothing of the N=", d->num_eligible,
+        " eligible items is left to draw"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<double>> SlateSampler::StepDistribution(
+    const std::vector<SearchHit>& candidates, const ItemIndex& catalog,
+    const std::vector<int64_t>& exclude, const std::vector<int64_t>& drawn) const {
+  if (options_.greedy) {
+    return absl::FailedPreconditionError(
+        "greedy=true: the deterministic top-K policy has no draw distribution");
+  }
+  const int64_t j = static_cast<int64_t>(drawn.size());
+  ASSIGN_OR_RETURN(Distribution d, Prepare(options_, candidates, catalog, exclude, j));
+  DrawState st(d);
+  RETURN_IF_ERROR(MarkDrawn(catalog, drawn, &d, &st));
+  RETURN_IF_ERROR(CheckDrawableWithoutExploration(options_, d, j + 1));
+  StepWeights step;
+  ComputeStep(options_, d, st, &step);
+  if (!(step.total > 0.0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "drawn has ", j, " ids: no item with non-zero probability is left"));
+  }
+  std::vector<double> p(static_cast<size_t>(catalog.size()), step.u / step.total);
+  for (const auto& [row, kind] : d.blocked) {
+    if (kind != Blocked::kCandidate) p[row] = 0.0;  // excluded or drawn
+  }
+  for (size_t i = 0; i < d.cand_rows.size(); ++i) p[d.cand_rows[i]] = step.w[i] / step.total;
+  return p;
 }
 
 }  // namespace optower

@@ -4,11 +4,25 @@
 // (an ItemIndex: its rows are the catalog) and exclusions E, the single-draw distribution is
 //   pi_0(a|x) = (1 - eps) * softmax_{a in C'}(s(x,a) / tau) + eps / N,   a in catalog \ E,
 // with C' = C \ E, N = |catalog \ E|, the softmax term 0 outside C', and pi_0 = 0 on E.
-// A slate of K items is drawn from pi_0 without replacement ("draw, remove, renormalise"): every
-// draw picks among the remaining items with probability proportional to their pi_0.
+// The first item of a slate is drawn from pi_0. How the later draws explore is the option
+// `exploration` (docs/SERVING.md "Exploration across the slate"); in both modes draw j picks from
+// the remaining eligible items R_j = catalog \ E \ {a_0 .. a_{j-1}}, |R_j| = N - j:
+// - kPerSlate ("draw, remove, renormalise"): with probability proportional to pi_0, i.e.
+//     p_j(a) = pi_0(a|x) / (1 - sum_{i<j} pi_0(a_i|x)).
+//   Once a trained policy's softmax mass sits on one item, the remainder is dominated by the
+//   eps-uniform part and positions >= 1 are close to uniform over the catalog.
+// - kPerPosition (default): every draw is a fresh epsilon-mixture over what remains,
+//     p_j(a) = (1 - eps) * softmax_{C_j}(s/tau)(a) + eps / |R_j|   for a in C_j = C' ∩ R_j,
+//     p_j(a) = eps / |R_j|                                          for a in R_j \ C_j,
+//   and p_j = 1 / |R_j| (uniform) once C_j is empty. The softmax is shifted by max_{C_j} s, so it
+//   never underflows to all-zero. (With eps = 0, C_j leaves out the candidates whose pi_0
+//   underflowed to 0: they could not be logged.)
+// At position 0 both are pi_0 (same numbers, same draw for a given seed): K = 1 serves the same.
 // Each served item carries pi_0(a|x) of the *initial* distribution — exactly the double the
-// sampler used as that item's weight — which is what the trainer's IPS/DR weights need (DESIGN §3,
-// "each served item is one logged sample with its single-draw propensity").
+// sampler used as that item's weight at position 0 — which is what the trainer's single-draw
+// IPS/DR weights need (DESIGN §3), and `conditional_propensity`, the probability p_j(a_j) with
+// which draw j picked it given the earlier draws; the probability of the ordered slate is their
+// product.
 //
 // Items outside C' are drawn uniformly by rejection against a hash set of C ∪ E ∪ drawn, so the
 // N-vector is never materialised; when that set covers most of the catalog (tiny catalogs), the
@@ -24,9 +38,18 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "core/serving/item_index.h"
 
 namespace optower {
+
+// How exploration acts on positions >= 1 (see the file comment).
+enum class SlateExploration { kPerPosition, kPerSlate };
+
+// "per_position" / "per_slate" (the config's spelling); InvalidArgument naming
+// slate_exploration='value' otherwise.
+absl::StatusOr<SlateExploration> ParseSlateExploration(absl::string_view name);
+const char* SlateExplorationName(SlateExploration exploration);
 
 struct SlateSamplerOptions {
   double epsilon = 0.1;      // uniform-exploration mass, in [0, 1]
@@ -36,6 +59,7 @@ struct SlateSamplerOptions {
   // off-policy learner, and the trainer refuses them (DESIGN §2). epsilon/temperature are still
   // validated but unused.
   bool greedy = false;
+  SlateExploration exploration = SlateExploration::kPerPosition;
 };
 
 struct SlateItem {
@@ -44,6 +68,9 @@ struct SlateItem {
   float score = 0.0f;    // s(x,a): the candidate's score, else <query, embedding(a)>
   double propensity = 0.0;  // pi_0(a|x) of the initial single-draw distribution, in (0, 1]
   bool in_candidates = false;  // a in C' (drawn through the softmax part)
+  // p_j(a_j): the probability of this draw given the earlier ones of the slate (file comment), in
+  // (0, 1]; equal to `propensity` at position 0. Greedy: 1.
+  double conditional_propensity = 0.0;
 };
 
 struct Slate {
@@ -63,10 +90,12 @@ class SlateSampler {
   //   candidates: C, distinct ids of `catalog` with finite scores (typically ItemIndex::Search).
   //   exclude: ids never to serve; ids not in the catalog are ignored.
   // Errors (InvalidArgument): k outside [1, N]; a non-finite score; a candidate id not in the
-  // catalog or repeated; eps < 1 with no candidates left after exclusion; fewer than k items with
-  // non-zero probability (eps = 0 and k > number of candidates whose softmax did not underflow);
-  // greedy with k > |C'|.
-  // Cost: O(M * K + |E|) plus O(1) expected per uniform draw (a few µs for K=10 of M=100).
+  // catalog or repeated; eps < 1 with no candidates left after exclusion; eps = 0 with k above the
+  // number of candidates with pi_0 > 0 (whose softmax weight did not underflow: only they can be
+  // drawn, in both modes, since every served item is logged with its pi_0); greedy with k > |C'|.
+  // Cost: O(M * K + |E|) plus O(1) expected per uniform draw (a few µs for K=10 of M=100);
+  // kPerPosition adds up to M exp() per draw, only for draws after the best remaining candidate
+  // was taken (docs/BENCHMARKS.md "Slate sampler: exploration modes").
   absl::StatusOr<Slate> Sample(const float* query, const std::vector<SearchHit>& candidates,
                                const ItemIndex& catalog, const std::vector<int64_t>& exclude,
                                int64_t k, uint64_t seed) const;
@@ -77,6 +106,18 @@ class SlateSampler {
   absl::StatusOr<std::vector<double>> FirstDrawDistribution(
       const std::vector<SearchHit>& candidates, const ItemIndex& catalog,
       const std::vector<int64_t>& exclude) const;
+
+  // The conditional distribution p_j(.) of the next draw given the already drawn ids `drawn`
+  // (j = drawn.size(); in draw order, though only the set matters), by catalog row
+  // ([catalog.size()], 0 on exclusions and drawn items), computed with the same arithmetic as
+  // Sample: Sample's conditional_propensity of draw j is this vector at the drawn row. With
+  // drawn = {} it is pi_0 (FirstDrawDistribution). For tests and offline analysis; O(N).
+  // InvalidArgument as Sample, and for a drawn id that is not eligible (not in the catalog,
+  // excluded) or repeated, or when nothing drawable is left. FailedPrecondition for greedy.
+  absl::StatusOr<std::vector<double>> StepDistribution(const std::vector<SearchHit>& candidates,
+                                                       const ItemIndex& catalog,
+                                                       const std::vector<int64_t>& exclude,
+                                                       const std::vector<int64_t>& drawn) const;
 
   const SlateSamplerOptions& options() const { return options_; }
 

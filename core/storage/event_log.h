@@ -37,6 +37,9 @@ struct ServedItem {
   int32_t position = 0;    // 0-based slot in the slate, in [0, k)
   // Single-draw pi_0(a|x) the sampler used, in (0, 1]. Stored bit-exactly as given (REAL = IEEE double).
   double propensity = 0.0;
+  // The probability of this draw given the slate's earlier draws (SlateItem::conditional_propensity),
+  // in (0, 1]; equals `propensity` at position 0. Stored bit-exactly. Required: 0 is refused.
+  double conditional_propensity = 0.0;
 };
 struct ServedSlate {
   std::string request_id;  // non-empty; unique in the log (one slate per request)
@@ -119,7 +122,8 @@ class EventLog {
   // call only queues (it does not wake the writer thread, which collects the queue once per batch).
   // Validation (InvalidArgument naming field and value, nothing queued): request_id non-empty,
   // k >= 1, m >= k, epsilon in [0, 1], temperature finite and >= 0, context finite, at most k items,
-  // each with propensity in (0, 1] and position in [0, k), no item_id twice. A slate with no items
+  // each with propensity and conditional_propensity in (0, 1] and position in [0, k), no item_id
+  // twice. A slate with no items
   // is a no-op (nothing is logged, OK).
   // kGroupCommit: returns once queued. A request_id already in the log is skipped by the writer and
   //   counted in Stats::duplicate_requests (the first slate stays; Flush/Close are not failed by it).
@@ -201,6 +205,11 @@ class EventLog {
     int64_t item_id = 0;
     int32_t position = 0;
     double propensity = 0.0;
+    // The probability of this draw given the earlier ones of its slate, in (0, 1], always filled:
+    // the stored value, or for rows of schema 2 files (NULL) the draw-remove-renormalise
+    // pi_0(a_j) / (1 - sum of pi_0 of the slate's earlier items), exact for the sampler that wrote
+    // them (docs/EVENT_LOG.md "Conditional propensities").
+    double conditional_propensity = 0.0;
     int32_t k = 0;
     int32_t m = 0;
     double epsilon = 0.0;

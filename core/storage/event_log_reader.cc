@@ -18,8 +18,22 @@ namespace {
 // Columns of the join query (see Open).
 enum JoinColumn {
   kServedId, kRequestId, kItemId, kPosition, kPropensity, kK, kM, kEpsilon, kTemperature,
-  kModelVersion, kContext, kServedTime, kHasFeedback, kReward, kFeedbackTime, kRequestRowId
+  kModelVersion, kContext, kServedTime, kHasFeedback, kReward, kFeedbackTime, kRequestRowId,
+  kConditionalPropensity
 };
+
+// served.conditional_propensity, or for rows written before schema 3 (NULL) the
+// draw-remove-renormalise conditional of the sampler that wrote them:
+//   pi_0(a_j) / (1 - sum of pi_0 of the items logged before it in the same slate),
+// summed over the served-id range [first_served, s.id) (one request's items are contiguous from
+// first_served, so the sum is a primary-key range scan of at most k - 1 rows). When rounding leaves
+// 1 - sum <= pi_0(a_j) (only possible when the earlier items held all but ~1e-16 of the mass, i.e.
+// epsilon = 0), the draw was the only one possible up to rounding: 1.
+constexpr const char* kConditionalPropensitySql =
+    "COALESCE(s.conditional_propensity, "
+    "(SELECT CASE WHEN 1.0 - TOTAL(p.propensity) > s.propensity "
+    "THEN s.propensity / (1.0 - TOTAL(p.propensity)) ELSE 1.0 END "
+    "FROM served AS p WHERE p.id >= r.first_served AND p.id < s.id))";
 
 // The request-level strings and context of the current row.
 absl::Status DecodeRequestFields(sqlite3_stmt* st, int64_t request, EventLog::JoinedRow& r) {
@@ -48,6 +62,7 @@ absl::StatusOr<EventLog::JoinedRow> DecodeRow(sqlite3_stmt* st, const EventLog::
   r.item_id = sqlite3_column_int64(st, kItemId);
   r.position = sqlite3_column_int(st, kPosition);
   r.propensity = sqlite3_column_double(st, kPropensity);
+  r.conditional_propensity = sqlite3_column_double(st, kConditionalPropensity);
   r.k = sqlite3_column_int(st, kK);
   r.m = sqlite3_column_int(st, kM);
   r.epsilon = sqlite3_column_double(st, kEpsilon);
@@ -82,15 +97,15 @@ absl::StatusOr<std::unique_ptr<EventLogReader>> EventLogReader::Open(
   sqlite3* db = r->db_.get();
   // r.id (kRequestRowId) lets ReadJoined copy the request-level fields once per request, not per
   // item. Column order: JoinColumn.
-  ASSIGN_OR_RETURN(
-      r->read_joined_,
-      Prepare(db,
-              "SELECT s.id, r.request_id, s.item_id, s.position, s.propensity, r.k, r.m, r.epsilon, "
-              "r.temperature, r.model_version, r.context, r.time_us, "
-              "f.request_id IS NOT NULL, f.reward, f.time_us, r.id "
-              "FROM served AS s JOIN requests AS r ON r.id = s.request "
-              "LEFT JOIN feedback AS f ON f.request_id = r.request_id AND f.item_id = s.item_id "
-              "WHERE s.id >= ?1 AND s.id <= ?2 ORDER BY s.id LIMIT ?3"));
+  const std::string read_joined_sql = absl::StrCat(
+      "SELECT s.id, r.request_id, s.item_id, s.position, s.propensity, r.k, r.m, r.epsilon, "
+      "r.temperature, r.model_version, r.context, r.time_us, "
+      "f.request_id IS NOT NULL, f.reward, f.time_us, r.id, ",
+      kConditionalPropensitySql,
+      " FROM served AS s JOIN requests AS r ON r.id = s.request "
+      "LEFT JOIN feedback AS f ON f.request_id = r.request_id AND f.item_id = s.item_id "
+      "WHERE s.id >= ?1 AND s.id <= ?2 ORDER BY s.id LIMIT ?3");
+  ASSIGN_OR_RETURN(r->read_joined_, Prepare(db, read_joined_sql.c_str()));
   ASSIGN_OR_RETURN(r->max_served_id_, Prepare(db, "SELECT COALESCE(MAX(id), 0) FROM served"));
   ASSIGN_OR_RETURN(r->count_feedback_, Prepare(db, "SELECT COUNT(*) FROM feedback"));
   return r;

@@ -3,6 +3,7 @@
 #include <optional>
 #include <string>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/storage/sqlite_util.h"
 #include "core/base/status_macros.h"
@@ -40,7 +41,9 @@ CREATE TABLE IF NOT EXISTS served (
   request    INTEGER NOT NULL,
   item_id    INTEGER NOT NULL,
   position   INTEGER NOT NULL,
-  propensity REAL    NOT NULL CHECK (propensity > 0 AND propensity <= 1)
+  propensity REAL    NOT NULL CHECK (propensity > 0 AND propensity <= 1),
+  conditional_propensity REAL
+    CHECK (conditional_propensity > 0 AND conditional_propensity <= 1)
 );
 CREATE TABLE IF NOT EXISTS feedback (
   request_id TEXT    NOT NULL,
@@ -62,16 +65,36 @@ absl::StatusOr<std::optional<std::string>> ReadSchemaVersion(sqlite3* db) {
       text == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(text)));
 }
 
+// Schema 2 -> 3: served gains conditional_propensity, NULL for the rows already there (the reader
+// derives their value, core/storage/event_log_reader.cc). The column is declared as in kSchemaSql,
+// so a migrated file has the layout of a new one; SQLite's ADD COLUMN only rewrites the table's
+// definition, not its rows. Runs inside CreateOrCheckSchema's transaction.
+absl::Status MigrateFrom2(sqlite3* db) {
+  RETURN_IF_ERROR(Exec(db,
+                       "ALTER TABLE served ADD COLUMN conditional_propensity REAL "
+                       "CHECK (conditional_propensity > 0 AND conditional_propensity <= 1)"));
+  return Exec(db, "UPDATE meta SET value = '3' WHERE key = 'schema_version'");
+}
+
 // The body of CreateOrCheckSchema's transaction.
 absl::Status CreateOrCheckInTransaction(sqlite3* db, const std::string& path) {
   // The version is checked before any other table is created: CREATE ... IF NOT EXISTS would skip
   // a table of another version's layout and fail (or succeed wrongly) later.
   RETURN_IF_ERROR(Exec(db, kMetaSql));
-  ASSIGN_OR_RETURN(const std::optional<std::string> version, ReadSchemaVersion(db));
+  ASSIGN_OR_RETURN(std::optional<std::string> version, ReadSchemaVersion(db));
+  static_assert(kEventLogSchemaVersion == 3, "add the migration to the new version here");
+  if (version.has_value() && *version == "2") {
+    RETURN_IF_ERROR(MigrateFrom2(db));
+    version = "3";
+  }
   if (version.has_value() && *version != std::to_string(kEventLogSchemaVersion)) {
+    int number = 0;
+    const bool newer = absl::SimpleAtoi(*version, &number) && number > kEventLogSchemaVersion;
     return absl::FailedPreconditionError(absl::StrCat(
         "path='", path, "': schema_version=", *version, ", this build reads ",
-        kEventLogSchemaVersion, " (no migration: start a new log file)"));
+        kEventLogSchemaVersion,
+        newer ? " (the file was written by a newer optower: open it with that version)"
+              : " and migrates only from 2 (no migration: start a new log file)"));
   }
   RETURN_IF_ERROR(Exec(db, kSchemaSql));
   if (!version.has_value()) {

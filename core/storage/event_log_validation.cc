@@ -44,6 +44,10 @@ absl::Status CheckItemFields(const ServedItem& item, int32_t k, const At& at) {
     return absl::InvalidArgumentError(
         absl::StrCat(at(), "propensity=", item.propensity, ": must be in (0, 1]"));
   }
+  if (!(item.conditional_propensity > 0.0 && item.conditional_propensity <= 1.0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        at(), "conditional_propensity=", item.conditional_propensity, ": must be in (0, 1]"));
+  }
   if (item.position < 0 || item.position >= k) {
     return absl::InvalidArgumentError(
         absl::StrCat(at(), "position=", item.position, ": must be in [0, k=", k, ")"));

@@ -22,7 +22,8 @@ namespace optower {
 std::string Quoted(absl::string_view s);
 
 // request_id non-empty, k >= 1, m >= k, epsilon in [0, 1], temperature finite and >= 0, context
-// finite, at most k items, each with propensity in (0, 1] and position in [0, k), no item_id twice.
+// finite, at most k items, each with propensity and conditional_propensity in (0, 1] and position
+// in [0, k), no item_id twice.
 absl::Status ValidateSlate(const ServedSlate& slate);
 
 // Per event: request_id non-empty, reward finite.

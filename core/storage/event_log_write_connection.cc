@@ -43,8 +43,8 @@ absl::Status EventLogWriteConnection::PrepareStatements() {
                            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"));
   ASSIGN_OR_RETURN(insert_served_,
                    Prepare(db,
-                           "INSERT INTO served(id, request, item_id, position, propensity) "
-                           "VALUES (?1, ?2, ?3, ?4, ?5)"));
+                           "INSERT INTO served(id, request, item_id, position, propensity, "
+                           "conditional_propensity) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
   ASSIGN_OR_RETURN(max_served_, Prepare(db, "SELECT COALESCE(MAX(id), 0) FROM served"));
   // The request by its UNIQUE request_id, then its items by served.id range (they are contiguous
   // from first_served and there are at most k of them): two B-tree probes and no index on served.
@@ -143,6 +143,7 @@ absl::Status EventLogWriteConnection::InsertSlate(const ServedSlate& slate) {
     sqlite3_bind_int64(st, 3, item.item_id);
     sqlite3_bind_int(st, 4, item.position);
     sqlite3_bind_double(st, 5, item.propensity);
+    sqlite3_bind_double(st, 6, item.conditional_propensity);
     RETURN_IF_ERROR(StepDoneLazy(db, st, [&] {
       return absl::StrCat("insert served request_id=", Quoted(slate.request_id),
                           " item_id=", item.item_id);

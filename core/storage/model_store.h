@@ -49,12 +49,23 @@ namespace optower {
 
 // The promotion gate's numbers: old (served) and new (candidate) policy values by DR on the same
 // holdout with the same q̂, and the paired per-sample difference DR_i(new) - DR_i(old).
+// The gate's estimates restricted to the draws at one slate position.
+struct PositionComparison {
+  int32_t position = 0;
+  OpeEstimate old_policy;  // estimator "dr"
+  OpeEstimate new_policy;  // estimator "dr"
+  OpeEstimate difference;  // estimator "dr_diff"
+};
+
 struct OpeComparison {
   double confidence = 0.95;  // two-sided level of every interval here
   double tolerance = 0.0;    // the gate rejects when difference.ci_high < -tolerance
   OpeEstimate old_policy;    // estimator "dr"
   OpeEstimate new_policy;    // estimator "dr"
   OpeEstimate difference;    // estimator "dr_diff"
+  // Slates (holdout draws at positions > 0): the same per position, in position order (positions
+  // with fewer than 2 draws left out). Reported in the evaluate event; not part of the manifest.
+  std::vector<PositionComparison> positions;
 };
 
 struct ModelManifest {

@@ -1,8 +1,11 @@
 #include "core/training/promotion_gate.h"
 
+#include <map>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <utility>
 #include <vector>
 
@@ -98,6 +101,45 @@ absl::StatusOr<OpeComparison> CompareOnHoldout(const OpeSamples& old_policy,
   return c;
 }
 
+namespace {
+
+OpeSamples SubsetSamples(const OpeSamples& s, const std::vector<int64_t>& idx) {
+  OpeSamples out;
+  auto take = [&idx](const std::vector<double>& from, std::vector<double>* to) {
+    if (from.empty()) return;
+    to->reserve(idx.size());
+    for (int64_t i : idx) to->push_back(from[static_cast<size_t>(i)]);
+  };
+  take(s.target_prob, &out.target_prob);
+  take(s.pscore, &out.pscore);
+  take(s.reward, &out.reward);
+  take(s.qhat_logged, &out.qhat_logged);
+  take(s.qhat_under_target, &out.qhat_under_target);
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<PositionComparison>> CompareByPosition(
+    const OpeSamples& old_policy, const OpeSamples& new_policy,
+    const std::vector<int32_t>& positions, const PromotionGateOptions& gate) {
+  if (positions.size() != old_policy.pscore.size() || positions.size() != new_policy.pscore.size())
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "positions has %d entries for %d / %d samples", positions.size(),
+        old_policy.pscore.size(), new_policy.pscore.size()));
+  std::map<int32_t, std::vector<int64_t>> by_position;
+  for (size_t i = 0; i < positions.size(); ++i)
+    by_position[positions[i]].push_back(static_cast<int64_t>(i));
+  std::vector<PositionComparison> out;
+  for (const auto& [position, idx] : by_position) {
+    if (idx.size() < 2) continue;
+    ASSIGN_OR_RETURN(OpeComparison c, CompareOnHoldout(SubsetSamples(old_policy, idx),
+                                                       SubsetSamples(new_policy, idx), gate));
+    out.push_back({position, c.old_policy, c.new_policy, c.difference});
+  }
+  return out;
+}
+
 PromotionDecision DecidePromotion(const std::optional<OpeEstimate>& difference,
                                   const PromotionGateOptions& gate, bool force,
                                   const std::string& no_comparison_reason) {
@@ -158,8 +200,15 @@ PromotionDecision RejectIfUnchanged(PromotionDecision decision, bool unchanged,
 std::string GateSummary(const std::optional<OpeComparison>& comparison,
                         const PromotionDecision& decision) {
   if (!comparison.has_value()) return absl::StrCat(decision.decision, ": ", decision.reason);
-  return absl::StrFormat("DR old %s, new %s; %s: %s", EstimateText(comparison->old_policy),
-                         EstimateText(comparison->new_policy), decision.decision,
+  std::string by_position;
+  for (const PositionComparison& p : comparison->positions) {
+    absl::StrAppendFormat(&by_position, "%sposition %d: old %.4f, new %.4f, new-old %s",
+                          by_position.empty() ? "; per position (" : "; ", p.position,
+                          p.old_policy.value, p.new_policy.value, EstimateText(p.difference));
+  }
+  if (!by_position.empty()) by_position += ")";
+  return absl::StrFormat("DR old %s, new %s%s; %s: %s", EstimateText(comparison->old_policy),
+                         EstimateText(comparison->new_policy), by_position, decision.decision,
                          decision.reason);
 }
 

@@ -8,6 +8,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/storage/model_store.h"
@@ -39,6 +40,15 @@ struct PromotionGateOptions {
 absl::StatusOr<OpeComparison> CompareOnHoldout(const OpeSamples& old_policy,
                                                const OpeSamples& new_policy,
                                                const PromotionGateOptions& gate);
+
+// Slates: CompareOnHoldout on the samples of each position (positions[i] = sample i's position,
+// 0-based), in position order; positions with fewer than 2 samples are left out. The overall
+// comparison over all samples values the whole slate (the mean over its draws); this one shows
+// where a candidate gains and loses. InvalidArgument when positions has another length than the
+// samples, or as CompareOnHoldout.
+absl::StatusOr<std::vector<PositionComparison>> CompareByPosition(
+    const OpeSamples& old_policy, const OpeSamples& new_policy,
+    const std::vector<int32_t>& positions, const PromotionGateOptions& gate);
 
 struct PromotionDecision {
   bool promote = false;

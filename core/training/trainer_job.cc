@@ -1,6 +1,7 @@
 // Trainer::ExecuteJob and its phase methods: one job, from the event log to a published version
 // (the phase list is at the top of core/training/trainer.h). The job table, the worker thread and the public
 // API are in core/training/trainer.cc.
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <utility>
@@ -178,6 +179,12 @@ absl::Status Trainer::EvaluatePhase(JobRun& run) {
                                              run.served.catalog);
                      }));
     ASSIGN_OR_RETURN(run.ope, CompareOnHoldout(old_s, new_s, options_.gate));
+    const bool slates = std::any_of(holdout.positions.begin(), holdout.positions.end(),
+                                    [](int32_t p) { return p > 0; });
+    if (slates) {
+      ASSIGN_OR_RETURN(run.ope->positions,
+                       CompareByPosition(old_s, new_s, holdout.positions, options_.gate));
+    }
   }
   const PromotionDecision gate = DecidePromotion(
       run.ope.has_value() ? std::optional<OpeEstimate>(run.ope->difference) : std::nullopt,

@@ -63,6 +63,16 @@ absl::Status AppendToSnapshot(const std::vector<EventLog::JoinedRow>& rows,
   for (const EventLog::JoinedRow& row : rows) {
     ++c.rows_read;
     const auto it = snapshot->item_rows.find(row.item_id);
+    // The slate so far: every earlier served item of this request that is still in the catalog,
+    // whether or not its own row is used (a pending or bad-reward row was still served, so this
+    // draw could not pick it). Items that left the catalog need no exclusion: no policy over
+    // today's catalog can pick them.
+    if (row.request_id != snapshot->slate_request_id) {
+      snapshot->slate_request_id = row.request_id;
+      snapshot->slate_prefix.clear();
+    }
+    const size_t prefix_len = snapshot->slate_prefix.size();
+    if (it != snapshot->item_rows.end()) snapshot->slate_prefix.push_back(it->second);
     if (it == snapshot->item_rows.end()) {
       ++c.unknown_item;
       continue;
@@ -91,7 +101,13 @@ absl::Status AppendToSnapshot(const std::vector<EventLog::JoinedRow>& rows,
     log.contexts.insert(log.contexts.end(), row.context.begin(), row.context.end());
     log.actions.push_back(it->second);
     log.rewards.push_back(reward);
-    log.pscores.push_back(static_cast<float>(row.propensity));
+    // The draw's own probability given the earlier items of the slate (= pi_0(a|x) at position 0).
+    log.pscores.push_back(static_cast<float>(row.conditional_propensity));
+    if (log.prefix_offsets.empty()) log.prefix_offsets.push_back(0);
+    log.positions.push_back(row.position);
+    log.prefix_rows.insert(log.prefix_rows.end(), snapshot->slate_prefix.begin(),
+                           snapshot->slate_prefix.begin() + static_cast<int64_t>(prefix_len));
+    log.prefix_offsets.push_back(static_cast<int64_t>(log.prefix_rows.size()));
     if (row.has_feedback) {
       ++c.with_feedback;
     } else {
@@ -163,6 +179,14 @@ BanditLog SliceLog(const BanditLog& log, int64_t begin, int64_t end) {
   out.actions.assign(log.actions.begin() + begin, log.actions.begin() + end);
   out.rewards.assign(log.rewards.begin() + begin, log.rewards.begin() + end);
   out.pscores.assign(log.pscores.begin() + begin, log.pscores.begin() + end);
+  if (log.has_slates()) {
+    out.positions.assign(log.positions.begin() + begin, log.positions.begin() + end);
+    const int64_t base = log.prefix_offsets[begin];
+    out.prefix_rows.assign(log.prefix_rows.begin() + base,
+                           log.prefix_rows.begin() + log.prefix_offsets[end]);
+    out.prefix_offsets.reserve(static_cast<size_t>(end - begin + 1));
+    for (int64_t i = begin; i <= end; ++i) out.prefix_offsets.push_back(log.prefix_offsets[i] - base);
+  }
   return out;
 }
 

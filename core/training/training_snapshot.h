@@ -5,7 +5,8 @@
 //     and are left out of this snapshot while younger (their feedback may still come);
 //   - rows whose item left the catalog, whose context has another size, or whose reward is not
 //     usable are left out and counted (SnapshotCounts, the API's TrainingDataCounts);
-//   - each remaining served item is one sample with its logged single-draw propensity;
+//   - each remaining served item is one sample with its draw's logged conditional propensity and
+//     the earlier items of its slate (BanditLog's slate fields; docs/LEARNING.md "Slates");
 //   - the time split holds out the newest samples (cut at a request boundary) for the gate.
 // Everything here is a pure function of its arguments except ReadTrainingSnapshot, which reads an
 // EventLog on the caller's thread. Thread safety: no shared state; a TrainingSnapshot belongs to
@@ -61,6 +62,10 @@ struct TrainingSnapshot {
   std::vector<uint8_t> starts_request;  // [size] 1 where a sample starts a new request id
   SnapshotCounts counts;
   std::string last_request_id;        // of the last appended sample (continues across pages)
+  // The slate being read (continues across pages): its request id and the catalog rows of its
+  // items read so far, used or not (the next sample's prefix).
+  std::string slate_request_id;
+  std::vector<int64_t> slate_prefix;
   absl::flat_hash_map<int64_t, int64_t> item_rows;  // item id -> catalog row (built on first use)
 };
 

@@ -145,6 +145,11 @@ class ClientTest(unittest.TestCase):
         for item in slate.items:
             self.assertGreater(item.propensity, 0)
             self.assertLessEqual(item.propensity, 1)
+            self.assertGreater(item.conditional_propensity, 0)
+            self.assertLessEqual(item.conditional_propensity, 1)
+        # Position 0 is a single draw: its conditional probability is its propensity.
+        self.assertAlmostEqual(slate.items[0].conditional_propensity, slate.items[0].propensity,
+                               places=12)
         again = self.client.retrieve([1.0] * DIM_CONTEXT, k=5, seed=3, exclude=[100, 101])
         self.assertEqual([item.item_id for item in again.items], ids)  # same seed, same slate
 
