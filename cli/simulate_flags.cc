@@ -35,6 +35,8 @@ void AddSimulateFlags(FlagParser& p, SimFlags* f) {
   p.AddDouble("epsilon", &f->epsilon, "server: uniform-exploration share of the logging policy");
   p.AddDouble("temperature", &f->temperature, "server: softmax temperature (0 = the model's)");
   p.AddInt("top-m", &f->top_m, "server: index candidates per request");
+  p.AddString("slate-exploration", &f->slate_exploration,
+              "server: per_position | per_slate (how epsilon and tau act across a K-slate)");
   p.AddString("objective", &f->objective, "trainer objective: dr | ipw | dm");
   p.AddBool("force", &f->force, "promote every trained model even if the OPE gate rejects it");
   p.AddInt("train-threads", &f->train_threads, "trainer's LibTorch threads");
@@ -76,6 +78,9 @@ absl::Status ValidateSimFlags(const SimFlags& f) {
     return bad("temperature", f.temperature, "must be >= 0 (0 = the model's)");
   }
   if (f.top_m < 1) return bad("top-m", f.top_m, "must be >= 1");
+  if (f.slate_exploration != "per_position" && f.slate_exploration != "per_slate") {
+    return bad("slate-exploration", f.slate_exploration, "must be one of per_position, per_slate");
+  }
   if (f.objective != "dr" && f.objective != "ipw" && f.objective != "dm") {
     return bad("objective", f.objective, "must be one of dr, ipw, dm");
   }
@@ -99,6 +104,7 @@ absl::StatusOr<v1::ServerConfig> SimServerConfig(const SimFlags& f, const std::s
   config.set_dim_context(static_cast<int32_t>(f.dim_context));
   config.set_epsilon(f.epsilon);
   config.set_temperature(f.temperature);
+  config.set_slate_exploration(f.slate_exploration);
   config.set_top_m(static_cast<int32_t>(std::max(f.top_m, f.k)));
   config.set_init_seed(static_cast<uint64_t>(f.seed));
   config.mutable_event_log()->set_durability(v1::EventLogConfig::GROUP);

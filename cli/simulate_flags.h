@@ -31,6 +31,7 @@ struct SimFlags {
   double epsilon = 0.1;
   double temperature = 0.0;  // 0 = the served model's
   int64_t top_m = 100;
+  std::string slate_exploration = "per_position";
   // Trainer.
   std::string objective = "dr";
   bool force = false;

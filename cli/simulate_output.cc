@@ -42,6 +42,7 @@ void JsonSetting(const SimFlags& f, JsonWriter& w) {
       .Field("reward", f.reward).Field("seed", f.seed)
       .Field("reference_rounds", f.reference_rounds).Field("epsilon", f.epsilon)
       .Field("temperature", f.temperature).Field("top_m", std::max(f.top_m, f.k))
+      .Field("slate_exploration", f.slate_exploration)
       .Field("objective", f.objective).Field("force", f.force)
       .Field("train_threads", f.train_threads).Field("epochs", f.epochs)
       .EndObject();
