@@ -30,7 +30,7 @@ for setting in $settings; do
 import json, sys
 d = json.load(open(sys.argv[1]))
 last = d["rounds"][-1]
-pos = ";".join(f"{v:.4f}" for v in last["position_values"])
+pos = ";".join(f"{v:.4f}" for v in last.get("position_values", [last["served_value_pos0"]]))
 print("\t".join([sys.argv[2], sys.argv[3], sys.argv[4], f"{d['first_value']:.4f}",
                  f"{d['final_value']:.4f}", f"{last['served_value_pos0']:.4f}",
                  f"{d['optimal_value']:.4f}", f"{d['ceiling_value']:.4f}",

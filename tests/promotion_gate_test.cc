@@ -370,6 +370,44 @@ TEST(CompareByPositionTest, SplitsTheComparisonByPosition) {
   EXPECT_EQ(lone->front().position, 0);
 }
 
+// Issue 16: a candidate that improves position 0 and ruins positions 1 and 2 is rejected on the
+// whole slate, and the per-position report shows where. 40 slates of 3: at position 0 the candidate
+// is Better() (d_i = 0.8 / 0.9), at positions 1 and 2 it serves the unrewarded items
+// (d_i = -0.9 / -0.8). Mean d = (0.85 - 2 * 0.85) / 3 = -0.283, sd ~0.84 over n = 120, se ~0.077,
+// so the 95% interval's top is ~-0.13 < 0.
+TEST(CompareByPositionTest, AGainAtPositionZeroDoesNotHideLossesAtTheOthers) {
+  OpeSamples old_s, new_s;
+  std::vector<int32_t> positions;
+  for (int slate = 0; slate < 40; ++slate) {
+    const double r = slate % 2 == 0 ? 1 : 0;
+    for (int32_t pos = 0; pos < 3; ++pos) {
+      positions.push_back(pos);
+      for (OpeSamples* s : {&old_s, &new_s}) {
+        s->reward.push_back(r);
+        s->pscore.push_back(0.5);
+        s->qhat_logged.push_back(0.5);
+      }
+      old_s.target_prob.push_back(0.5);
+      old_s.qhat_under_target.push_back(0.5);
+      const bool good = pos == 0;
+      new_s.target_prob.push_back(good == (r == 1) ? 1.0 : 0.0);
+      new_s.qhat_under_target.push_back(good ? (r == 1 ? 0.8 : 0.9) : (r == 1 ? 0.1 : 0.2));
+    }
+  }
+  absl::StatusOr<OpeComparison> c = CompareOnHoldout(old_s, new_s, {});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_NEAR(c->difference.value, -0.85 / 3, 1e-12);
+  EXPECT_LT(c->difference.ci_high, 0.0);
+  EXPECT_FALSE(DecidePromotion(c->difference, {}, false).promote);
+  absl::StatusOr<std::vector<PositionComparison>> by =
+      CompareByPosition(old_s, new_s, positions, {});
+  ASSERT_TRUE(by.ok()) << by.status();
+  ASSERT_EQ(by->size(), 3u);
+  EXPECT_GT((*by)[0].difference.ci_low, 0.0);   // a sure gain at position 0
+  EXPECT_LT((*by)[1].difference.ci_high, 0.0);  // sure losses after it
+  EXPECT_LT((*by)[2].difference.ci_high, 0.0);
+}
+
 TEST(GateSummaryTest, QuotesBothEstimatesAndTheDecision) {
   OpeComparison c;
   c.old_policy = Diff(0.5, 0.4, 0.6);
