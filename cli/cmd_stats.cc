@@ -35,6 +35,7 @@ absl::StatusOr<std::string> ToJson(const v1::GetStatsResponse& s) {
   w.Field("temperature", s.temperature());
   w.Field("top_m", s.top_m());
   w.Field("max_k", s.max_k());
+  w.Field("slate_exploration", s.slate_exploration());
   w.Field("retrieve_ok", s.retrieve_ok());
   w.Field("retrieve_errors", s.retrieve_errors());
   w.Field("items_served", s.items_served());
@@ -89,10 +90,10 @@ void PrintText(const v1::GetStatsResponse& s) {
               s.model_version().c_str(), static_cast<long long>(s.catalog_size()),
               static_cast<long long>(s.catalog_version()), s.index_type().c_str(),
               s.index_recall_at_10());
-  std::printf("policy: epsilon %g, temperature %g, top_m %d, max_k %d; dims context %d item %d "
-              "embedding %d\n",
-              s.epsilon(), s.temperature(), s.top_m(), s.max_k(), s.dim_context(), s.dim_item(),
-              s.embedding_dim());
+  std::printf("policy: epsilon %g, temperature %g, top_m %d, max_k %d, %s slates; dims context %d "
+              "item %d embedding %d\n",
+              s.epsilon(), s.temperature(), s.top_m(), s.max_k(), s.slate_exploration().c_str(),
+              s.dim_context(), s.dim_item(), s.embedding_dim());
   std::printf("retrieve: %lld ok, %lld errors, %lld items served\n",
               static_cast<long long>(s.retrieve_ok()), static_cast<long long>(s.retrieve_errors()),
               static_cast<long long>(s.items_served()));

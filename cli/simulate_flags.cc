@@ -38,6 +38,8 @@ void AddSimulateFlags(FlagParser& p, SimFlags* f) {
   p.AddString("slate-exploration", &f->slate_exploration,
               "server: per_position | per_slate (how epsilon and tau act across a K-slate)");
   p.AddString("objective", &f->objective, "trainer objective: dr | ipw | dm");
+  p.AddString("slate-learning", &f->slate_learning,
+              "trainer, K > 1: per_draw | top_k (Chen et al.'s top-K correction)");
   p.AddBool("force", &f->force, "promote every trained model even if the OPE gate rejects it");
   p.AddInt("train-threads", &f->train_threads, "trainer's LibTorch threads");
   p.AddInt("epochs", &f->epochs, "trainer's policy epochs (0 = the server's default)");
@@ -84,6 +86,9 @@ absl::Status ValidateSimFlags(const SimFlags& f) {
   if (f.objective != "dr" && f.objective != "ipw" && f.objective != "dm") {
     return bad("objective", f.objective, "must be one of dr, ipw, dm");
   }
+  if (f.slate_learning != "per_draw" && f.slate_learning != "top_k") {
+    return bad("slate-learning", f.slate_learning, "must be one of per_draw, top_k");
+  }
   if (f.train_threads < 1) return bad("train-threads", f.train_threads, "must be >= 1");
   if (f.epochs < 0) return bad("epochs", f.epochs, "must be >= 0 (0 = the server's default)");
   if (f.out.empty()) return absl::InvalidArgumentError("--out: empty");
@@ -114,6 +119,8 @@ absl::StatusOr<v1::ServerConfig> SimServerConfig(const SimFlags& f, const std::s
     return absl::InvalidArgumentError(absl::StrCat("--objective=", f.objective, ": unknown"));
   }
   trainer->set_objective(objective);
+  trainer->set_slate_learning(f.slate_learning == "top_k" ? v1::TrainerConfig::TOP_K_CORRECTION
+                                                          : v1::TrainerConfig::PER_DRAW);
   trainer->set_threads(static_cast<int32_t>(f.train_threads));
   trainer->set_seed(static_cast<uint64_t>(f.seed));
   if (f.epochs > 0) trainer->set_epochs(static_cast<int32_t>(f.epochs));

@@ -34,6 +34,7 @@ struct SimFlags {
   std::string slate_exploration = "per_position";
   // Trainer.
   std::string objective = "dr";
+  std::string slate_learning = "per_draw";
   bool force = false;
   int64_t train_threads = 2;
   int64_t epochs = 0;  // 0 = the server's default

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/base/status_macros.h"
+#include "core/serving/slate_sampler.h"
 #include "server/proto_convert.h"
 #include "server/raw_rpc.h"
 #include "server/status_util.h"
@@ -359,6 +360,7 @@ void AdminServiceImpl::FillStats(v1::GetStatsResponse* r) const {
   r->set_temperature(engine->ServedTemperature(*snap));
   r->set_top_m(static_cast<int32_t>(o.top_m));
   r->set_max_k(static_cast<int32_t>(o.max_k));
+  r->set_slate_exploration(SlateExplorationName(o.slate_exploration));
   const RetrievalEngine::Stats s = engine->stats();
   r->set_retrieve_ok(s.retrieve_ok);
   r->set_retrieve_errors(s.retrieve_errors);

@@ -42,6 +42,9 @@ Objective TrainerObjective(v1::TrainerConfig::Objective objective) {
 void MapLearner(const v1::TrainerConfig& t, TrainerOptions* o) {
   PolicyLearnerOptions& l = o->learner;
   l.objective = TrainerObjective(t.objective());
+  o->slate_learning = t.slate_learning() == v1::TrainerConfig::TOP_K_CORRECTION
+                          ? SlateLearning::kTopKCorrection
+                          : SlateLearning::kPerDraw;
   if (t.hidden_size() > 0) l.hidden.assign(t.hidden().begin(), t.hidden().end());
   SetIfNonZero(&l.embedding_dim, t.embedding_dim());
   SetIfNonZero(&l.temperature, t.temperature());

@@ -87,6 +87,9 @@ ABSL_FLAG(std::optional<bool>, disable_trainer, std::nullopt, "run without the b
 ABSL_FLAG(std::optional<std::string>, objective, std::nullopt,
           absl::StrCat("trainer objective: dr | ipw | dm (default ",
                        optower::ObjectiveName(optower::TrainerOptions{}.learner.objective), ")"));
+ABSL_FLAG(std::optional<std::string>, slate_learning, std::nullopt,
+          absl::StrCat("how the trainer learns from K > 1 slates: per_draw | top_k (default ",
+                       optower::SlateLearningName(optower::TrainerOptions{}.slate_learning), ")"));
 ABSL_FLAG(std::optional<double>, attribution_window_seconds, std::nullopt,
           absl::StrCat("served items without feedback count as default_reward after this long "
                        "(default ",
@@ -188,6 +191,11 @@ absl::StatusOr<v1::ServerConfig> ConfigFromFlags() {
   if (auto v = absl::GetFlag(FLAGS_objective)) {
     ASSIGN_OR_RETURN(const v1::TrainerConfig::Objective o, ParseObjectiveName(*v, "--objective"));
     t->set_objective(o);
+  }
+  if (auto v = absl::GetFlag(FLAGS_slate_learning)) {
+    ASSIGN_OR_RETURN(const SlateLearning s, ParseSlateLearning(*v));
+    t->set_slate_learning(s == SlateLearning::kTopKCorrection ? v1::TrainerConfig::TOP_K_CORRECTION
+                                                             : v1::TrainerConfig::PER_DRAW);
   }
   if (auto v = absl::GetFlag(FLAGS_attribution_window_seconds)) t->set_attribution_window_seconds(*v);
   if (auto v = absl::GetFlag(FLAGS_default_reward)) t->set_default_reward(*v);
@@ -357,12 +365,13 @@ int Main(int argc, char** argv) {
   if (!server.ok()) return Fail(ExplainStartFailure(server.status(), *config));
   std::shared_ptr<const ModelSnapshot> snap = (*server)->engine().snapshot();
   std::fprintf(stderr,
-               "optower-server: model %s (%s), %lld items (%s index, recall@10 %.3f), epsilon %g, "
-               "event log %s (%s), trainer %s\n",
+               "optower-server: model %s (%s), %lld items (%s index, recall@10 %.3f), epsilon %g "
+               "(%s slates), event log %s (%s), trainer %s\n",
                snap->model_version().c_str(), (*server)->model_source().c_str(),
                static_cast<long long>(snap->catalog().size()),
                snap->index().type_name().c_str(), snap->index().recall_at_10(),
-               (*server)->config().epsilon(), EventLogPath((*server)->config()).c_str(),
+               (*server)->config().epsilon(), (*server)->config().slate_exploration().c_str(),
+               EventLogPath((*server)->config()).c_str(),
                DurabilityName((*server)->config().event_log().durability()).c_str(),
                (*server)->trainer() != nullptr ? "on" : "off");
   snap.reset();  // held for the process lifetime, it would never be freed after a swap

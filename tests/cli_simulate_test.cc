@@ -225,6 +225,8 @@ TEST_F(CliSimulateTest, BadFlagsExitTwoWithOneLine) {
       {"--epsilon", "1.5"},
       {"--reward", "quadratic"},
       {"--objective", "sgd"},
+      {"--slate-exploration", "per_item"},
+      {"--slate-learning", "chen"},
       {"--dim-item-features", "-1"},
       {"--no-such-flag"},
       {"--items", "ten"},

@@ -198,6 +198,7 @@ void ExpectSameLearner(const PolicyLearnerOptions& a, const PolicyLearnerOptions
 void ExpectSameTrainer(const TrainerOptions& a, const TrainerOptions& b) {
   ExpectSameLearner(a.learner, b.learner);
   EXPECT_EQ(a.warm_start_from_served, b.warm_start_from_served);
+  EXPECT_EQ(a.slate_learning, b.slate_learning);
   EXPECT_EQ(a.snapshot.attribution_window, b.snapshot.attribution_window);
   EXPECT_EQ(a.snapshot.default_reward, b.snapshot.default_reward);
   EXPECT_EQ(a.snapshot.reward_min, b.snapshot.reward_min);
@@ -302,12 +303,16 @@ TEST(ServerOptionsMappingTest, SetFieldsAreMappedAndCheckedByCoreNamingTheConfig
   c.mutable_trainer()->set_epochs(3);
   c.mutable_trainer()->add_hidden(8);
   c.mutable_trainer()->set_keep_rejected_versions(0);  // optional: an explicit 0 is kept
+  c.mutable_trainer()->set_slate_learning(v1::TrainerConfig::TOP_K_CORRECTION);
   EXPECT_EQ(server::EngineOptionsFromConfig(c).top_m, 7);
   EXPECT_EQ(server::EngineOptionsFromConfig(c).snapshot.index.hnsw_m, 16);
   const TrainerOptions t = server::TrainerOptionsFromConfig(c);
   EXPECT_EQ(t.learner.epochs, 3);
   EXPECT_EQ(t.learner.hidden, std::vector<int64_t>{8});
   EXPECT_EQ(t.learner.reward_model.hidden, std::vector<int64_t>{8}) << "q̂ gets the policy's towers";
+  EXPECT_EQ(t.slate_learning, SlateLearning::kTopKCorrection);
+  EXPECT_EQ(server::TrainerOptionsFromConfig(v1::ServerConfig()).slate_learning,
+            SlateLearning::kPerDraw);
   EXPECT_EQ(server::ModelStoreOptionsFromConfig(c).keep_rejected, 0);
 }
 

@@ -232,7 +232,8 @@ TEST(ServerBinaryTest, ConfigFileIsReadAndFlagsOverrideIt) {
   std::fprintf(f,
                "port: 1  # overridden by --port=0\n"
                "data_dir: \"%s\"\nitems_path: \"%s\"\ndim_context: 5\n"
-               "epsilon: 0.25\nindex { type: EXACT }\nevent_log { durability: SYNC }\n",
+               "epsilon: 0.25\nindex { type: EXACT }\nevent_log { durability: SYNC }\n"
+               "slate_exploration: \"per_slate\"\n",
                dir.File("data").c_str(), items.c_str());
   std::fclose(f);
   absl::StatusOr<std::unique_ptr<ServerProcess>> server =
@@ -244,6 +245,7 @@ TEST(ServerBinaryTest, ConfigFileIsReadAndFlagsOverrideIt) {
   ASSERT_TRUE(stats.ok()) << stats.status();
   EXPECT_EQ(stats->dim_context(), 5);
   EXPECT_EQ(stats->epsilon(), 0.5);
+  EXPECT_EQ(stats->slate_exploration(), "per_slate");
   EXPECT_EQ(stats->index_type(), "exact");
   EXPECT_EQ(stats->event_log().durability(), "sync");
   (*server)->Signal(SIGINT);

@@ -171,6 +171,7 @@ TEST_F(ServerTest, RetrieveThenFeedbackLeavesJoinedRowsInTheLog) {
   EXPECT_EQ(stats->feedback_duplicate(), 1);
   EXPECT_EQ(stats->catalog_size(), 20);
   EXPECT_EQ(stats->event_log().durability(), "group");
+  EXPECT_EQ(stats->slate_exploration(), "per_position") << "the default";
   ASSERT_GE(stats->rpc_latency_size(), 1);
   EXPECT_EQ(stats->rpc_latency(0).method(), "Retrieve");
   EXPECT_EQ(stats->rpc_latency(0).count(), 1);

@@ -92,6 +92,7 @@ TEST(SnapshotTest, SamplesCarryTheirSlatePrefixAndConditionalPropensity) {
     EventLog::JoinedRow r = Row(request, item, feedback, 1.0, served);
     r.position = position;
     r.conditional_propensity = 0.5 + 0.1 * position;
+    r.propensity = 0.01 * (position + 1);
     return r;
   };
   const absl::Time old = now - absl::Minutes(30);
@@ -110,6 +111,8 @@ TEST(SnapshotTest, SamplesCarryTheirSlatePrefixAndConditionalPropensity) {
   EXPECT_EQ(log.actions, (std::vector<int64_t>{2, 0, 3, 2}));
   EXPECT_EQ(log.positions, (std::vector<int32_t>{0, 3, 0, 1}));
   EXPECT_EQ(log.pscores, (std::vector<float>{0.5f, 0.8f, 0.5f, 0.6f}));
+  // pi_0 of each sample too (the top-K correction's weights).
+  EXPECT_EQ(log.first_draw_pscores, (std::vector<float>{0.01f, 0.04f, 0.01f, 0.02f}));
   auto prefix = [&](int64_t i) { return std::vector<int64_t>(log.prefix_begin(i), log.prefix_end(i)); };
   EXPECT_EQ(prefix(0), (std::vector<int64_t>{}));
   EXPECT_EQ(prefix(1), (std::vector<int64_t>{2, 1}));  // 12 and the pending 11; 99 is gone
@@ -119,6 +122,7 @@ TEST(SnapshotTest, SamplesCarryTheirSlatePrefixAndConditionalPropensity) {
   const BanditLog tail = SliceLog(log, 1, 4);
   ASSERT_EQ(tail.size(), 3);
   EXPECT_EQ(tail.positions, (std::vector<int32_t>{3, 0, 1}));
+  EXPECT_EQ(tail.first_draw_pscores, (std::vector<float>{0.04f, 0.01f, 0.02f}));
   EXPECT_EQ(std::vector<int64_t>(tail.prefix_begin(0), tail.prefix_end(0)),
             (std::vector<int64_t>{2, 1}));
   EXPECT_EQ(std::vector<int64_t>(tail.prefix_begin(2), tail.prefix_end(2)),

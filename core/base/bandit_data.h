@@ -28,6 +28,9 @@ inline constexpr double kMaxRewardMagnitude = 1e30;
 //                   catalog rows served at the earlier positions of sample i's slate, i.e. the
 //                   items its draw could not pick. The learner and OPE value sample i's draw
 //                   under the target policy restricted to the catalog minus those rows.
+//   first_draw_pscores: [size()] or empty: pi_0(a_i | x_i), the single-draw probability of the
+//                   logged item (EventLog's propensity), kept for the top-K correction
+//                   (core/training/slate_learning.h), which weights with it instead of pscores.
 struct BanditLog {
   int64_t dim_context = 0;
   std::vector<float> contexts;
@@ -37,6 +40,7 @@ struct BanditLog {
   std::vector<int32_t> positions;
   std::vector<int64_t> prefix_offsets;
   std::vector<int64_t> prefix_rows;
+  std::vector<float> first_draw_pscores;
 
   int64_t size() const { return static_cast<int64_t>(actions.size()); }
   const float* context(int64_t i) const { return contexts.data() + i * dim_context; }
@@ -56,6 +60,7 @@ struct BanditLog {
     actions.push_back(from.actions[i]);
     rewards.push_back(from.rewards[i]);
     pscores.push_back(from.pscores[i]);
+    if (!from.first_draw_pscores.empty()) first_draw_pscores.push_back(from.first_draw_pscores[i]);
     if (!from.has_slates()) return;
     if (prefix_offsets.empty()) prefix_offsets.push_back(0);
     positions.push_back(from.position(i));

@@ -55,6 +55,7 @@
 #include "core/learning/ope.h"
 #include "core/learning/policy_learner.h"
 #include "core/training/promotion_gate.h"
+#include "core/training/slate_learning.h"
 #include "core/training/training_snapshot.h"
 #include "core/model/two_tower_model.h"
 
@@ -102,6 +103,10 @@ struct TrainerOptions {
   // When the learner keeps the served policy unchanged (no epoch improved its validation DR), the
   // candidate is rejected as "unchanged" (force still publishes it).
   bool warm_start_from_served = true;
+  // K > 1 slates: the per-draw estimator (default) or Chen et al.'s top-K correction
+  // (core/training/slate_learning.h; measured in docs/BENCHMARKS.md "Slates"). The gate's holdout
+  // is per draw either way: it estimates what the server serves.
+  SlateLearning slate_learning = SlateLearning::kPerDraw;
   SnapshotOptions snapshot;
   int64_t min_events = 100;        // usable samples needed (>= 10, the learner's minimum)
   // >= 1: only the newest max_events served ids (bounds the job's memory: about

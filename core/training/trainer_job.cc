@@ -127,6 +127,10 @@ absl::Status Trainer::TrainPhase(JobRun& run) {
   RETURN_IF_ERROR(CheckCancel(run));
   run.learner = options_.learner;
   run.learner.init = nullptr;
+  if (options_.slate_learning == SlateLearning::kTopKCorrection) {
+    ASSIGN_OR_RETURN(const int k, ToTopKCorrectionLog(&run.data.train));
+    if (k > 1) run.learner.top_k = k;
+  }
   if (options_.warm_start_from_served && run.served.model != nullptr && run.served.trained &&
       run.learner.objective != Objective::kDm)
     run.learner.init = run.served.model.get();

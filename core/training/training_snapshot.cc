@@ -103,6 +103,7 @@ absl::Status AppendToSnapshot(const std::vector<EventLog::JoinedRow>& rows,
     log.rewards.push_back(reward);
     // The draw's own probability given the earlier items of the slate (= pi_0(a|x) at position 0).
     log.pscores.push_back(static_cast<float>(row.conditional_propensity));
+    log.first_draw_pscores.push_back(static_cast<float>(row.propensity));
     if (log.prefix_offsets.empty()) log.prefix_offsets.push_back(0);
     log.positions.push_back(row.position);
     log.prefix_rows.insert(log.prefix_rows.end(), snapshot->slate_prefix.begin(),
@@ -179,6 +180,9 @@ BanditLog SliceLog(const BanditLog& log, int64_t begin, int64_t end) {
   out.actions.assign(log.actions.begin() + begin, log.actions.begin() + end);
   out.rewards.assign(log.rewards.begin() + begin, log.rewards.begin() + end);
   out.pscores.assign(log.pscores.begin() + begin, log.pscores.begin() + end);
+  if (!log.first_draw_pscores.empty())
+    out.first_draw_pscores.assign(log.first_draw_pscores.begin() + begin,
+                                  log.first_draw_pscores.begin() + end);
   if (log.has_slates()) {
     out.positions.assign(log.positions.begin() + begin, log.positions.begin() + end);
     const int64_t base = log.prefix_offsets[begin];
