@@ -11,7 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/base/status_macros.h"
-#include "core/serving/slate_sampler.h"
+#include "core/serving/slate_exploration.h"
 #include "server/proto_convert.h"
 #include "server/raw_rpc.h"
 #include "server/status_util.h"

@@ -182,17 +182,6 @@ float Dot(const float* a, const float* b, int64_t n) {
 
 }  // namespace
 
-absl::StatusOr<SlateExploration> ParseSlateExploration(absl::string_view name) {
-  if (name == "per_position") return SlateExploration::kPerPosition;
-  if (name == "per_slate") return SlateExploration::kPerSlate;
-  return absl::InvalidArgumentError(absl::StrCat("slate_exploration='", name,
-                                                 "': must be one of per_position, per_slate"));
-}
-
-const char* SlateExplorationName(SlateExploration exploration) {
-  return exploration == SlateExploration::kPerSlate ? "per_slate" : "per_position";
-}
-
 absl::StatusOr<SlateSampler> SlateSampler::Create(const SlateSamplerOptions& options) {
   if (!(options.epsilon >= 0.0 && options.epsilon <= 1.0)) {
     return absl::InvalidArgumentError(

@@ -19,10 +19,10 @@
 //   underflowed to 0: they could not be logged.)
 // At position 0 both are pi_0 (same numbers, same draw for a given seed): K = 1 serves the same.
 // Each served item carries pi_0(a|x) of the *initial* distribution — exactly the double the
-// sampler used as that item's weight at position 0 — which is what the trainer's single-draw
-// IPS/DR weights need (DESIGN §3), and `conditional_propensity`, the probability p_j(a_j) with
-// which draw j picked it given the earlier draws; the probability of the ordered slate is their
-// product.
+// sampler used as that item's weight at position 0 — and `conditional_propensity`, the
+// probability p_j(a_j) with which draw j picked it given the earlier draws (the weight of the
+// trainer's per-draw IPS/DR, docs/LEARNING.md "Slates"); the probability of the ordered slate is
+// their product.
 //
 // Items outside C' are drawn uniformly by rejection against a hash set of C ∪ E ∪ drawn, so the
 // N-vector is never materialised; when that set covers most of the catalog (tiny catalogs), the
@@ -40,16 +40,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "core/serving/item_index.h"
+#include "core/serving/slate_exploration.h"
 
 namespace optower {
-
-// How exploration acts on positions >= 1 (see the file comment).
-enum class SlateExploration { kPerPosition, kPerSlate };
-
-// "per_position" / "per_slate" (the config's spelling); InvalidArgument naming
-// slate_exploration='value' otherwise.
-absl::StatusOr<SlateExploration> ParseSlateExploration(absl::string_view name);
-const char* SlateExplorationName(SlateExploration exploration);
 
 struct SlateSamplerOptions {
   double epsilon = 0.1;      // uniform-exploration mass, in [0, 1]

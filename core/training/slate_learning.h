@@ -1,4 +1,5 @@
-// How the trainer learns from K > 1 slates (docs/LEARNING.md "Slates"; TrainerOptions::slate_learning).
+// How the trainer learns from K > 1 slates (docs/LEARNING.md "Slates";
+// TrainerOptions::slate_learning).
 //   kPerDraw (default): each served item is one sample of its draw: weighted by the logged
 //     conditional propensity p_j(a_j | a_<j), with the slate's earlier items masked out of the
 //     draw's softmax (the per-draw Plackett–Luce DR/IPS gradient, BanditLog's slate fields).
@@ -20,7 +21,8 @@ namespace optower {
 enum class SlateLearning { kPerDraw, kTopKCorrection };
 
 std::string SlateLearningName(SlateLearning learning);                  // per_draw | top_k
-absl::StatusOr<SlateLearning> ParseSlateLearning(const std::string& name);  // InvalidArgument naming it
+// InvalidArgument naming the value unless per_draw or top_k.
+absl::StatusOr<SlateLearning> ParseSlateLearning(const std::string& name);
 
 // For kTopKCorrection: turns `log` into the single-draw log the correction trains on (pscores :=
 // first_draw_pscores; positions and prefixes cleared) and returns K = the largest position + 1

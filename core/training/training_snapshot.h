@@ -25,25 +25,9 @@
 #include "absl/time/time.h"
 #include "core/base/bandit_data.h"
 #include "core/storage/event_log.h"
+#include "core/training/snapshot_options.h"
 
 namespace optower {
-
-struct SnapshotOptions {
-  // Served items without feedback: younger than this (at `now`) are left out of the job (their
-  // feedback may still come); older get `default_reward`. >= 0.
-  absl::Duration attribution_window = absl::Hours(1);
-  double default_reward = 0.0;  // finite
-  // The declared reward range (ServerConfig reward_min/reward_max). A logged reward that is not
-  // finite as a float, or outside [reward_min, reward_max], leaves its row out (bad_reward) instead
-  // of failing the job: the log is append-only, so a bad row would otherwise fail every later job.
-  double reward_min = -kMaxRewardMagnitude;
-  double reward_max = kMaxRewardMagnitude;
-
-  // InvalidArgument naming the first bad field and its value: reward_min > reward_max or beyond
-  // +-kMaxRewardMagnitude, default_reward not finite or outside [reward_min, reward_max], a negative
-  // attribution_window.
-  absl::Status Validate() const;
-};
 
 struct SnapshotCounts {
   int64_t rows_read = 0;          // joined rows up to the watermark
