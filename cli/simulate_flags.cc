@@ -6,7 +6,9 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "cli/flag_parser.h"
+#include "core/serving/slate_exploration.h"
 #include "core/synthetic/synthetic_env.h"
+#include "core/training/slate_learning.h"
 #include "launch/server_config_text.h"
 
 namespace optower::cli::sim {
@@ -80,13 +82,13 @@ absl::Status ValidateSimFlags(const SimFlags& f) {
     return bad("temperature", f.temperature, "must be >= 0 (0 = the model's)");
   }
   if (f.top_m < 1) return bad("top-m", f.top_m, "must be >= 1");
-  if (f.slate_exploration != "per_position" && f.slate_exploration != "per_slate") {
+  if (!ParseSlateExploration(f.slate_exploration).ok()) {
     return bad("slate-exploration", f.slate_exploration, "must be one of per_position, per_slate");
   }
   if (f.objective != "dr" && f.objective != "ipw" && f.objective != "dm") {
     return bad("objective", f.objective, "must be one of dr, ipw, dm");
   }
-  if (f.slate_learning != "per_draw" && f.slate_learning != "top_k") {
+  if (!ParseSlateLearning(f.slate_learning).ok()) {
     return bad("slate-learning", f.slate_learning, "must be one of per_draw, top_k");
   }
   if (f.train_threads < 1) return bad("train-threads", f.train_threads, "must be >= 1");

@@ -128,8 +128,8 @@ absl::Status Simulation::PlayRound(int64_t round, RoundResult* out) {
   out->requests = q_n;
   FillTruth(q, q_n, n, k, f_.epsilon, out);
 
-  double served_sum = 0, pos0_sum = 0, reward_sum = 0;
-  int64_t served = 0, pos0 = 0;
+  double served_sum = 0, reward_sum = 0;
+  int64_t served = 0;
   std::vector<double> position_sum(static_cast<size_t>(k), 0.0);
   std::vector<int64_t> position_count(static_cast<size_t>(k), 0);
   std::map<std::string, int64_t> versions;
@@ -159,10 +159,6 @@ absl::Status Simulation::PlayRound(int64_t round, RoundResult* out) {
       served_sum += qv;
       reward_sum += reward;
       ++served;
-      if (item.position() == 0) {
-        pos0_sum += qv;
-        ++pos0;
-      }
       if (item.position() >= 0 && item.position() < k) {
         position_sum[static_cast<size_t>(item.position())] += qv;
         ++position_count[static_cast<size_t>(item.position())];
@@ -177,12 +173,12 @@ absl::Status Simulation::PlayRound(int64_t round, RoundResult* out) {
   RETURN_IF_ERROR(Flush(&feedback));
   out->served_items = served;
   out->served_value = served_sum / static_cast<double>(served);
-  out->served_value_pos0 = pos0 > 0 ? pos0_sum / static_cast<double>(pos0) : NAN;
   out->position_values.resize(static_cast<size_t>(k));
   for (size_t j = 0; j < position_sum.size(); ++j) {
     out->position_values[j] =
         position_count[j] > 0 ? position_sum[j] / static_cast<double>(position_count[j]) : NAN;
   }
+  out->served_value_pos0 = out->position_values[0];  // k >= 1
   out->observed_reward = reward_sum / static_cast<double>(served);
   out->versions_seen = static_cast<int64_t>(versions.size());
   int64_t most = -1;

@@ -59,7 +59,10 @@ ABSL_FLAG(std::optional<double>, epsilon, std::nullopt,
           absl::StrCat("uniform exploration share (default ",
                        optower::RetrievalEngineOptions{}.epsilon, ")"));
 ABSL_FLAG(std::optional<std::string>, slate_exploration, std::nullopt,
-          "exploration at positions >= 1: per_position (default) | per_slate");
+          absl::StrCat("exploration at positions >= 1: per_position | per_slate (default ",
+                       optower::SlateExplorationName(
+                           optower::RetrievalEngineOptions{}.slate_exploration),
+                       ")"));
 ABSL_FLAG(std::optional<double>, temperature, std::nullopt,
           absl::StrCat("softmax temperature (default ", optower::RetrievalEngineOptions{}.temperature,
                        " = the model's)"));

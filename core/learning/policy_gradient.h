@@ -28,8 +28,9 @@ struct SurrogateOptions {
   int top_k = 0;  // 0 or 1 = no top-K correction
 };
 
-// logits: [B, N] = s(x_i, a) / tau (requires grad; slates: items sample i's draw could not pick set
-//         to kExcludedLogit by ExcludeEarlierItems, so every sum over a is over the remaining items); actions: [B] int64 catalog rows;
+// logits: [B, N] = s(x_i, a) / tau (requires grad; slates: the items sample i's draw could not
+//         pick set to kExcludedLogit by ExcludeEarlierItems, so every sum over a is over the
+//         remaining items); actions: [B] int64 catalog rows;
 // rewards, pscores: [B] float; qhat: [B, N] frozen q̂(x_i, a) (ignored for kIpw, may be undefined).
 // Returns the scalar surrogate loss L with -grad L equal to the estimator above.
 torch::Tensor PolicySurrogateLoss(const torch::Tensor& logits, const torch::Tensor& actions,

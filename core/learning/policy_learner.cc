@@ -92,7 +92,8 @@ absl::Status ValidateLogForLearning(const BanditLog& log, const ItemCatalog& ite
         log.prefix_offsets.back() != static_cast<int64_t>(log.prefix_rows.size()))
       return absl::InvalidArgumentError("log slate columns have inconsistent lengths");
     for (int64_t i = 0; i < log.size(); ++i) {
-      if (log.prefix_end(i) < log.prefix_begin(i) || log.prefix_end(i) - log.prefix_begin(i) >= items.size())
+      const int64_t prefix_len = log.prefix_end(i) - log.prefix_begin(i);
+      if (prefix_len < 0 || prefix_len >= items.size())
         return absl::InvalidArgumentError(
             absl::StrFormat("event %d: its slate prefix leaves no item to draw", i));
       for (const int64_t* r = log.prefix_begin(i); r < log.prefix_end(i); ++r) {

@@ -31,11 +31,15 @@ LogTensors MakeLogTensors(const BanditLog& log) {
   t.p = torch::from_blob(const_cast<float*>(log.pscores.data()), {n}, torch::kFloat32).clone();
   if (log.has_slates()) {
     int64_t width = 0;
-    for (int64_t i = 0; i < n; ++i) width = std::max(width, log.prefix_end(i) - log.prefix_begin(i));
+    for (int64_t i = 0; i < n; ++i) {
+      width = std::max(width, log.prefix_end(i) - log.prefix_begin(i));
+    }
     if (width > 0) {
       t.prefix = torch::full({n, width}, -1, torch::kInt64);
       int64_t* out = t.prefix.data_ptr<int64_t>();
-      for (int64_t i = 0; i < n; ++i) std::copy(log.prefix_begin(i), log.prefix_end(i), out + i * width);
+      for (int64_t i = 0; i < n; ++i) {
+        std::copy(log.prefix_begin(i), log.prefix_end(i), out + i * width);
+      }
     }
   }
   return t;

@@ -123,8 +123,7 @@ class EventLog {
   // Validation (InvalidArgument naming field and value, nothing queued): request_id non-empty,
   // k >= 1, m >= k, epsilon in [0, 1], temperature finite and >= 0, context finite, at most k items,
   // each with propensity and conditional_propensity in (0, 1] and position in [0, k), no item_id
-  // twice. A slate with no items
-  // is a no-op (nothing is logged, OK).
+  // twice. A slate with no items is a no-op (nothing is logged, OK).
   // kGroupCommit: returns once queued. A request_id already in the log is skipped by the writer and
   //   counted in Stats::duplicate_requests (the first slate stays; Flush/Close are not failed by it).
   //   A failed write is retried by the writer (the slate is kept, in order) and counted in

@@ -47,8 +47,6 @@
 
 namespace optower {
 
-// The promotion gate's numbers: old (served) and new (candidate) policy values by DR on the same
-// holdout with the same q̂, and the paired per-sample difference DR_i(new) - DR_i(old).
 // The gate's estimates restricted to the draws at one slate position.
 struct PositionComparison {
   int32_t position = 0;
@@ -57,6 +55,8 @@ struct PositionComparison {
   OpeEstimate difference;  // estimator "dr_diff"
 };
 
+// The promotion gate's numbers: old (served) and new (candidate) policy values by DR on the same
+// holdout with the same q̂, and the paired per-sample difference DR_i(new) - DR_i(old).
 struct OpeComparison {
   double confidence = 0.95;  // two-sided level of every interval here
   double tolerance = 0.0;    // the gate rejects when difference.ci_high < -tolerance

@@ -1,7 +1,5 @@
 #include "core/training/promotion_gate.h"
 
-#include <map>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>

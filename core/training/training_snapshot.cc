@@ -153,22 +153,9 @@ BanditLog SliceLog(const BanditLog& log, int64_t begin, int64_t end) {
   out.dim_context = log.dim_context;
   begin = std::clamp<int64_t>(begin, 0, log.size());
   end = std::clamp<int64_t>(end, begin, log.size());
-  out.contexts.assign(log.contexts.begin() + begin * log.dim_context,
-                      log.contexts.begin() + end * log.dim_context);
-  out.actions.assign(log.actions.begin() + begin, log.actions.begin() + end);
-  out.rewards.assign(log.rewards.begin() + begin, log.rewards.begin() + end);
-  out.pscores.assign(log.pscores.begin() + begin, log.pscores.begin() + end);
-  if (!log.first_draw_pscores.empty())
-    out.first_draw_pscores.assign(log.first_draw_pscores.begin() + begin,
-                                  log.first_draw_pscores.begin() + end);
-  if (log.has_slates()) {
-    out.positions.assign(log.positions.begin() + begin, log.positions.begin() + end);
-    const int64_t base = log.prefix_offsets[begin];
-    out.prefix_rows.assign(log.prefix_rows.begin() + base,
-                           log.prefix_rows.begin() + log.prefix_offsets[end]);
-    out.prefix_offsets.reserve(static_cast<size_t>(end - begin + 1));
-    for (int64_t i = begin; i <= end; ++i) out.prefix_offsets.push_back(log.prefix_offsets[i] - base);
-  }
+  // BanditLog::AppendFrom is the one place that knows the per-sample fields (slates included).
+  out.contexts.reserve(static_cast<size_t>((end - begin) * log.dim_context));
+  for (int64_t i = begin; i < end; ++i) out.AppendFrom(log, i);
   return out;
 }
 
