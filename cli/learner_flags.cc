@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "core/base/json_writer.h"
@@ -26,6 +27,13 @@ void LearnerFlags::Register(FlagParser& p) {
   p.AddDouble("weight-clip", &weight_clip, "clip importance weights at this value (0 = off)");
   p.AddBool("self-normalize", &self_normalize, "self-normalise importance weights per batch");
   p.AddInt("top-k", &top_k, "Chen et al. top-K correction with this K (0 = off)");
+  p.AddString("gradient", &gradient,
+              "auto | exact | sampled: sums over the catalog exactly, or over a head + tail sample "
+              "(auto: sampled from --sampled-auto-min-items items)");
+  p.AddInt("sampled-auto-min-items", &sampled_auto_min_items,
+           "--gradient=auto: catalog size from which the sampled gradient is used");
+  p.AddInt("sampled-head", &sampled_head, "sampled gradient: top rows of the proposal per context");
+  p.AddInt("sampled-tail", &sampled_tail, "sampled gradient: uniform draws per minibatch");
   p.AddDouble("validation-fraction", &validation_fraction,
               "held-out share of the logs for early stopping (DR value estimate)");
   p.AddInt("patience", &patience, "epochs without validation improvement before stopping");
@@ -86,6 +94,17 @@ absl::Status LearnerFlags::Apply(PolicyLearnerOptions& o) const {
   o.weight_clip = weight_clip;
   o.self_normalize = self_normalize;
   o.top_k = static_cast<int>(top_k);
+  auto mode = ParseGradientMode(gradient);
+  if (!mode.ok()) return absl::InvalidArgumentError(absl::StrCat("--", mode.status().message()));
+  o.sampled.mode = *mode;
+  o.sampled.auto_min_items = sampled_auto_min_items;
+  o.sampled.head_items = static_cast<int>(sampled_head);
+  o.sampled.tail_items = static_cast<int>(sampled_tail);
+  if (sampled_auto_min_items < 2 || sampled_head < 1 || sampled_tail < 0)
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--sampled-auto-min-items=%d --sampled-head=%d --sampled-tail=%d: need >= 2, >= 1 and "
+        ">= 0",
+        sampled_auto_min_items, sampled_head, sampled_tail));
   o.validation_fraction = validation_fraction;
   o.patience = static_cast<int>(patience);
   if (init == "qhat") o.warm_start = true;
@@ -118,6 +137,10 @@ void LearnerFlags::WriteJson(JsonWriter& w) const {
       .Field("weight_clip", weight_clip)
       .Field("self_normalize", self_normalize)
       .Field("top_k", top_k)
+      .Field("gradient", gradient)
+      .Field("sampled_auto_min_items", sampled_auto_min_items)
+      .Field("sampled_head", sampled_head)
+      .Field("sampled_tail", sampled_tail)
       .Field("validation_fraction", validation_fraction)
       .Field("patience", patience)
       .Field("init", init)

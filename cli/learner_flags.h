@@ -38,6 +38,10 @@ class LearnerFlags {
   double weight_clip = Defaults().weight_clip;
   bool self_normalize = Defaults().self_normalize;
   int64_t top_k = Defaults().top_k;
+  std::string gradient = GradientModeName(Defaults().sampled.mode);
+  int64_t sampled_auto_min_items = Defaults().sampled.auto_min_items;
+  int64_t sampled_head = Defaults().sampled.head_items;
+  int64_t sampled_tail = Defaults().sampled.tail_items;
   double validation_fraction = Defaults().validation_fraction;
   int64_t patience = Defaults().patience;
   std::string init = "auto";  // auto | qhat | random (auto = PolicyLearnerOptions::warm_start unset)

@@ -52,6 +52,14 @@ void MapLearner(const v1::TrainerConfig& t, TrainerOptions* o) {
   SetIfNonZero(&l.batch_size, t.batch_size());
   SetIfNonZero(&l.learning_rate, t.learning_rate());
   SetIfNonZero(&l.patience, t.patience());
+  switch (t.gradient()) {
+    case v1::TrainerConfig::GRADIENT_EXACT: l.sampled.mode = GradientMode::kExact; break;
+    case v1::TrainerConfig::GRADIENT_SAMPLED: l.sampled.mode = GradientMode::kSampled; break;
+    default: l.sampled.mode = GradientMode::kAuto; break;
+  }
+  SetIfNonZero(&l.sampled.auto_min_items, t.sampled_auto_min_items());
+  SetIfNonZero(&l.sampled.head_items, t.sampled_head_items());
+  SetIfNonZero(&l.sampled.tail_items, t.sampled_tail_items());
   l.seed = t.seed();
   l.threads = t.threads() != 0 ? t.threads() : kDefaultTrainerThreads;
   SetIfNonZero(&l.reward_model.epochs, t.reward_model_epochs());

@@ -44,6 +44,11 @@ struct PolicyTrainMetrics {
   double validation_dr_best = 0.0;
   double logging_policy_value = 0.0;   // mean observed reward on the validation split
   int threads = 0;
+  // "exact" (sums over the whole catalog) or "sampled" (core/learning/sampled_gradient.h).
+  std::string gradient = "exact";
+  double proposal_seconds = 0.0;  // sampled: embedding the catalog + building the proposal index
+  int64_t train_steps = 0;        // minibatch steps taken
+  double step_seconds = 0.0;      // wall time inside those steps (forward, backward, Adam)
   std::vector<EpochRecord> history;
 };
 

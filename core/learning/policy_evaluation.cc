@@ -3,10 +3,26 @@
 #include <algorithm>
 
 #include "absl/strings/str_format.h"
-#include "core/model/reward_model.h"
 #include "core/base/status_macros.h"
+#include "core/model/two_tower_net.h"
 
 namespace optower {
+namespace {
+
+// The item tower over the catalog in batches (bounded memory at any N), transposed: [d, N].
+torch::Tensor CatalogEmbeddingsT(TwoTowerModel::Impl& m, const ItemCatalog& items) {
+  const torch::Tensor features = m.ItemFeatures(items);
+  const torch::Tensor id_rows = m.ItemIdRows(items);
+  constexpr int64_t kBatch = 65536;
+  std::vector<torch::Tensor> parts;
+  for (int64_t s = 0; s < items.size(); s += kBatch) {
+    const int64_t e = std::min(items.size(), s + kBatch);
+    parts.push_back(m.net->Item(features.slice(0, s, e), id_rows.slice(0, s, e)));
+  }
+  return torch::cat(parts, 0).t().contiguous();
+}
+
+}  // namespace
 
 absl::StatusOr<OpeSamples> MakeOpeSamples(const TwoTowerModel& policy, const TwoTowerModel* qhat,
                                           const BanditLog& log, const ItemCatalog& items) {
@@ -14,8 +30,30 @@ absl::StatusOr<OpeSamples> MakeOpeSamples(const TwoTowerModel& policy, const Two
     return absl::InvalidArgumentError(absl::StrFormat(
         "logs have %d context features but the model takes %d", log.dim_context,
         policy.config().dim_context));
+  for (const TwoTowerModel* m : {&policy, qhat}) {
+    if (m != nullptr && items.dim_features != m->config().dim_item)
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "items have %d features but the model's item tower takes %d", items.dim_features,
+          m->config().dim_item));
+  }
   const int64_t n = log.size();
   const int64_t N = items.size();
+  for (int64_t i = 0; i < n; ++i) {
+    if (log.actions[i] < 0 || log.actions[i] >= N)
+      return absl::InvalidArgumentError(
+          absl::StrFormat("action row %d of event %d is outside the catalog", log.actions[i], i));
+    if (log.has_slates()) {
+      if (log.prefix_end(i) - log.prefix_begin(i) >= N)
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "row %d excludes %d of the %d catalog items: nothing is left to draw", i,
+            log.prefix_end(i) - log.prefix_begin(i), N));
+      for (const int64_t* r = log.prefix_begin(i); r < log.prefix_end(i); ++r) {
+        if (*r < 0 || *r >= N)
+          return absl::InvalidArgumentError(
+              absl::StrFormat("excluded row %d of row %d is outside the catalog", *r, i));
+      }
+    }
+  }
   OpeSamples out;
   out.target_prob.resize(n);
   out.pscore.assign(log.pscores.begin(), log.pscores.end());
@@ -24,35 +62,58 @@ absl::StatusOr<OpeSamples> MakeOpeSamples(const TwoTowerModel& policy, const Two
     out.qhat_logged.resize(n);
     out.qhat_under_target.resize(n);
   }
-  constexpr int64_t kChunk = 1024;
-  for (int64_t s = 0; s < n; s += kChunk) {
-    const int64_t len = std::min(kChunk, n - s);
-    // Slates: each draw is valued over the items it could still pick (its slate's earlier items
-    // excluded), matching its logged conditional propensity (docs/LEARNING.md "Slates").
-    ASSIGN_OR_RETURN(DenseMatrix pi,
-                     log.has_slates()
-                         ? policy.ActionProbabilities(log.context(s), len, items,
-                                                      log.prefix_offsets.data() + s,
-                                                      log.prefix_begin(s))
-                         : policy.ActionProbabilities(log.context(s), len, items));
-    std::vector<float> q;
-    if (qhat != nullptr) {
-      ASSIGN_OR_RETURN(q, PredictRewardsAll(*qhat, log.context(s), len, items));
-    }
-    for (int64_t j = 0; j < len; ++j) {
-      const int64_t i = s + j;
-      const int64_t a = log.actions[i];
-      out.target_prob[i] = pi.at(j, a);
-      if (qhat != nullptr) {
-        const float* qrow = q.data() + j * N;
-        out.qhat_logged[i] = qrow[a];
-        double expected = 0;
-        const double* prow = pi.row(j);
-        for (int64_t b = 0; b < N; ++b) expected += prow[b] * qrow[b];
-        out.qhat_under_target[i] = expected;
-      }
-    }
-  }
+  // The catalog's embeddings once; then rows in chunks whose [chunk, N] float64 matrices stay
+  // near 128 MB whatever N is (1024 rows up to 16k items, 16 rows at 1M).
+  const int64_t chunk = std::clamp<int64_t>((int64_t{1} << 24) / std::max<int64_t>(N, 1), 8, 1024);
+  RETURN_IF_ERROR(TorchStatus(
+      [&] {
+        c10::InferenceMode guard;
+        TwoTowerModel::Impl& p = const_cast<TwoTowerModel&>(policy).impl();
+        const torch::Tensor vt = CatalogEmbeddingsT(p, items);
+        torch::Tensor qvt;
+        TwoTowerModel::Impl* q = nullptr;
+        bool sigmoid = false;
+        if (qhat != nullptr) {
+          q = &const_cast<TwoTowerModel&>(*qhat).impl();
+          qvt = CatalogEmbeddingsT(*q, items);
+          sigmoid = qhat->config().reward_link == "sigmoid";
+        }
+        for (int64_t s = 0; s < n; s += chunk) {
+          const int64_t len = std::min(chunk, n - s);
+          const torch::Tensor x = torch::from_blob(const_cast<float*>(log.context(s)),
+                                                   {len, log.dim_context}, torch::kFloat32);
+          torch::Tensor logits =
+              (p.net->User(x).matmul(vt) / p.config.temperature).to(torch::kFloat64);
+          // Slates: each draw is valued over the items it could still pick (its slate's earlier
+          // items excluded), matching its logged conditional propensity (docs/LEARNING.md
+          // "Slates").
+          if (log.has_slates()) {
+            double* l = logits.data_ptr<double>();
+            for (int64_t j = 0; j < len; ++j)
+              for (const int64_t* r = log.prefix_begin(s + j); r < log.prefix_end(s + j); ++r)
+                l[j * N + *r] = -INFINITY;
+          }
+          const torch::Tensor pi = torch::softmax(logits, 1);
+          const torch::Tensor a =
+              torch::from_blob(const_cast<int64_t*>(log.actions.data() + s), {len, 1},
+                               torch::kInt64);
+          const torch::Tensor pa = pi.gather(1, a).squeeze(1).contiguous();
+          std::copy(pa.data_ptr<double>(), pa.data_ptr<double>() + len,
+                    out.target_prob.begin() + s);
+          if (q != nullptr) {
+            torch::Tensor qs = q->net->User(x).matmul(qvt);
+            if (sigmoid) qs = torch::sigmoid(qs);
+            qs = qs.to(torch::kFloat64);
+            const torch::Tensor ql = qs.gather(1, a).squeeze(1).contiguous();
+            const torch::Tensor qe = (pi * qs).sum(1).contiguous();
+            std::copy(ql.data_ptr<double>(), ql.data_ptr<double>() + len,
+                      out.qhat_logged.begin() + s);
+            std::copy(qe.data_ptr<double>(), qe.data_ptr<double>() + len,
+                      out.qhat_under_target.begin() + s);
+          }
+        }
+      },
+      "evaluating the policy"));
   return out;
 }
 

@@ -28,6 +28,20 @@ struct SurrogateOptions {
   int top_k = 0;  // 0 or 1 = no top-K correction
 };
 
+// The same surrogate over any candidate set (the exact path below passes the whole catalog; the
+// sampled path of sampled_gradient.h a head + tail sample whose log-counts are added to the logits):
+//   log pi(a_i|x_i) ~= logged_logit_i - logsumexp_c cand_logits[i, c]
+//   sum_a pi(a|x_i) q̂(x_i,a) ~= sum_c softmax(cand_logits[i])_c qhat_cand[i, c]
+// logged_logit [B] = s(x_i, a_i) / tau (requires grad); cand_logits [B, C] (requires grad; excluded
+// candidates at kExcludedLogit); qhat_logged [B] and qhat_cand [B, C] frozen (kIpw: may be
+// undefined). With the whole catalog as the candidate set (offset 0) this is exactly the loss below.
+torch::Tensor SurrogateOverCandidates(const torch::Tensor& logged_logit,
+                                      const torch::Tensor& cand_logits,
+                                      const torch::Tensor& rewards, const torch::Tensor& pscores,
+                                      const torch::Tensor& qhat_logged,
+                                      const torch::Tensor& qhat_cand,
+                                      const SurrogateOptions& options);
+
 // logits: [B, N] = s(x_i, a) / tau (requires grad; slates: the items sample i's draw could not
 //         pick set to kExcludedLogit by ExcludeEarlierItems, so every sum over a is over the
 //         remaining items); actions: [B] int64 catalog rows;

@@ -7,7 +7,9 @@
 
 #include "absl/strings/str_format.h"
 #include "core/model/log_tensors.h"
+#include "core/learning/item_proposal.h"
 #include "core/learning/policy_gradient.h"
+#include "core/learning/sampled_gradient.h"
 #include "core/base/status_macros.h"
 #include "core/model/two_tower_net.h"
 
@@ -31,7 +33,8 @@ BanditLog SubsetLog(const BanditLog& log, const torch::Tensor& index) {
 
 // Frozen q̂ evaluated through its towers: q̂(x, a) = link(<h(x), k(a)>).
 struct FrozenRewardModel {
-  torch::Tensor item_t;  // [d, N]
+  torch::Tensor item_t;  // [d, N] (exact path)
+  torch::Tensor item;    // [N, d] (sampled path: gathered by candidate row)
   bool sigmoid = true;
   TwoTowerModel::Impl* impl = nullptr;
 
@@ -40,10 +43,28 @@ struct FrozenRewardModel {
     return impl->net->User(x);
   }
   torch::Tensor FromUser(const torch::Tensor& h) const {  // [B, d] -> [B, N]
-    torch::Tensor s = h.matmul(item_t);
-    return sigmoid ? torch::sigmoid(s) : s;
+    return Link(h.matmul(item_t));
+  }
+  torch::Tensor Link(const torch::Tensor& score) const {
+    return sigmoid ? torch::sigmoid(score) : score;
   }
 };
+
+// The item tower over the whole catalog without autograd, in batches, so the peak memory of the
+// tower's hidden layers stays bounded at any N: [N, d].
+torch::Tensor EmbedCatalog(TwoTowerNetImpl& net, const torch::Tensor& features,
+                           const torch::Tensor& id_rows) {
+  torch::NoGradGuard ng;
+  constexpr int64_t kBatch = 65536;
+  const int64_t n = features.size(0);
+  if (n <= kBatch) return net.Item(features, id_rows);
+  std::vector<torch::Tensor> parts;
+  for (int64_t s = 0; s < n; s += kBatch) {
+    const int64_t e = std::min(n, s + kBatch);
+    parts.push_back(net.Item(features.slice(0, s, e), id_rows.slice(0, s, e)));
+  }
+  return torch::cat(parts, 0);
+}
 
 // DR estimate of the policy's value on `val` (q̂ frozen), computed in chunks without autograd:
 //   V_DR = 1/n sum_i [ sum_a pi(a|x_i) q̂(x_i,a) + w_i (r_i - q̂(x_i,a_i)) ],
@@ -67,6 +88,96 @@ double ValidationDr(TwoTowerModel::Impl& policy, const torch::Tensor& features,
     const torch::Tensor w = pi.gather(1, a).squeeze(1) / val.p.slice(0, s, e);
     const torch::Tensor term =
         (pi * q).sum(1) + w * (val.r.slice(0, s, e) - q.gather(1, a).squeeze(1));
+    total += term.sum().item<double>();
+  }
+  return total / static_cast<double>(std::max<int64_t>(val.size(), 1));
+}
+
+
+// What the sampled path adds to an epoch: the proposal index over the policy's item embeddings
+// (rebuilt after every epoch) and the fixed tail of the validation estimates (the same draws for
+// every epoch, so epochs are compared on common random numbers).
+struct SampledState {
+  SampledGradientOptions options;
+  int64_t head = 0;  // min(options.head_items, N)
+  std::unique_ptr<ItemProposal> proposal;
+  torch::Tensor validation_tail;
+  double proposal_seconds = 0;
+};
+
+absl::Status RebuildProposal(TwoTowerModel::Impl& pol, const torch::Tensor& features,
+                             const torch::Tensor& id_rows, uint64_t seed, SampledState& st) {
+  const auto t0 = Clock::now();
+  const torch::Tensor v = EmbedCatalog(*pol.net, features, id_rows).contiguous();
+  ItemProposalOptions po;
+  po.exact_max_items = st.options.proposal_exact_max_items;
+  po.ivf_nprobe = st.options.proposal_nprobe;
+  po.seed = seed;
+  st.proposal.reset();  // free the old index before building the next one
+  auto built = ItemProposal::Build(v.data_ptr<float>(), v.size(0), v.size(1), po);
+  if (!built.ok()) return built.status();
+  st.proposal = std::move(*built);
+  st.proposal_seconds += SecondsSince(t0);
+  return absl::OkStatus();
+}
+
+// The sampled estimates for rows with user embeddings `u` (policy) and `qu` (q̂): the candidate
+// logits (log-counts added), the logged actions' logits, and q̂ of both.
+struct SampledTerms {
+  torch::Tensor cand_logits, logged_logit, qhat_cand, qhat_logged;
+};
+
+SampledTerms ComputeSampledTerms(TwoTowerModel::Impl& pol, const torch::Tensor& features,
+                                 const torch::Tensor& id_rows, const torch::Tensor& u,
+                                 const torch::Tensor& qu, const torch::Tensor& actions,
+                                 const torch::Tensor& prefix, const torch::Tensor& tail,
+                                 const FrozenRewardModel* q, const SampledState& st) {
+  const int64_t b = u.size(0);
+  std::vector<int64_t> head_rows;
+  const torch::Tensor uq = u.detach().contiguous();
+  absl::Status s = st.proposal->TopRows(uq.data_ptr<float>(), b, st.head, &head_rows);
+  if (!s.ok()) throw std::runtime_error(std::string(s.message()));
+  const CandidateSet c = MakeCandidateSet(head_rows, b, st.head, tail, features.size(0), prefix);
+  const CandidateEmbeddings e = EmbedCandidates(
+      c, actions,
+      [&](const torch::Tensor& rows) {
+        return pol.net->Item(features.index_select(0, rows), id_rows.index_select(0, rows));
+      },
+      /*dedup=*/true);
+  const double inv_tau = 1.0 / pol.config.temperature;
+  SampledTerms t;
+  t.cand_logits = CandidateInnerProducts(u, e) * inv_tau + c.log_count;
+  t.logged_logit = LoggedInnerProducts(u, e) * inv_tau;
+  if (q != nullptr) {
+    torch::NoGradGuard ng;
+    const CandidateEmbeddings qe = EmbedCandidates(
+        c, actions, [&](const torch::Tensor& rows) { return q->item.index_select(0, rows); },
+        /*dedup=*/false);
+    t.qhat_cand = q->Link(CandidateInnerProducts(qu, qe));
+    t.qhat_logged = q->Link(LoggedInnerProducts(qu, qe));
+  }
+  return t;
+}
+
+// ValidationDr with the sampled estimates of pi (and of sum_a pi q̂).
+double SampledValidationDr(TwoTowerModel::Impl& policy, const torch::Tensor& features,
+                           const torch::Tensor& id_rows, const LogTensors& val,
+                           const torch::Tensor& qhat_user_val, const FrozenRewardModel& qhat,
+                           const SampledState& st) {
+  torch::NoGradGuard ng;
+  double total = 0;
+  constexpr int64_t kChunk = 1024;
+  for (int64_t s = 0; s < val.size(); s += kChunk) {
+    const int64_t e = std::min(val.size(), s + kChunk);
+    const SampledTerms t = ComputeSampledTerms(
+        policy, features, id_rows, policy.net->User(val.x.slice(0, s, e)),
+        qhat_user_val.slice(0, s, e), val.a.slice(0, s, e),
+        val.prefix.defined() ? val.prefix.slice(0, s, e) : val.prefix, st.validation_tail, &qhat,
+        st);
+    const torch::Tensor log_z = torch::logsumexp(t.cand_logits, 1);
+    const torch::Tensor w = (t.logged_logit - log_z).exp() / val.p.slice(0, s, e);
+    const torch::Tensor term = (torch::softmax(t.cand_logits, 1) * t.qhat_cand).sum(1) +
+                               w * (val.r.slice(0, s, e) - t.qhat_logged);
     total += term.sum().item<double>();
   }
   return total / static_cast<double>(std::max<int64_t>(val.size(), 1));
@@ -179,7 +290,9 @@ struct PolicyLoopInputs {
 // One pass over the train split in a random order (minibatch Adam steps); the mean loss.
 double RunPolicyEpoch(TwoTowerModel::Impl& pol, const LogTensors& train,
                       const PolicyLoopInputs& in, const PolicyLearnerOptions& options,
-                      const SurrogateOptions& so, torch::optim::Adam& opt, torch::Generator& gen) {
+                      const SurrogateOptions& so, torch::optim::Adam& opt, torch::Generator& gen,
+                      const SampledState* sampled, PolicyTrainMetrics& metrics) {
+  const auto t0 = Clock::now();
   pol.net->train();
   const int64_t n = train.size();
   const torch::Tensor perm = torch::randperm(n, gen, torch::kInt64);
@@ -189,20 +302,35 @@ double RunPolicyEpoch(TwoTowerModel::Impl& pol, const LogTensors& train,
     const torch::Tensor bi = perm.slice(0, s, std::min(n, s + options.batch_size));
     const LogTensors b = train.Select(bi);
     torch::Tensor qb;
-    if (options.objective == Objective::kDr) {
+    if (options.objective == Objective::kDr && sampled == nullptr) {
       qb = in.q.FromUser(in.qhat_user_train.index_select(0, bi));
     }
     opt.zero_grad();
-    const torch::Tensor v = pol.net->Item(in.features, in.id_rows);
-    const torch::Tensor logits = ExcludeEarlierItems(
-        pol.net->User(b.x).matmul(v.t()) / pol.config.temperature, b.prefix);
-    torch::Tensor loss = PolicySurrogateLoss(logits, b.a, b.r, b.p, qb, so);
+    torch::Tensor loss;
+    if (sampled != nullptr) {
+      const torch::Tensor tail =
+          DrawTail(in.features.size(0), sampled->options.tail_items, gen);
+      const bool dr = options.objective == Objective::kDr;
+      const SampledTerms t = ComputeSampledTerms(
+          pol, in.features, in.id_rows, pol.net->User(b.x),
+          dr ? in.qhat_user_train.index_select(0, bi) : torch::Tensor(), b.a, b.prefix, tail,
+          dr ? &in.q : nullptr, *sampled);
+      loss = SurrogateOverCandidates(t.logged_logit, t.cand_logits, b.r, b.p, t.qhat_logged,
+                                     t.qhat_cand, so);
+    } else {
+      const torch::Tensor v = pol.net->Item(in.features, in.id_rows);
+      const torch::Tensor logits = ExcludeEarlierItems(
+          pol.net->User(b.x).matmul(v.t()) / pol.config.temperature, b.prefix);
+      loss = PolicySurrogateLoss(logits, b.a, b.r, b.p, qb, so);
+    }
     loss.backward();
     opt.step();
     total += loss.item<double>();
     ++batches;
   }
   pol.net->eval();
+  metrics.train_steps += batches;
+  metrics.step_seconds += SecondsSince(t0);
   return total / std::max<int64_t>(batches, 1);
 }
 
@@ -220,9 +348,17 @@ void OptimisePolicy(TwoTowerModel::Impl& pol, const BanditLog& log, const ItemCa
   PolicyLoopInputs in;
   in.q.impl = &qhat.impl();
   in.q.sigmoid = qhat.config().reward_link == "sigmoid";
+  const bool use_sampled = options.sampled.UseSampled(items.size());
+  metrics.gradient = use_sampled ? "sampled" : "exact";
   {
     torch::NoGradGuard ng;
-    in.q.item_t = qhat.impl().ItemEmbeddings(items).t().contiguous();
+    TwoTowerModel::Impl& q = qhat.impl();
+    const torch::Tensor q_item = EmbedCatalog(*q.net, q.ItemFeatures(items), q.ItemIdRows(items));
+    if (use_sampled) {
+      in.q.item = q_item.contiguous();
+    } else {
+      in.q.item_t = q_item.t().contiguous();
+    }
     in.qhat_user_train = in.q.UserEmbed(train.x);
     in.qhat_user_val = in.q.UserEmbed(val.x);
   }
@@ -230,15 +366,30 @@ void OptimisePolicy(TwoTowerModel::Impl& pol, const BanditLog& log, const ItemCa
   in.id_rows = pol.ItemIdRows(items);
   pol.net->eval();
 
+  SampledState st;
+  torch::Generator gen = at::detail::createCPUGenerator(options.seed + 3);
+  if (use_sampled) {
+    st.options = options.sampled;
+    st.head = std::min<int64_t>(options.sampled.head_items, items.size());
+    torch::Generator val_gen = at::detail::createCPUGenerator(options.seed + 5);
+    st.validation_tail = DrawTail(items.size(), options.sampled.tail_items, val_gen);
+    absl::Status s = RebuildProposal(pol, in.features, in.id_rows, options.seed, st);
+    if (!s.ok()) throw std::runtime_error(std::string(s.message()));
+  }
+  auto validate = [&]() {
+    return use_sampled
+               ? SampledValidationDr(pol, in.features, in.id_rows, val, in.qhat_user_val, in.q, st)
+               : ValidationDr(pol, in.features, in.id_rows, val, in.qhat_user_val, in.q);
+  };
+
   // Mean observed reward on the validation split = on-policy value of the logger.
   metrics.logging_policy_value = val.size() > 0 ? val.r.mean().item<double>() : 0.0;
-  double best = val.size() > 0
-                    ? ValidationDr(pol, in.features, in.id_rows, val, in.qhat_user_val, in.q)
-                    : -std::numeric_limits<double>::infinity();
+  double best = val.size() > 0 ? validate() : -std::numeric_limits<double>::infinity();
   metrics.validation_dr_initial = best;
   metrics.validation_dr_best = best;
   std::stringstream best_state;
   torch::save(pol.net, best_state);
+  metrics.proposal_seconds = st.proposal_seconds;
   if (options.objective == Objective::kDm) return;
 
   SurrogateOptions so;
@@ -248,15 +399,18 @@ void OptimisePolicy(TwoTowerModel::Impl& pol, const BanditLog& log, const ItemCa
   so.top_k = options.top_k;
   torch::optim::Adam opt(pol.net->parameters(),
                          torch::optim::AdamOptions(options.learning_rate).weight_decay(options.l2));
-  torch::Generator gen = at::detail::createCPUGenerator(options.seed + 3);
   int since_best = 0;
   for (int epoch = 1; epoch <= options.epochs; ++epoch) {
     EpochRecord rec;
     rec.epoch = epoch;
-    rec.train_loss = RunPolicyEpoch(pol, train, in, options, so, opt, gen);
-    rec.validation_dr =
-        val.size() > 0 ? ValidationDr(pol, in.features, in.id_rows, val, in.qhat_user_val, in.q)
-                       : -rec.train_loss;
+    rec.train_loss =
+        RunPolicyEpoch(pol, train, in, options, so, opt, gen, use_sampled ? &st : nullptr, metrics);
+    if (use_sampled) {  // the next epoch's proposal, and this epoch's validation candidates
+      absl::Status s = RebuildProposal(pol, in.features, in.id_rows, options.seed + epoch, st);
+      if (!s.ok()) throw std::runtime_error(std::string(s.message()));
+      metrics.proposal_seconds = st.proposal_seconds;
+    }
+    rec.validation_dr = val.size() > 0 ? validate() : -rec.train_loss;
     metrics.history.push_back(rec);
     metrics.epochs_run = epoch;
     const bool improved = rec.validation_dr > best;

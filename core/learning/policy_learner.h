@@ -10,7 +10,11 @@
 //      objective dm : the policy is softmax(q̂ logits / tau) — no policy-gradient step;
 //   4. after every epoch estimate the policy's value on the validation split by DR (with q̂) and keep
 //      the best epoch; stop after `patience` epochs without improvement.
-// The second DR term sum_a pi(a|x) q̂(x,a) is computed exactly over the whole catalog ([batch, N]).
+// Exact path: the second DR term sum_a pi(a|x) q̂(x,a) and the normaliser of log pi are computed over
+// the whole catalog ([batch, N]). Sampled path (options.sampled; large catalogs): both over a
+// per-context candidate set — the top rows of a proposal index over the policy's item embeddings,
+// rebuilt every epoch, plus a uniform tail (core/learning/sampled_gradient.h) — for the training
+// steps and the validation estimates alike, so a step's cost does not grow with N.
 // Slates (a log with BanditLog's slate fields): the item at position j is one draw of a
 // Plackett-Luce policy from the catalog minus the slate's earlier items, logged with the
 // conditional propensity of that draw. Every term above is then taken over those remaining
@@ -32,6 +36,7 @@
 #include "core/base/learning_report.h"
 #include "core/base/bandit_data.h"
 #include "core/learning/objective.h"
+#include "core/learning/sampled_gradient_options.h"
 #include "core/model/reward_model.h"
 #include "core/base/train_progress.h"
 #include "core/model/two_tower_model.h"
@@ -55,6 +60,9 @@ struct PolicyLearnerOptions {
   double weight_clip = 0.0;   // 0 = none
   bool self_normalize = false;
   int top_k = 0;              // > 1: Chen et al. top-K correction with this K
+  // Exact sums over the catalog, or the sampled estimator for large catalogs (default: sampled
+  // from SampledGradientOptions::auto_min_items items on).
+  SampledGradientOptions sampled;
   // Model selection.
   double validation_fraction = 0.2;
   int patience = 5;

@@ -1,0 +1,84 @@
+#include "core/learning/sampled_gradient.h"
+
+#include <cmath>
+
+#include "core/model/log_tensors.h"
+
+namespace optower {
+
+CandidateSet MakeCandidateSet(const std::vector<int64_t>& head_rows, int64_t batch, int64_t m_head,
+                              const torch::Tensor& tail, int64_t n_items,
+                              const torch::Tensor& prefix) {
+  torch::NoGradGuard ng;
+  CandidateSet c;
+  torch::Tensor head = torch::from_blob(const_cast<int64_t*>(head_rows.data()), {batch, m_head},
+                                        torch::kInt64)
+                           .clone();
+  torch::Tensor head_masked = head.lt(0);                                    // [B, M]
+  c.head = head.clamp_min(0);
+  c.tail = tail.defined() ? tail : torch::zeros({0}, torch::kInt64);
+  const int64_t m = c.tail.size(0);
+  // A tail draw counts for row i only outside H_i: [B, m, M] comparison (B * m * M is a few
+  // million for the defaults, cheaper than a hash set per row).
+  torch::Tensor tail_masked = torch::zeros({batch, m}, torch::kBool);
+  if (m > 0) {
+    tail_masked = c.tail.view({1, m, 1}).eq(head.view({batch, 1, m_head})).any(2);
+  }
+  if (prefix.defined() && prefix.size(1) > 0) {
+    const int64_t p = prefix.size(1);
+    head_masked = head_masked.logical_or(
+        c.head.view({batch, m_head, 1}).eq(prefix.view({batch, 1, p})).any(2));
+    if (m > 0)
+      tail_masked = tail_masked.logical_or(
+          c.tail.view({1, m, 1}).eq(prefix.view({batch, 1, p})).any(2));
+  }
+  const float tail_log_weight =
+      m > 0 ? static_cast<float>(std::log(static_cast<double>(n_items) / static_cast<double>(m)))
+            : 0.0f;
+  torch::Tensor head_lc = torch::zeros({batch, m_head}).masked_fill(head_masked, kExcludedLogit);
+  torch::Tensor tail_lc =
+      torch::full({batch, m}, tail_log_weight).masked_fill(tail_masked, kExcludedLogit);
+  c.log_count = torch::cat({head_lc, tail_lc}, 1);
+  return c;
+}
+
+torch::Tensor DrawTail(int64_t n_items, int64_t m, torch::Generator& gen) {
+  if (m <= 0) return torch::zeros({0}, torch::kInt64);
+  return torch::randint(n_items, {m}, gen, torch::kInt64);
+}
+
+CandidateEmbeddings EmbedCandidates(const CandidateSet& candidates, const torch::Tensor& actions,
+                                    const std::function<torch::Tensor(const torch::Tensor&)>& embed,
+                                    bool dedup) {
+  const int64_t b = candidates.head.size(0);
+  const int64_t mh = candidates.head.size(1);
+  const int64_t m = candidates.tail.size(0);
+  const torch::Tensor all = torch::cat({candidates.head.reshape({-1}), candidates.tail, actions});
+  torch::Tensor emb;
+  if (dedup) {
+    torch::Tensor unique, inverse;
+    std::tie(unique, inverse, std::ignore) =
+        torch::_unique2(all, /*sorted=*/false, /*return_inverse=*/true, /*return_counts=*/false);
+    emb = embed(unique).index_select(0, inverse);
+  } else {
+    emb = embed(all);
+  }
+  const int64_t d = emb.size(1);
+  CandidateEmbeddings e;
+  e.head = emb.slice(0, 0, b * mh).view({b, mh, d});
+  e.tail = emb.slice(0, b * mh, b * mh + m);
+  e.logged = emb.slice(0, b * mh + m, b * mh + m + b);
+  return e;
+}
+
+torch::Tensor CandidateInnerProducts(const torch::Tensor& user, const CandidateEmbeddings& e) {
+  const torch::Tensor head = torch::bmm(e.head, user.unsqueeze(2)).squeeze(2);  // [B, M]
+  if (e.tail.size(0) == 0) return head;
+  return torch::cat({head, user.matmul(e.tail.t())}, 1);                        // [B, M + m]
+}
+
+torch::Tensor LoggedInnerProducts(const torch::Tensor& user, const CandidateEmbeddings& e) {
+  return (user * e.logged).sum(1);
+}
+
+}  // namespace optower
