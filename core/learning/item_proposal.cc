@@ -50,7 +50,7 @@ absl::StatusOr<std::unique_ptr<ItemProposal>> ItemProposal::Build(
   const int64_t max_nlist = n / 39;
   int64_t nlist = options.ivf_nlist > 0
                       ? options.ivf_nlist
-                      : static_cast<int64_t>(4.0 * std::sqrt(static_cast<double>(n)));
+                      : static_cast<int64_t>(std::sqrt(static_cast<double>(n)));
   nlist = std::min(nlist, max_nlist);
   p->ivf_ = n > options.exact_max_items && nlist >= 2;
   absl::Status s = ProposalFaiss("building the item proposal", [&] {

@@ -18,11 +18,14 @@ CandidateSet MakeCandidateSet(const std::vector<int64_t>& head_rows, int64_t bat
   c.head = head.clamp_min(0);
   c.tail = tail.defined() ? tail : torch::zeros({0}, torch::kInt64);
   const int64_t m = c.tail.size(0);
-  // A tail draw counts for row i only outside H_i: [B, m, M] comparison (B * m * M is a few
-  // million for the defaults, cheaper than a hash set per row).
+  // A tail draw counts for row i only outside H_i: binary search of each draw in the row's
+  // sorted head (B m log M operations; the [B, m, M] comparison was 17M for the defaults).
   torch::Tensor tail_masked = torch::zeros({batch, m}, torch::kBool);
-  if (m > 0) {
-    tail_masked = c.tail.view({1, m, 1}).eq(head.view({batch, 1, m_head})).any(2);
+  if (m > 0 && m_head > 0) {
+    const torch::Tensor sorted = std::get<0>(head.sort(1));
+    const torch::Tensor draws = c.tail.view({1, m}).expand({batch, m}).contiguous();
+    const torch::Tensor pos = torch::searchsorted(sorted, draws).clamp_max(m_head - 1);
+    tail_masked = sorted.gather(1, pos).eq(draws);
   }
   if (prefix.defined() && prefix.size(1) > 0) {
     const int64_t p = prefix.size(1);

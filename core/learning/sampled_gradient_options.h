@@ -34,7 +34,7 @@ struct SampledGradientOptions {
   // The proposal index (core/learning/item_proposal.h), rebuilt from the policy's item embeddings
   // at the start of every epoch: exact up to proposal_exact_max_items, IVF with this nprobe above.
   int64_t proposal_exact_max_items = 20000;
-  int proposal_nprobe = 16;
+  int proposal_nprobe = 8;
 
   // True when a catalog of n_items uses the sampled estimator.
   bool UseSampled(int64_t n_items) const {
