@@ -353,6 +353,7 @@ void AdminServiceImpl::FillStats(v1::GetStatsResponse* r) const {
   r->set_catalog_version(snap->catalog_version());
   r->set_index_type(snap->index().type_name());
   r->set_index_recall_at_10(snap->index().recall_at_10());
+  FillIndexStats(*snap, engine->stats(), r->mutable_index());
   r->set_dim_context(static_cast<int32_t>(snap->dim_context()));
   r->set_dim_item(static_cast<int32_t>(snap->catalog().dim_features));
   r->set_embedding_dim(static_cast<int32_t>(snap->embedding_dim()));
