@@ -109,25 +109,6 @@ void ToProto(const CatalogChangeResult& result, v1::DeleteItemsResponse* respons
   response->set_index_rebuilt(result.index_rebuilt);
 }
 
-void FillIndexStats(const ModelSnapshot& snapshot, const RetrievalEngine::Stats& stats,
-                    v1::IndexStats* out) {
-  const ItemIndex& index = snapshot.index();
-  out->set_type(index.type_name());
-  out->set_recall_at_10(index.recall_at_10());
-  out->set_ivf_nlist(index.ivf_nlist());
-  out->set_ivf_nprobe(index.ivf_nprobe());
-  out->set_hnsw_ef_search(index.hnsw_ef_search());
-  out->set_probe(snapshot.probe_source());
-  out->set_probe_queries(index.probe_queries());
-  out->set_build_report(index.build_report());
-  out->set_build_seconds(snapshot.build_seconds());
-  out->set_base_items(index.base_size());
-  out->set_delta_items(index.delta_size());
-  out->set_tombstones(index.tombstones());
-  out->set_rebuilds(stats.index_rebuilds);
-  out->set_incremental_updates(stats.index_incremental_updates);
-}
-
 // ---------------------------------------------------------------------------------------------
 // The trainer
 

@@ -31,9 +31,6 @@ absl::StatusOr<ItemCatalog> FromProto(const v1::UpsertItemsRequest& request, int
 
 void ToProto(const CatalogChangeResult& result, v1::UpsertItemsResponse* response);
 void ToProto(const CatalogChangeResult& result, v1::DeleteItemsResponse* response);
-// The served index: type, tuned parameters, probe, layers; `stats` the engine's counters.
-void FillIndexStats(const ModelSnapshot& snapshot, const RetrievalEngine::Stats& stats,
-                    v1::IndexStats* out);
 
 // ---- The trainer ----
 v1::TrainingJobState ToProto(JobState state);
