@@ -27,6 +27,11 @@ void AddBenchFlags(cli::FlagParser& p, Flags* fp) {
   p.AddString("model", &f.model, "trained (optower's learner, objective dm) | random towers");
   p.AddInt("train_rounds", &f.train_rounds, "logged rounds to train the bench's model on");
   p.AddInt("n_contexts", &f.n_contexts, "distinct request contexts");
+  p.AddString("index_scale", &f.index_scale,
+              "catalog sizes for AUTO's choice with the server defaults and the cost of catalog "
+              "changes at the largest (index_scale_bench.cc)");
+  p.AddInt("index_scale_logged", &f.index_scale_logged,
+           "--index_scale: logged contexts in the probe (0 = sampled only)");
   p.AddInt("recall_queries", &f.recall_queries, "queries for recall on the bench's query set");
   p.AddInt("hnsw_max_items", &f.hnsw_max_items, "skip HNSW above this catalog size");
   p.AddInt("exact_max_concurrency", &f.exact_max_concurrency, "at 1M, exact runs up to this c");

@@ -33,6 +33,9 @@ struct Flags {
   std::string model = "trained";  // trained | random
   int64_t train_rounds = 40000;
   int64_t n_contexts = 4096;
+  // --index_scale: sizes for AUTO's choice with the server defaults and catalog-change costs.
+  std::string index_scale;
+  int64_t index_scale_logged = 500;
   int64_t recall_queries = 1000;
   int64_t hnsw_max_items = 100000;   // HNSW above this is skipped (build cost; DESIGN §2)
   int64_t exact_max_concurrency = 16;

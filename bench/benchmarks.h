@@ -23,6 +23,10 @@ int RunSwap(const Flags& f, const World& world, const Models& models);
 // process under load (swap_rpc_bench.cc).
 int RunSwapRpc(const Flags& f, const World& world, const Models& models);
 
+// --index_scale N,...: AUTO's choice with the server's defaults per size, catalog-change costs at
+// the largest (index_scale_bench.cc).
+int RunIndexScale(const Flags& f, const World& world, const Models& models);
+
 }  // namespace optower::bench
 
 #endif  // OPTOWER_BENCH_BENCHMARKS_H_

@@ -94,6 +94,7 @@ int Main(int argc, char** argv) {
   int rc = 0;
   if (!ParseIntList(f.sizes).empty()) rc = RunServingBench(f, world, *models);
   if (rc == 0 && f.crosscheck_items > 0) rc = RunCrosscheck(f, world, *models);
+  if (rc == 0 && !f.index_scale.empty()) rc = RunIndexScale(f, world, *models);
   if (rc == 0 && f.swap) {
     rc = f.swap_via == "rpc" ? RunSwapRpc(f, world, *models) : RunSwap(f, world, *models);
   }

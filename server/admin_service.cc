@@ -344,6 +344,31 @@ grpc::ServerUnaryReactor* AdminServiceImpl::Rollback(grpc::CallbackServerContext
       });
 }
 
+namespace {
+
+// GetStats.index: the served index's type, tuned parameters, probe and layers (not in
+// proto_convert.cc, which the fuzz build links without the index code).
+void FillIndexStats(const ModelSnapshot& snapshot, const RetrievalEngine::Stats& stats,
+                    v1::IndexStats* out) {
+  const ItemIndex& index = snapshot.index();
+  out->set_type(index.type_name());
+  out->set_recall_at_10(index.recall_at_10());
+  out->set_ivf_nlist(index.ivf_nlist());
+  out->set_ivf_nprobe(index.ivf_nprobe());
+  out->set_hnsw_ef_search(index.hnsw_ef_search());
+  out->set_probe(snapshot.probe_source());
+  out->set_probe_queries(index.probe_queries());
+  out->set_build_report(index.build_report());
+  out->set_build_seconds(snapshot.build_seconds());
+  out->set_base_items(index.base_size());
+  out->set_delta_items(index.delta_size());
+  out->set_tombstones(index.tombstones());
+  out->set_rebuilds(stats.index_rebuilds);
+  out->set_incremental_updates(stats.index_incremental_updates);
+}
+
+}  // namespace
+
 void AdminServiceImpl::FillStats(v1::GetStatsResponse* r) const {
   const RetrievalEngine* engine = deps_.engine;
   const std::shared_ptr<const ModelSnapshot> snap = engine->snapshot();
@@ -353,6 +378,7 @@ void AdminServiceImpl::FillStats(v1::GetStatsResponse* r) const {
   r->set_catalog_version(snap->catalog_version());
   r->set_index_type(snap->index().type_name());
   r->set_index_recall_at_10(snap->index().recall_at_10());
+  FillIndexStats(*snap, engine->stats(), r->mutable_index());
   r->set_dim_context(static_cast<int32_t>(snap->dim_context()));
   r->set_dim_item(static_cast<int32_t>(snap->catalog().dim_features));
   r->set_embedding_dim(static_cast<int32_t>(snap->embedding_dim()));

@@ -92,6 +92,11 @@ ItemIndexOptions IndexOptionsFromConfig(const v1::ServerConfig& c) {
   SetIfNonZero(&o.hnsw_ef_search, ix.hnsw_ef_search());
   SetIfNonZero(&o.threads, ix.build_threads());
   if (ix.ivf_cold_rebuild()) o.ivf_warm_start = false;
+  SetIfNonZero(&o.ivf_max_nprobe, ix.ivf_max_nprobe());
+  SetIfNonZero(&o.hnsw_max_ef_search, ix.hnsw_max_ef_search());
+  SetIfNonZero(&o.recall_queries, ix.recall_queries());
+  SetIfNonZero(&o.delta_max_items, ix.delta_max_items());
+  if (ix.has_delta_max_fraction()) o.delta_max_fraction = ix.delta_max_fraction();
   return o;
 }
 

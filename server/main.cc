@@ -226,6 +226,15 @@ absl::StatusOr<v1::ServerConfig> ConfigFromFlags() {
   return config;
 }
 
+// ", nprobe 64 of 4000 lists" / ", efSearch 256" / "" (exact): the tuned search breadth.
+std::string IndexParameters(const ItemIndex& index) {
+  if (index.ivf_nprobe() > 0) {
+    return absl::StrCat(", nprobe ", index.ivf_nprobe(), " of ", index.ivf_nlist(), " lists");
+  }
+  if (index.hnsw_ef_search() > 0) return absl::StrCat(", efSearch ", index.hnsw_ef_search());
+  return "";
+}
+
 std::string Env(const char* name) {
   const char* v = std::getenv(name);
   return v != nullptr ? v : "";
@@ -368,11 +377,12 @@ int Main(int argc, char** argv) {
   if (!server.ok()) return Fail(ExplainStartFailure(server.status(), *config));
   std::shared_ptr<const ModelSnapshot> snap = (*server)->engine().snapshot();
   std::fprintf(stderr,
-               "optower-server: model %s (%s), %lld items (%s index, recall@10 %.3f), epsilon %g "
-               "(%s slates), event log %s (%s), trainer %s\n",
+               "optower-server: model %s (%s), %lld items (%s index%s, recall@10 %.3f on %s), "
+               "epsilon %g (%s slates), event log %s (%s), trainer %s\n",
                snap->model_version().c_str(), (*server)->model_source().c_str(),
                static_cast<long long>(snap->catalog().size()),
-               snap->index().type_name().c_str(), snap->index().recall_at_10(),
+               snap->index().type_name().c_str(), IndexParameters(snap->index()).c_str(),
+               snap->index().recall_at_10(), snap->probe_source().c_str(),
                (*server)->config().epsilon(), (*server)->config().slate_exploration().c_str(),
                EventLogPath((*server)->config()).c_str(),
                DurabilityName((*server)->config().event_log().durability()).c_str(),

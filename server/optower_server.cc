@@ -19,6 +19,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "core/serving/context_sample.h"
 #include "core/serving/model_snapshot.h"
 #include "core/storage/sqlite_event_log.h"
 #include "core/base/status_macros.h"
@@ -117,10 +118,22 @@ absl::Status OptowerServer::OpenComponents() {
   const std::string untrained_version = serving.trained ? "" : serving.version;
   ModelSnapshot::Options snapshot_options;
   snapshot_options.index = IndexOptionsFromConfig(config);
+  ASSIGN_OR_RETURN(event_log_, SqliteEventLog::Open(EventLogOptionsFromConfig(config)));
+  // The index's recall probe: the user tower on the contexts of the most recent logged requests
+  // (sampled contexts top them up; core/serving/index_probe.h). Best effort: a log that cannot be
+  // read here fails later where it matters, not the probe.
+  const int64_t dim_context = serving.model->config().dim_context;
+  absl::StatusOr<std::vector<float>> logged = RecentLoggedContexts(
+      *event_log_, snapshot_options.index.recall_queries, dim_context);
+  if (!logged.ok()) {
+    std::fprintf(stderr, "optower-server: warning: no logged contexts for the index probe: %s\n",
+                 std::string(logged.status().message()).c_str());
+    logged = std::vector<float>();
+  }
   ASSIGN_OR_RETURN(std::shared_ptr<const ModelSnapshot> snapshot,
                    ModelSnapshot::Build(serving.version, serving.model, std::move(serving.catalog),
-                                        serving.catalog_version, snapshot_options));
-  ASSIGN_OR_RETURN(event_log_, SqliteEventLog::Open(EventLogOptionsFromConfig(config)));
+                                        serving.catalog_version, snapshot_options,
+                                        /*previous=*/nullptr, &*logged));
   RetrievalEngineOptions engine_options = EngineOptionsFromConfig(config);
   engine_options.persist_catalog = [catalogs = catalog_store_.get()](const ItemCatalog& items,
                                                                      int64_t version) {
@@ -128,6 +141,7 @@ absl::Status OptowerServer::OpenComponents() {
   };
   ASSIGN_OR_RETURN(engine_, RetrievalEngine::Create(engine_options, std::move(snapshot),
                                                     event_log_.get()));
+  engine_->SeedProbeContexts(*logged, dim_context);
   publisher_ = std::make_unique<ModelPublisher>(engine_.get(), store_.get(), untrained_version);
   if (!config.trainer().disabled()) {
     ASSIGN_OR_RETURN(trainer_, Trainer::Create(TrainerOptionsFromConfig(config), event_log_.get(),

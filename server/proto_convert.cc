@@ -99,12 +99,14 @@ void ToProto(const CatalogChangeResult& result, v1::UpsertItemsResponse* respons
   response->set_catalog_version(result.catalog_version);
   response->set_index_type(result.index_type);
   response->set_index_recall_at_10(result.index_recall_at_10);
+  response->set_index_rebuilt(result.index_rebuilt);
 }
 
 void ToProto(const CatalogChangeResult& result, v1::DeleteItemsResponse* response) {
   response->set_deleted(static_cast<int32_t>(result.deleted));
   response->set_catalog_size(result.catalog_size);
   response->set_catalog_version(result.catalog_version);
+  response->set_index_rebuilt(result.index_rebuilt);
 }
 
 // ---------------------------------------------------------------------------------------------

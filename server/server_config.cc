@@ -206,6 +206,11 @@ void ApplyIndexDefaults(const ItemIndexOptions& d, v1::IndexConfig* ix) {
   if (ix->hnsw_m() == 0) ix->set_hnsw_m(d.hnsw_m);
   if (ix->hnsw_ef_construction() == 0) ix->set_hnsw_ef_construction(d.hnsw_ef_construction);
   if (ix->hnsw_ef_search() == 0) ix->set_hnsw_ef_search(d.hnsw_ef_search);
+  if (ix->ivf_max_nprobe() == 0) ix->set_ivf_max_nprobe(d.ivf_max_nprobe);
+  if (ix->hnsw_max_ef_search() == 0) ix->set_hnsw_max_ef_search(d.hnsw_max_ef_search);
+  if (ix->recall_queries() == 0) ix->set_recall_queries(d.recall_queries);
+  if (ix->delta_max_items() == 0) ix->set_delta_max_items(d.delta_max_items);
+  if (!ix->has_delta_max_fraction()) ix->set_delta_max_fraction(d.delta_max_fraction);
 }
 
 void ApplyEventLogDefaults(const EventLogOptions& d, v1::EventLogConfig* log) {

@@ -361,6 +361,77 @@ TEST_F(ClusteredIndexTest, ConcurrentSearchesMatchSerialOnes) {
   EXPECT_EQ(serial, parallel);  // the same single-query search of the same query: bit-identical
 }
 
+// The tuning: nprobe doubles from ivf_nprobe until the probe's recall@10 reaches the target; the
+// chosen value and the recall are reported, and an independent query set agrees.
+TEST_F(ClusteredIndexTest, IvfTuningRaisesNprobeUntilRecallReachesTheTarget) {
+  const std::vector<float> probe = Queries(*data_, 200, /*seed=*/31);
+  ItemIndexOptions o = OneThreadOptions();
+  o.type = ItemIndexOptions::Type::kIvf;
+  o.ivf_nprobe = 1;
+  o.min_recall_at_10 = 0.97;
+  o.ivf_max_nprobe = 1;  // first without tuning: one probe is not enough on these queries
+  auto fixed = ItemIndex::Build(data_->x.data(), data_->n, data_->dim, data_->ids, o, probe.data(),
+                                200);
+  ASSERT_TRUE(fixed.ok()) << fixed.status();
+  EXPECT_EQ((*fixed)->ivf_nprobe(), 1);
+  ASSERT_LT((*fixed)->recall_at_10(), 0.97) << (*fixed)->build_report();
+  o.ivf_max_nprobe = 256;  // the default cap (and nlist/8 = 70 here)
+  auto tuned = ItemIndex::Build(data_->x.data(), data_->n, data_->dim, data_->ids, o, probe.data(),
+                                200);
+  ASSERT_TRUE(tuned.ok()) << tuned.status();
+  std::printf("[tuning] %s\n", (*tuned)->build_report().c_str());
+  EXPECT_EQ((*tuned)->type_name(), "ivf");
+  EXPECT_GT((*tuned)->ivf_nprobe(), 1);
+  EXPECT_LE((*tuned)->ivf_nprobe(), (*tuned)->ivf_nlist() / 8);
+  EXPECT_GE((*tuned)->recall_at_10(), 0.97);
+  EXPECT_EQ((*tuned)->probe_queries(), 200);
+  EXPECT_THAT((*tuned)->build_report(), HasSubstr("tuned nprobe 1:"));
+  // The cheapest value that reaches it: half of it (the previous step) did not.
+  const int half = (*tuned)->ivf_nprobe() / 2;
+  o.ivf_nprobe = half;
+  o.ivf_max_nprobe = half;
+  auto below = ItemIndex::Build(data_->x.data(), data_->n, data_->dim, data_->ids, o, probe.data(),
+                                200);
+  ASSERT_TRUE(below.ok());
+  EXPECT_LT((*below)->recall_at_10(), 0.97);
+  // An independent query set of the same kind: recall close to the probe's.
+  EXPECT_GE(IndependentRecall(**tuned, /*nq=*/100), 0.93);
+}
+
+TEST_F(ClusteredIndexTest, HnswTuningRaisesEfSearchOnTheIndexItSearches) {
+  const std::vector<float> probe = Queries(*data_, 200, /*seed=*/32);
+  ItemIndexOptions o = OneThreadOptions();
+  o.type = ItemIndexOptions::Type::kHnsw;
+  o.hnsw_m = 16;  // as in HnswReachesRecallAtTenOnWellSeparatedClusters (0.9 at efSearch 64)
+  o.hnsw_ef_construction = 40;
+  o.hnsw_ef_search = 1;
+  o.min_recall_at_10 = 0.9;
+  auto tuned = ItemIndex::Build(data_->x.data(), data_->n, data_->dim, data_->ids, o, probe.data(),
+                                200);
+  ASSERT_TRUE(tuned.ok()) << tuned.status();
+  std::printf("[hnsw tuning] %s\n", (*tuned)->build_report().c_str());
+  EXPECT_GT((*tuned)->hnsw_ef_search(), 1);
+  EXPECT_GE((*tuned)->recall_at_10(), 0.9);
+  EXPECT_THAT((*tuned)->build_report(), HasSubstr("tuned efSearch 1:"));
+  // The searches use the tuned efSearch (the member FAISS 1.7.3 reads), not the configured 1.
+  EXPECT_GE(IndependentRecall(**tuned, /*nq=*/100), 0.85);
+}
+
+TEST_F(ClusteredIndexTest, AutoAboveExactMaxItemsTunesAnAnnIndexInsteadOfFallingBackToExact) {
+  const std::vector<float> probe = Queries(*data_, 200, /*seed=*/33);
+  ItemIndexOptions o = OneThreadOptions();
+  o.exact_max_items = 1000;
+  o.ivf_nprobe = 1;  // far too few probes to start with
+  o.min_recall_at_10 = 0.97;
+  auto index = ItemIndex::Build(data_->x.data(), data_->n, data_->dim, data_->ids, o, probe.data(),
+                                200);
+  ASSERT_TRUE(index.ok()) << index.status();
+  std::printf("[auto tuning] %s\n", (*index)->build_report().c_str());
+  EXPECT_EQ((*index)->type_name(), "ivf");
+  EXPECT_GE((*index)->recall_at_10(), 0.97);
+  EXPECT_THAT((*index)->build_report(), Not(HasSubstr("hnsw")));
+}
+
 TEST(ItemIndexTest, SearchRestoresTheCallersOpenMpThreadCount) {
   const Data d = GaussianData(100, 8, /*seed=*/14);
   auto index = ItemIndex::Build(d.x.data(), d.n, d.dim, d.ids, ExactOptions());
@@ -398,6 +469,8 @@ TEST(ItemIndexTest, AutoFallsBackToExactWhenNoIndexReachesMinRecall) {
   o.hnsw_m = 8;
   o.hnsw_ef_construction = 16;
   o.hnsw_ef_search = 10;
+  o.ivf_max_nprobe = 1;  // no tuning: the weak settings stay weak
+  o.hnsw_max_ef_search = 10;
   auto index = ItemIndex::Build(d.x.data(), d.n, d.dim, d.ids, o);
   ASSERT_TRUE(index.ok()) << index.status();
   std::printf("[fallback] %s\n", (*index)->build_report().c_str());
@@ -414,6 +487,7 @@ TEST(ItemIndexTest, RecallIsMeasuredOnCallerQueriesWhenGiven) {
   ItemIndexOptions o = OneThreadOptions();
   o.type = ItemIndexOptions::Type::kIvf;
   o.ivf_nprobe = 1;
+  o.ivf_max_nprobe = 1;  // no tuning
   auto one_probe = ItemIndex::Build(d.x.data(), d.n, d.dim, d.ids, o, q.data(), 50);
   ASSERT_TRUE(one_probe.ok()) << one_probe.status();
   o.ivf_nprobe = 1000;  // clamped to nlist: every list is probed, so search is exact
@@ -424,6 +498,7 @@ TEST(ItemIndexTest, RecallIsMeasuredOnCallerQueriesWhenGiven) {
   // swaps; a list really skipped loses far more (one probe: see below).
   EXPECT_GE((*all_probes)->recall_at_10(), 0.99);
   EXPECT_LT((*one_probe)->recall_at_10(), 0.99);
+  EXPECT_EQ((*one_probe)->probe_queries(), 50) << "the caller's queries, not generated ones";
 }
 
 TEST(ItemIndexTest, SearchBatchMatchesSingleSearches) {

@@ -315,6 +315,52 @@ TEST_F(ServerTest, ConcurrentRetrieveDuringUpsertAndDeleteHasNoErrors) {
               static_cast<long long>(calls.load()));
 }
 
+// GetStats.index: the tuned parameters and the probe of the served index, and the layers that
+// catalog changes add to it (docs/SERVING.md "Index choice", "Catalog changes").
+TEST_F(ServerTest, GetStatsReportsTheTunedIndexAndTheLayersOfCatalogChanges) {
+  v1::ServerConfig config = Config(3000);
+  config.mutable_index()->set_type(v1::IndexConfig::IVF);
+  config.mutable_index()->set_ivf_nprobe(1);
+  config.mutable_index()->set_recall_queries(100);
+  config.mutable_index()->set_build_threads(1);
+  Start(config);
+  absl::StatusOr<v1::GetStatsResponse> stats = client_->GetStats();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  const v1::IndexStats& index = stats->index();
+  EXPECT_EQ(index.type(), "ivf");
+  EXPECT_EQ(index.recall_at_10(), stats->index_recall_at_10());
+  EXPECT_GT(index.ivf_nlist(), 0);
+  EXPECT_GE(index.ivf_nprobe(), 1);
+  if (index.ivf_nprobe() > 1) EXPECT_THAT(index.build_report(), HasSubstr("tuned nprobe 1:"));
+  EXPECT_EQ(index.probe(), "user tower on 0 logged + 100 sampled contexts");
+  EXPECT_EQ(index.probe_queries(), 100);
+  EXPECT_EQ(index.base_items(), 3000);
+  EXPECT_EQ(index.delta_items(), 0);
+
+  v1::UpsertItemsRequest up;
+  for (int i = 0; i < 5; ++i) {
+    v1::Item* item = up.add_items();
+    item->set_item_id(90000 + i);
+    for (int j = 0; j < kDimItem; ++j) item->add_features(0.1f * (i + j));
+  }
+  absl::StatusOr<v1::UpsertItemsResponse> u = client_->UpsertItems(up);
+  ASSERT_TRUE(u.ok()) << u.status();
+  EXPECT_FALSE(u->index_rebuilt()) << "5 items are layered over the served index";
+  v1::DeleteItemsRequest del;
+  del.add_item_ids(100);
+  absl::StatusOr<v1::DeleteItemsResponse> d = client_->DeleteItems(del);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_FALSE(d->index_rebuilt());
+  stats = client_->GetStats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->index().delta_items(), 5);
+  EXPECT_EQ(stats->index().tombstones(), 1);
+  EXPECT_EQ(stats->index().base_items(), 3000);
+  EXPECT_EQ(stats->index().incremental_updates(), 2);
+  EXPECT_EQ(stats->index().rebuilds(), 0);
+  EXPECT_EQ(stats->catalog_size(), 3004);
+}
+
 TEST_F(ServerTest, HealthIsServingThenNotServingOnShutdown) {
   v1::ServerConfig config = Config(10);
   config.set_shutdown_health_grace_ms(1500);

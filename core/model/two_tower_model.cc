@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -236,15 +237,48 @@ absl::StatusOr<std::vector<float>> TwoTowerModel::EmbedItems(const ItemCatalog& 
     return absl::InvalidArgumentError(absl::StrFormat(
         "items have %d features but the model's item tower takes %d", items.dim_features,
         impl_->config.dim_item));
-  std::vector<float> out;
+  // In batches of kEmbedBatchItems items: the output [N, d] is the only allocation that grows with
+  // N (one forward over a 1M-item catalog would hold every hidden layer's [N, width] activations
+  // and a copy of the features at once).
+  const int64_t n = items.size();
+  const int64_t d = impl_->config.embedding_dim;
+  const int64_t f = items.dim_features;
+  std::vector<float> out(static_cast<size_t>(n * d));
   RETURN_IF_ERROR(TorchStatus(
       [&] {
         c10::InferenceMode guard;
-        torch::Tensor v = impl_->ItemEmbeddings(items).contiguous();
-        out.assign(v.data_ptr<float>(), v.data_ptr<float>() + v.numel());
+        for (int64_t start = 0; start < n; start += kEmbedBatchItems) {
+          const int64_t len = std::min(kEmbedBatchItems, n - start);
+          torch::Tensor x =
+              f == 0 ? torch::zeros({len, 0})
+                     : torch::from_blob(const_cast<float*>(items.features.data() + start * f),
+                                        {len, f}, torch::kFloat32);
+          torch::Tensor rows = torch::full({len}, -1, torch::kInt64);
+          if (impl_->config.item_id_embedding) {
+            int64_t* p = rows.data_ptr<int64_t>();
+            for (int64_t i = 0; i < len; ++i) {
+              auto it = impl_->id_to_row.find(items.ids[start + i]);
+              if (it != impl_->id_to_row.end()) p[i] = it->second;
+            }
+          }
+          torch::Tensor v = impl_->net->Item(x, rows).contiguous();
+          std::copy_n(v.data_ptr<float>(), len * d, out.data() + start * d);
+        }
       },
       "item tower forward"));
   return out;
+}
+
+absl::Status TwoTowerModel::ContextMoments(std::vector<float>* mean, std::vector<float>* sd) const {
+  return TorchStatus(
+      [&] {
+        c10::InferenceMode guard;
+        torch::Tensor m = impl_->net->ctx_mean.contiguous();
+        torch::Tensor s = impl_->net->ctx_std.contiguous();
+        mean->assign(m.data_ptr<float>(), m.data_ptr<float>() + m.numel());
+        sd->assign(s.data_ptr<float>(), s.data_ptr<float>() + s.numel());
+      },
+      "context moments");
 }
 
 absl::StatusOr<DenseMatrix> TwoTowerModel::ActionProbabilities(const float* contexts, int64_t n,

@@ -62,8 +62,14 @@ class TwoTowerModel {
 
   // u(x) for n contexts: contexts is [n, dim_context] -> [n, d].
   absl::StatusOr<std::vector<float>> EmbedContexts(const float* contexts, int64_t n) const;
-  // v(a) for every catalog item -> [N, d] (row i = catalog row i).
+  // v(a) for every catalog item -> [N, d] (row i = catalog row i). Runs in batches of
+  // kEmbedBatchItems items, so its working memory beyond the output does not grow with N.
+  static constexpr int64_t kEmbedBatchItems = 65536;
   absl::StatusOr<std::vector<float>> EmbedItems(const ItemCatalog& items) const;
+  // The user tower's input standardisation, [dim_context] each: u(x) = MLP((x - mean) / sd). Set
+  // from the training contexts by the learner (mean 0, sd 1 for fresh towers); the index probe
+  // samples contexts from N(mean, sd^2) when no logged ones exist (core/serving/model_snapshot.h).
+  absl::Status ContextMoments(std::vector<float>* mean, std::vector<float>* sd) const;
   // pi(a|x) for n contexts over the catalog -> [n, N].
   absl::StatusOr<DenseMatrix> ActionProbabilities(const float* contexts, int64_t n,
                                                   const ItemCatalog& items) const;

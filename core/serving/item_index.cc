@@ -20,44 +20,15 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/base/status_macros.h"
+#include "core/serving/faiss_call.h"
 
 namespace optower {
 namespace {
 
 using FaissIdx = faiss::Index::idx_t;
 
-// omp_set_num_threads changes the nthreads ICV of the calling thread only (OpenMP 4.5 §2.3.1: the
-// ICV has data-environment scope, and every non-OpenMP thread has its own initial task), so
-// setting and restoring it here cannot affect other request threads.
-class ScopedOmpThreads {
- public:
-  explicit ScopedOmpThreads(int threads) : saved_(omp_get_max_threads()), active_(threads > 0) {
-    if (active_ && threads != saved_) omp_set_num_threads(threads);
-  }
-  ~ScopedOmpThreads() {
-    if (active_) omp_set_num_threads(saved_);
-  }
-  ScopedOmpThreads(const ScopedOmpThreads&) = delete;
-  ScopedOmpThreads& operator=(const ScopedOmpThreads&) = delete;
-
- private:
-  int saved_;
-  bool active_;
-};
-
-// The one place FAISS exceptions become a Status.
-absl::Status CallFaiss(const char* what, const std::function<void()>& fn) {
-  try {
-    fn();
-    return absl::OkStatus();
-  } catch (const faiss::FaissException& e) {
-    return absl::InternalError(absl::StrCat("FAISS ", what, ": ", e.what()));
-  } catch (const std::bad_alloc&) {
-    return absl::ResourceExhaustedError(absl::StrCat("FAISS ", what, ": out of memory"));
-  } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat("FAISS ", what, ": ", e.what()));
-  }
-}
+using faiss_call::CallFaiss;
+using faiss_call::ScopedOmpThreads;
 
 double Seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
@@ -180,9 +151,19 @@ int AutoNlist(int64_t n) {
 }  // namespace
 
 ItemIndex::~ItemIndex() = default;
+ItemIndex::Base::~Base() = default;
+
+double ItemIndex::recall_at_10() const { return base_->recall_at_10; }
+bool ItemIndex::ivf_warm_started() const { return base_->ivf_warm_started; }
+std::string ItemIndex::build_report() const { return base_->build_report; }
+int ItemIndex::ivf_nlist() const { return base_->ivf_nlist; }
+int ItemIndex::ivf_nprobe() const { return base_->ivf_nprobe; }
+int ItemIndex::hnsw_ef_search() const { return base_->hnsw_ef_search; }
+int64_t ItemIndex::probe_queries() const { return base_->probe_queries; }
+int64_t ItemIndex::base_size() const { return static_cast<int64_t>(base_->ids.size()); }
 
 std::string ItemIndex::type_name() const {
-  switch (backend_) {
+  switch (base_->backend) {
     case Backend::kExact:
       return "exact";
     case Backend::kIvf:
@@ -195,9 +176,9 @@ std::string ItemIndex::type_name() const {
 
 void ItemIndex::RowsOf(const int64_t* item_ids, int64_t count, int64_t* rows) const {
   constexpr int64_t kAhead = 16;  // outstanding prefetches; about what one core's MSHRs hold
-  for (int64_t i = 0; i < std::min(count, kAhead); ++i) row_of_.prefetch(item_ids[i]);
+  for (int64_t i = 0; i < std::min(count, kAhead); ++i) row_of_->prefetch(item_ids[i]);
   for (int64_t i = 0; i < count; ++i) {
-    if (i + kAhead < count) row_of_.prefetch(item_ids[i + kAhead]);
+    if (i + kAhead < count) row_of_->prefetch(item_ids[i + kAhead]);
     rows[i] = RowOf(item_ids[i]);
   }
 }
@@ -246,7 +227,7 @@ const char* TypeName(ItemIndexOptions::Type type) {
 class ItemIndexBuilder {
  public:
   ItemIndexBuilder(const float* embeddings, int64_t n, int64_t dim, const ItemIndexOptions& options,
-                   ItemIndex* self)
+                   ItemIndex::Base* self)
       : x_(embeddings), n_(n), dim_(dim), options_(options), self_(self) {}
 
   // The ground truth of recall@10: exact top-10 of the given queries, or of perturbed item
@@ -279,17 +260,19 @@ class ItemIndexBuilder {
     ASSIGN_OR_RETURN(const bool warm, TryIvfWarmStart(previous, t0, &ivf, &recall));
     if (!warm) {
       ASSIGN_OR_RETURN(ivf, MakeIvf(nullptr, nullptr));
-      ASSIGN_OR_RETURN(recall, MeasureRecall(*ivf, &params_, probe_));
+      ASSIGN_OR_RETURN(recall, TuneIvf(*ivf));
     }
     absl::StrAppend(&report, absl::StrFormat(" ivf(nlist=%d,nprobe=%d) recall@10=%.4f in %.2fs",
                                              nlist_, static_cast<int>(params_.nprobe), recall,
                                              Seconds(t0)));
     if (!Accepted(ItemIndexOptions::Type::kIvf, recall, " -> ivf;")) return false;
-    self_->backend_ = ItemIndex::Backend::kIvf;
-    self_->ivf_nprobe_ = static_cast<int>(params_.nprobe);
-    self_->ivf_warm_started_ = warm;
-    self_->recall_at_10_ = recall;
-    self_->index_ = std::move(ivf);
+    ivf->nprobe = params_.nprobe;  // before publication: Search passes it explicitly anyway
+    self_->backend = ItemIndex::Backend::kIvf;
+    self_->ivf_nlist = nlist_;
+    self_->ivf_nprobe = static_cast<int>(params_.nprobe);
+    self_->ivf_warm_started = warm;
+    self_->recall_at_10 = recall;
+    self_->index = std::move(ivf);
     return true;
   }
 
@@ -299,29 +282,66 @@ class ItemIndexBuilder {
     auto hnsw = std::make_unique<faiss::IndexHNSWFlat>(static_cast<int>(dim_), options_.hnsw_m,
                                                        faiss::METRIC_INNER_PRODUCT);
     hnsw->hnsw.efConstruction = options_.hnsw_ef_construction;
-    // FAISS 1.7.3's IndexHNSW::search ignores SearchParametersHNSW::efSearch (measured: recall
-    // moved only with the member), so efSearch is fixed here; the index is immutable after Build,
-    // so concurrent searches only read it.
-    hnsw->hnsw.efSearch = options_.hnsw_ef_search;
     RETURN_IF_ERROR(CallFaiss("hnsw add", [&] { hnsw->add(n_, x_); }));
-    ASSIGN_OR_RETURN(double recall, MeasureRecall(*hnsw, nullptr, probe_));
+    // FAISS 1.7.3's IndexHNSW::search ignores SearchParametersHNSW::efSearch (measured: recall
+    // moved only with the member), so the tuning sets the member; this index is not published
+    // yet, and once it is nothing writes it again, so concurrent searches only read it.
+    ASSIGN_OR_RETURN(double recall, TuneHnsw(hnsw.get()));
     absl::StrAppend(&report,
                     absl::StrFormat(" hnsw(M=%d,efC=%d,efS=%d) recall@10=%.4f in %.2fs",
                                     options_.hnsw_m, options_.hnsw_ef_construction,
-                                    options_.hnsw_ef_search, recall, Seconds(t0)));
+                                    hnsw->hnsw.efSearch, recall, Seconds(t0)));
     if (!Accepted(ItemIndexOptions::Type::kHnsw, recall, " -> hnsw;")) return false;
     auto* storage = dynamic_cast<faiss::IndexFlat*>(hnsw->storage);
     if (storage == nullptr) return absl::InternalError("IndexHNSWFlat storage is not IndexFlat");
-    self_->backend_ = ItemIndex::Backend::kHnsw;
-    self_->recall_at_10_ = recall;
-    self_->xb_ = storage->get_xb();
-    self_->index_ = std::move(hnsw);
+    self_->backend = ItemIndex::Backend::kHnsw;
+    self_->hnsw_ef_search = hnsw->hnsw.efSearch;
+    self_->recall_at_10 = recall;
+    self_->xb = storage->get_xb();
+    self_->index = std::move(hnsw);
     return true;
   }
 
   std::string report;
+  int64_t probe_queries() const { return probe_.nq; }
 
  private:
+  // Measures recall@10 at nprobe = ivf_nprobe, doubling while it is below min_recall_at_10 and
+  // nprobe is below the cap (ItemIndexOptions::ivf_max_nprobe); leaves the last value tried in
+  // params_.nprobe and appends the steps to the report.
+  absl::StatusOr<double> TuneIvf(const faiss::IndexIVF& ivf) {
+    const int first = std::min(options_.ivf_nprobe, nlist_);
+    const int cap = std::max(first, std::min({options_.ivf_max_nprobe, nlist_ / 8, nlist_}));
+    return Tune("nprobe", first, cap, [&](int nprobe) -> absl::StatusOr<double> {
+      params_.nprobe = static_cast<size_t>(nprobe);
+      return MeasureRecall(ivf, &params_, probe_);
+    });
+  }
+
+  // The same for HNSW's efSearch (set on the index itself: see TryHnsw).
+  absl::StatusOr<double> TuneHnsw(faiss::IndexHNSW* hnsw) {
+    const int first = options_.hnsw_ef_search;
+    const int cap = std::max(first, options_.hnsw_max_ef_search);
+    return Tune("efSearch", first, cap, [&](int ef) -> absl::StatusOr<double> {
+      hnsw->hnsw.efSearch = ef;
+      return MeasureRecall(*hnsw, nullptr, probe_);
+    });
+  }
+
+  absl::StatusOr<double> Tune(const char* name, int first, int cap,
+                              const std::function<absl::StatusOr<double>(int)>& measure) {
+    int value = first;
+    ASSIGN_OR_RETURN(double recall, measure(value));
+    std::string steps = absl::StrFormat("%s %d:%.4f", name, value, recall);
+    while (recall < options_.min_recall_at_10 && value < cap) {
+      value = static_cast<int>(std::min<int64_t>(int64_t{2} * value, cap));
+      ASSIGN_OR_RETURN(recall, measure(value));
+      absl::StrAppend(&steps, absl::StrFormat(" %d:%.4f", value, recall));
+    }
+    if (value != first) absl::StrAppend(&report, " tuned ", steps, " (cap ", cap, ");");
+    return recall;
+  }
+
   // The candidate is kept when it was asked for explicitly or reaches min_recall_at_10.
   bool Accepted(ItemIndexOptions::Type type, double recall, const char* chosen) {
     if (options_.type == type || recall >= options_.min_recall_at_10) {
@@ -366,9 +386,12 @@ class ItemIndexBuilder {
   absl::StatusOr<bool> TryIvfWarmStart(const ItemIndex* previous,
                                        std::chrono::steady_clock::time_point t0,
                                        std::unique_ptr<faiss::IndexIVFFlat>* ivf, double* recall) {
+    // The previous index's lists hold its base rows (an incrementally changed index's delta
+    // items have no list: they count as unknown here).
+    const ItemIndex::Base* prev = previous != nullptr ? previous->base_.get() : nullptr;
     const faiss::IndexIVF* previous_ivf =
-        previous != nullptr && previous->backend_ == ItemIndex::Backend::kIvf
-            ? dynamic_cast<const faiss::IndexIVF*>(previous->index_.get())
+        prev != nullptr && prev->backend == ItemIndex::Backend::kIvf
+            ? dynamic_cast<const faiss::IndexIVF*>(prev->index.get())
             : nullptr;
     if (!options_.ivf_warm_start || previous_ivf == nullptr || previous->dim_ != dim_ ||
         static_cast<int>(previous_ivf->nlist) != nlist_) {
@@ -378,8 +401,9 @@ class ItemIndexBuilder {
     std::vector<FaissIdx> labels(static_cast<size_t>(n_), -1);
     int64_t known = 0;
     for (int64_t row = 0; row < n_; ++row) {
-      const int64_t old_row = previous->RowOf(self_->ids_[row]);
-      if (old_row < 0) continue;
+      const auto it = prev->row_of.find(self_->ids[row]);
+      if (it == prev->row_of.end() || previous->tombstones_.contains(self_->ids[row])) continue;
+      const int64_t old_row = it->second;
       labels[row] = previous_list[static_cast<size_t>(old_row)];
       ++known;
     }
@@ -397,14 +421,14 @@ class ItemIndexBuilder {
     }
     RETURN_IF_ERROR(AssignToCentroids(x_, n_, dim_, centroids, nlist_, labels.data()));
     ASSIGN_OR_RETURN(*ivf, MakeIvf(&centroids, &labels));
-    ASSIGN_OR_RETURN(*recall, MeasureRecall(**ivf, &params_, probe_));
+    ASSIGN_OR_RETURN(*recall, TuneIvf(**ivf));
     // The recall of another model's embeddings is not comparable one to one (the served index
     // may have had an easy space); reaching min_recall_at_10 is enough. In kAuto mode IVF must
     // reach it anyway to be chosen, so a warm start below it gets its chance with k-means.
     const double floor =
         options_.type == ItemIndexOptions::Type::kAuto
             ? options_.min_recall_at_10
-            : std::min(previous->recall_at_10_ - options_.ivf_warm_start_max_recall_loss,
+            : std::min(prev->recall_at_10 - options_.ivf_warm_start_max_recall_loss,
                        options_.min_recall_at_10);
     // Recall alone would accept a degenerate partition (a few huge lists are searched almost
     // exhaustively: high recall, slow search), so the list-size balance must hold up too.
@@ -426,7 +450,7 @@ class ItemIndexBuilder {
   int64_t n_;
   int64_t dim_;
   const ItemIndexOptions& options_;
-  ItemIndex* self_;
+  ItemIndex::Base* self_;
   std::vector<float> generated_queries_;
   RecallProbe probe_;
   int nlist_ = 0;
@@ -442,17 +466,16 @@ absl::StatusOr<std::unique_ptr<ItemIndex>> ItemIndex::Build(const float* embeddi
   const auto start = std::chrono::steady_clock::now();
   RETURN_IF_ERROR(CheckBuildArguments(embeddings, n, dim, ids, options, recall_queries,
                                       n_recall_queries));
-  std::unique_ptr<ItemIndex> self(new ItemIndex());
-  self->dim_ = dim;
-  self->row_of_.reserve(static_cast<size_t>(n));
+  auto self = std::make_shared<Base>();
+  self->row_of.reserve(static_cast<size_t>(n));
   for (int64_t row = 0; row < n; ++row) {
-    if (!self->row_of_.emplace(ids[row], row).second) {
+    if (!self->row_of.emplace(ids[row], row).second) {
       return absl::InvalidArgumentError(absl::StrCat("ids[", row, "]=", ids[row],
                                                      ": duplicate item id (also ids[",
-                                                     self->row_of_[ids[row]], "])"));
+                                                     self->row_of[ids[row]], "])"));
     }
   }
-  self->ids_ = std::move(ids);
+  self->ids = std::move(ids);
 
   ScopedOmpThreads build_threads(options.threads);
   auto flat = std::make_unique<faiss::IndexFlatIP>(dim);
@@ -484,92 +507,27 @@ absl::StatusOr<std::unique_ptr<ItemIndex>> ItemIndex::Build(const float* embeddi
     } else if (options.type == Type::kExact) {
       absl::StrAppend(&builder.report, " exact;");
     }
-    self->backend_ = Backend::kExact;
-    self->recall_at_10_ = 1.0;
-    self->xb_ = flat->get_xb();
-    self->index_ = std::move(flat);
-  } else if (self->backend_ == Backend::kIvf) {
-    // IVF lists are not addressable by row: the flat index stays as storage.
-    self->xb_ = flat->get_xb();
-    self->storage_ = std::move(flat);
-  }
-  absl::StrAppend(&builder.report, absl::StrFormat(" build %.2fs", Seconds(start)));
-  self->build_report_ = std::move(builder.report);
-  return self;
-}
-
-absl::StatusOr<std::vector<SearchHit>> ItemIndex::Search(const float* query, int64_t m,
-                                                         const std::vector<int64_t>& exclude) const {
-  if (m < 1) return absl::InvalidArgumentError(absl::StrCat("m=", m, ": must be >= 1"));
-  if (query == nullptr) return absl::InvalidArgumentError("query=null");
-  RETURN_IF_ERROR(CheckFinite("query", query, 1, dim_));
-
-  int64_t excluded_present = 0;
-  for (int64_t id : exclude) excluded_present += Contains(id) ? 1 : 0;
-  const int64_t fetch = std::min<int64_t>(size(), m + excluded_present);
-
-  // Small exclusion lists are scanned; large ones get a set.
-  absl::flat_hash_set<int64_t> exclude_set;
-  const bool use_set = exclude.size() > 32;
-  if (use_set) exclude_set.insert(exclude.begin(), exclude.end());
-  auto is_excluded = [&](int64_t id) {
-    return use_set ? exclude_set.contains(id)
-                   : std::find(exclude.begin(), exclude.end(), id) != exclude.end();
-  };
-
-  std::vector<float> dist(static_cast<size_t>(fetch));
-  std::vector<FaissIdx> labels(static_cast<size_t>(fetch));
-  // IVF honours per-call parameters in 1.7.3; HNSW's efSearch was fixed at build (see Build).
-  faiss::SearchParametersIVF ivf_params;
-  ivf_params.nprobe = static_cast<size_t>(ivf_nprobe_);
-  const faiss::SearchParameters* params = backend_ == Backend::kIvf ? &ivf_params : nullptr;
-  {
-    ScopedOmpThreads single(1);
-    RETURN_IF_ERROR(CallFaiss("search", [&] {
-      index_->search(1, query, fetch, dist.data(), labels.data(), params);
-    }));
-  }
-
-  std::vector<SearchHit> hits;
-  hits.reserve(static_cast<size_t>(std::min(m, fetch)));
-  for (int64_t i = 0; i < fetch && static_cast<int64_t>(hits.size()) < m; ++i) {
-    if (labels[i] < 0) continue;
-    const int64_t id = ids_[labels[i]];
-    if (excluded_present > 0 && is_excluded(id)) continue;
-    hits.push_back({id, dist[i]});
-  }
-  return hits;
-}
-
-absl::Status ItemIndex::SearchBatch(const float* queries, int64_t nq, int64_t m,
-                                    std::vector<int64_t>* ids, std::vector<float>* scores) const {
-  if (nq < 1) return absl::InvalidArgumentError(absl::StrCat("nq=", nq, ": must be >= 1"));
-  if (m < 1 || m > size()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("m=", m, ": must be in [1, size()=", size(), "]"));
-  }
-  if (queries == nullptr || ids == nullptr || scores == nullptr) {
-    return absl::InvalidArgumentError("queries, ids and scores must be non-null");
-  }
-  std::vector<FaissIdx> labels(static_cast<size_t>(nq * m));
-  scores->assign(labels.size(), 0.0f);
-  // IVF honours per-call parameters in 1.7.3; HNSW's efSearch was fixed at build (see Build).
-  faiss::SearchParametersIVF ivf_params;
-  ivf_params.nprobe = static_cast<size_t>(ivf_nprobe_);
-  const faiss::SearchParameters* params = backend_ == Backend::kIvf ? &ivf_params : nullptr;
-  RETURN_IF_ERROR(CallFaiss("batch search", [&] {
-    index_->search(nq, queries, m, scores->data(), labels.data(), params);
-  }));
-  ids->resize(labels.size());
-  for (size_t i = 0; i < labels.size(); ++i) {
-    if (labels[i] < 0) {
-      (*ids)[i] = -1;
-      (*scores)[i] = -std::numeric_limits<float>::infinity();
-    } else {
-      (*ids)[i] = ids_[labels[i]];
+    self->backend = Backend::kExact;
+    self->recall_at_10 = 1.0;
+    self->xb = flat->get_xb();
+    self->index = std::move(flat);
+  } else {
+    self->probe_queries = builder.probe_queries();
+    if (self->backend == Backend::kIvf) {
+      // IVF lists are not addressable by row: the flat index stays as storage.
+      self->xb = flat->get_xb();
+      self->storage = std::move(flat);
     }
   }
-  return absl::OkStatus();
+  absl::StrAppend(&builder.report, absl::StrFormat(" build %.2fs", Seconds(start)));
+  self->build_report = std::move(builder.report);
+  std::unique_ptr<ItemIndex> index(new ItemIndex());
+  index->dim_ = dim;
+  index->ids_ = &self->ids;
+  index->row_of_ = &self->row_of;
+  index->xb_ = self->xb;
+  index->base_ = std::move(self);
+  return index;
 }
 
 }  // namespace optower

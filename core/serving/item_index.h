@@ -3,16 +3,27 @@
 // Three FAISS backends, all searching inner product directly (the MIPS->L2 reduction measured far
 // worse, DESIGN §2): exact `IndexFlatIP`, `IndexIVFFlat` (METRIC_INNER_PRODUCT) and `IndexHNSWFlat`
 // (METRIC_INNER_PRODUCT). Because no index wins on every embedding distribution, Build measures
-// recall@10 of the approximate index against exact search on held-out queries and, in kAuto mode,
-// keeps the first backend that reaches `min_recall_at_10`, falling back to exact search.
+// recall@10 of the approximate index against exact search on probe queries — the caller's (the
+// user tower's outputs: docs/SERVING.md "Index choice"), else perturbed item embeddings — and
+// tunes its search breadth upward (IVF nprobe, HNSW efSearch: doubling from the configured value
+// up to a cap) until recall@10 reaches `min_recall_at_10`. In kAuto mode it keeps the first
+// backend that reaches it (IVF, then HNSW), falling back to exact search.
+//
+// Incremental changes (WithChanges): a new ItemIndex shares the previous one's FAISS index (the
+// *base*, immutable, held by shared_ptr) and adds a small *delta* — the embeddings of new or
+// changed items, searched exactly — and a set of *tombstones*, base items that were deleted or
+// replaced, filtered out of the base's results (which are over-fetched by their number). Results of
+// both layers are merged by score. Drifted() says when the layers have grown enough that a full
+// Build should replace them (ItemIndexOptions::delta_max_items / delta_max_fraction).
 //
 // Conventions: embeddings are [n, dim] float32 row-major; "row" is the position of an item in the
-// array given to Build; item ids are the caller's external int64 ids (ids()[row]). Scores are raw
-// inner products <query, embedding> (larger is better), exact for every backend (all store the
-// full vectors).
+// array given to Build (for WithChanges: in Changes::ids); item ids are the caller's external int64
+// ids (ids()[row]). Scores are raw inner products <query, embedding> (larger is better), exact for
+// every backend (all store the full vectors).
 //
-// Thread safety: an ItemIndex never changes after Build; every const method may be called from any
-// number of threads at once. FAISS exceptions never escape: they become absl::Status here.
+// Thread safety: an ItemIndex never changes after Build/WithChanges; every const method may be
+// called from any number of threads at once. FAISS exceptions never escape: they become
+// absl::Status here.
 #ifndef OPTOWER_CORE_SERVING_ITEM_INDEX_H_
 #define OPTOWER_CORE_SERVING_ITEM_INDEX_H_
 
@@ -22,6 +33,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
@@ -40,7 +52,11 @@ struct ItemIndexOptions {
   double min_recall_at_10 = 0.95;  // in [0, 1]
   // IVF. nlist 0 = min(4*sqrt(n), n/39): FAISS k-means wants >= 39 training points per centroid.
   int ivf_nlist = 0;
-  int ivf_nprobe = 16;  // clamped to nlist
+  int ivf_nprobe = 16;  // clamped to nlist; the first value the tuning tries
+  // Tuning: Build doubles nprobe from ivf_nprobe while the probe's recall@10 is below
+  // min_recall_at_10, up to min(ivf_max_nprobe, nlist / 8) (a wider scan costs more than a
+  // smaller exact index would; never below ivf_nprobe). ivf_max_nprobe <= ivf_nprobe: no tuning.
+  int ivf_max_nprobe = 256;
   // Warm start (Build with `previous`): seed the coarse centroids from the previous IVF index's lists
   // instead of running k-means from scratch — centroid of list l = mean of the NEW embeddings of the
   // items the previous index put in list l, refined by ivf_warm_start_iterations Lloyd steps. A model
@@ -56,10 +72,19 @@ struct ItemIndexOptions {
   // HNSW.
   int hnsw_m = 32;
   int hnsw_ef_construction = 80;
-  int hnsw_ef_search = 128;
-  // Held-out queries for the recall measurement when Build is given none: random item embeddings
-  // plus Gaussian noise (per coordinate sd = 0.1 * ||v|| / sqrt(dim)).
-  int64_t recall_queries = 200;
+  int hnsw_ef_search = 128;  // the first value the tuning tries
+  // Tuning as for IVF: efSearch doubles up to hnsw_max_ef_search (<= hnsw_ef_search: no tuning).
+  int hnsw_max_ef_search = 1024;
+  // Probe size: how many queries the recall measurement uses (ModelSnapshot: user-tower outputs of
+  // up to this many logged contexts, topped up with sampled ones). When Build is given no queries:
+  // this many random item embeddings plus Gaussian noise (per coordinate sd = 0.1 * ||v|| /
+  // sqrt(dim)), which overstates HNSW's recall on real queries (docs/BENCHMARKS.md §4a).
+  int64_t recall_queries = 500;
+  // Drift of an incrementally changed index (WithChanges): Drifted() once delta items + tombstones
+  // exceed min(delta_max_items, delta_max_fraction * base items). Each costs search time (the
+  // delta is scanned exactly, tombstones are over-fetched), so a full rebuild replaces the layers.
+  int64_t delta_max_items = 4096;  // >= 0 (0: every change rebuilds)
+  double delta_max_fraction = 0.05;  // in [0, 1]
   // OpenMP threads for Build only (k-means, HNSW insertion, recall ground truth); 0 = the calling
   // thread's OpenMP default. Restored when Build returns.
   int threads = 0;
@@ -96,9 +121,26 @@ class ItemIndex {
   ItemIndex(const ItemIndex&) = delete;
   ItemIndex& operator=(const ItemIndex&) = delete;
 
+  // The index after a catalog change, without a rebuild: shares `previous`'s base (FAISS index),
+  // carries its delta and tombstones forward, then removes `deleted` and replaces or adds
+  // `upserted` (their embeddings [upserted.size(), dim] row-major) in the delta; base items among
+  // them become tombstones. `ids` is the new row order: every live item exactly once (the caller's
+  // catalog order). Cost: O(size()) to map rows, O(delta) to copy the delta; no FAISS work.
+  // InvalidArgument for a wrong shape, a non-finite embedding, a deleted id not in `previous`, an id
+  // both upserted and deleted, or `ids` that are not exactly the live items.
+  struct Changes {
+    std::vector<int64_t> ids;
+    std::vector<int64_t> upserted;
+    std::vector<float> upserted_embeddings;
+    std::vector<int64_t> deleted;
+  };
+  static absl::StatusOr<std::unique_ptr<ItemIndex>> WithChanges(const ItemIndex& previous,
+                                                                const Changes& changes);
+
   // Top-min(m, eligible) items by inner product for one query [dim], sorted by descending score,
   // never returning an id in `exclude` (ids not in the index are ignored). Over-fetches
-  // m + |exclude ∩ index| and filters. An approximate backend may return fewer hits than asked.
+  // m + |exclude ∩ index| (+ the tombstones) from the base and filters; merges the delta's exact
+  // top. An approximate backend may return fewer hits than asked.
   // Runs on the calling thread only: OpenMP is limited to one thread for the duration of the call
   // (omp_set_num_threads acts on the calling thread's ICV, so it is saved and restored), because
   // the caller supplies concurrency and FAISS's HNSW search would otherwise start a full OpenMP
@@ -113,44 +155,85 @@ class ItemIndex {
   absl::Status SearchBatch(const float* queries, int64_t nq, int64_t m, std::vector<int64_t>* ids,
                            std::vector<float>* scores) const;
 
-  int64_t size() const { return static_cast<int64_t>(ids_.size()); }
+  int64_t size() const { return static_cast<int64_t>(ids_->size()); }
   int64_t dim() const { return dim_; }
-  const std::vector<int64_t>& ids() const { return ids_; }  // ids()[row]
+  const std::vector<int64_t>& ids() const { return *ids_; }  // ids()[row]
   std::string type_name() const;  // "exact" | "ivf" | "hnsw"
-  double recall_at_10() const { return recall_at_10_; }  // measured at build; 1.0 for exact
+  // Measured at build on the probe, at the tuned nprobe/efSearch; 1.0 for exact. (The delta is
+  // searched exactly, so an incremental change does not lower it.)
+  double recall_at_10() const;
   // IVF only: whether Build seeded the centroids from `previous` (false: k-means, or not IVF).
-  bool ivf_warm_started() const { return ivf_warm_started_; }
-  std::string build_report() const { return build_report_; }
-  bool Contains(int64_t item_id) const { return row_of_.contains(item_id); }
+  bool ivf_warm_started() const;
+  std::string build_report() const;
+  int ivf_nlist() const;        // 0 unless IVF
+  int ivf_nprobe() const;       // the tuned value; 0 unless IVF
+  int hnsw_ef_search() const;   // the tuned value; 0 unless HNSW
+  int64_t probe_queries() const;  // queries recall_at_10 was measured on (0 for exact)
+  // The layers of an incrementally changed index (all 0 / size() right after Build).
+  int64_t base_size() const;
+  int64_t delta_size() const { return static_cast<int64_t>(delta_ids_.size()); }
+  int64_t tombstones() const { return static_cast<int64_t>(tombstones_.size()); }
+  // delta_size() + tombstones() > min(delta_max_items, delta_max_fraction * base_size()).
+  bool Drifted(const ItemIndexOptions& options) const;
+  bool Contains(int64_t item_id) const { return row_of_->contains(item_id); }
   int64_t RowOf(int64_t item_id) const {  // -1 if absent
-    auto it = row_of_.find(item_id);
-    return it == row_of_.end() ? -1 : it->second;
+    auto it = row_of_->find(item_id);
+    return it == row_of_->end() ? -1 : it->second;
   }
   // Batched RowOf: rows[i] = RowOf(item_ids[i]). On a large catalog every lookup is a cache (and
   // TLB) miss; prefetching the probes ahead lets them overlap (measured several times faster than
   // a loop of RowOf at 1M items).
   void RowsOf(const int64_t* item_ids, int64_t count, int64_t* rows) const;
   // [dim] embedding of `row` in [0, size()); points into storage owned by this index.
-  const float* embedding(int64_t row) const { return xb_ + row * dim_; }
+  const float* embedding(int64_t row) const {
+    return xb_ != nullptr ? xb_ + row * dim_ : row_embedding_[static_cast<size_t>(row)];
+  }
 
  private:
   friend class ItemIndexBuilder;  // Build's steps (item_index.cc)
   enum class Backend { kExact, kIvf, kHnsw };
+  // What Build made; shared (immutable) by every index WithChanges derives from it.
+  struct Base {
+    ~Base();
+    std::vector<int64_t> ids;                       // base row -> id
+    absl::flat_hash_map<int64_t, int64_t> row_of;   // id -> base row
+    Backend backend = Backend::kExact;
+    // The searched index. For exact and HNSW it also stores the embeddings that xb points into;
+    // IVF lists are not addressable by row, so an IVF index keeps the exact flat index as storage.
+    std::unique_ptr<faiss::Index> index;
+    std::unique_ptr<faiss::Index> storage;
+    const float* xb = nullptr;
+    int ivf_nlist = 0;
+    int ivf_nprobe = 0;
+    int hnsw_ef_search = 0;
+    int64_t probe_queries = 0;
+    bool ivf_warm_started = false;
+    double recall_at_10 = 1.0;
+    std::string build_report;
+  };
   ItemIndex() = default;
+  // The base's top hits (tombstones and `is_excluded` filtered), at most m.
+  template <typename Excluded>
+  absl::Status SearchBase(const float* query, int64_t m, int64_t excluded_present,
+                          const Excluded& is_excluded, std::vector<SearchHit>* hits) const;
+  // The delta's exact top hits (excluded filtered), at most m, merged into `hits` (sorted).
+  template <typename Excluded>
+  void MergeDelta(const float* query, int64_t m, const Excluded& is_excluded,
+                  std::vector<SearchHit>* hits) const;
 
   int64_t dim_ = 0;
-  std::vector<int64_t> ids_;
-  absl::flat_hash_map<int64_t, int64_t> row_of_;
-  Backend backend_ = Backend::kExact;
-  // The searched index. For exact and HNSW it also stores the embeddings that xb_ points into;
-  // IVF lists are not addressable by row, so an IVF index keeps the exact flat index as storage.
-  std::unique_ptr<faiss::Index> index_;
-  std::unique_ptr<faiss::Index> storage_;
-  const float* xb_ = nullptr;
-  int ivf_nprobe_ = 0;
-  bool ivf_warm_started_ = false;
-  double recall_at_10_ = 1.0;
-  std::string build_report_;
+  std::shared_ptr<const Base> base_;
+  // The row space: the base's own for a freshly built index, else the layered index's.
+  const std::vector<int64_t>* ids_ = nullptr;
+  const absl::flat_hash_map<int64_t, int64_t>* row_of_ = nullptr;
+  const float* xb_ = nullptr;  // base rows == rows (no layers), else null and row_embedding_
+  // Layers (WithChanges only).
+  std::vector<int64_t> layer_ids_;
+  absl::flat_hash_map<int64_t, int64_t> layer_row_of_;
+  std::vector<const float*> row_embedding_;  // row -> base storage or delta_xb_
+  std::vector<int64_t> delta_ids_;
+  std::vector<float> delta_xb_;  // [delta, dim]
+  absl::flat_hash_set<int64_t> tombstones_;  // base ids not served
 };
 
 }  // namespace optower

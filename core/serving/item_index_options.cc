@@ -22,6 +22,22 @@ absl::Status ItemIndexOptions::Validate() const {
   if (o.ivf_nprobe < 1) {
     return absl::InvalidArgumentError(absl::StrCat("ivf_nprobe=", o.ivf_nprobe, ": must be >= 1"));
   }
+  if (o.ivf_max_nprobe < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ivf_max_nprobe=", o.ivf_max_nprobe, ": must be >= 1"));
+  }
+  if (o.hnsw_max_ef_search < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("hnsw_max_ef_search=", o.hnsw_max_ef_search, ": must be >= 1"));
+  }
+  if (o.delta_max_items < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("delta_max_items=", o.delta_max_items, ": must be >= 0"));
+  }
+  if (!(o.delta_max_fraction >= 0.0 && o.delta_max_fraction <= 1.0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("delta_max_fraction=", o.delta_max_fraction, ": must be in [0, 1]"));
+  }
   if (o.hnsw_m < 2 || o.hnsw_m > 512) {
     return absl::InvalidArgumentError(absl::StrCat("hnsw_m=", o.hnsw_m, ": must be in [2, 512]"));
   }

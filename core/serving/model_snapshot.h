@@ -6,7 +6,12 @@
 //
 // Conventions: catalog row i has id catalog().ids[i] and embedding item_embedding(i) = v(row i) [d];
 // the index's ids()[row] equal catalog().ids[row]. The embeddings are stored once, inside the index
-// (1M items x d=64 floats = 256 MB).
+// (1M items x d=64 floats = 256 MB); a snapshot made by WithCatalogChanges shares the previous
+// one's base index and adds only the changed items (core/serving/item_index.h).
+//
+// The index's recall probe (core/serving/index_probe.h) runs the user tower on `logged_contexts`
+// (recent request contexts, [n, dim_context] row-major), topped up with sampled contexts to
+// ItemIndexOptions::recall_queries.
 //
 // Thread safety: immutable after Build; every method is const and safe from any number of threads.
 // The model is shared (std::shared_ptr<const TwoTowerModel>) between snapshots that differ only in
@@ -38,17 +43,29 @@ class ModelSnapshot {
   // model_version, a null model, an empty catalog, duplicate ids or a feature dimension that differs
   // from the model's item tower; the index build's errors otherwise.
   // `previous`: optional, the snapshot this one replaces; an IVF index warm-starts from its lists
-  // (ItemIndexOptions::ivf_warm_start). Not retained.
+  // (ItemIndexOptions::ivf_warm_start). Not retained. `logged_contexts`: optional, see above.
   static absl::StatusOr<std::shared_ptr<const ModelSnapshot>> Build(
       std::string model_version, std::shared_ptr<const TwoTowerModel> model, ItemCatalog catalog,
-      int64_t catalog_version, const Options& options, const ModelSnapshot* previous = nullptr);
+      int64_t catalog_version, const Options& options, const ModelSnapshot* previous = nullptr,
+      const std::vector<float>* logged_contexts = nullptr);
 
-  // As Build, with the item embeddings already computed ([catalog.size(), d], row i = v(row i));
-  // used by catalog changes, which embed only the new or changed items.
+  // As Build, with the item embeddings already computed ([catalog.size(), d], row i = v(row i)).
   static absl::StatusOr<std::shared_ptr<const ModelSnapshot>> BuildWithEmbeddings(
       std::string model_version, std::shared_ptr<const TwoTowerModel> model, ItemCatalog catalog,
       std::vector<float> item_embeddings, int64_t catalog_version, const Options& options,
-      const ModelSnapshot* previous = nullptr);
+      const ModelSnapshot* previous = nullptr, const std::vector<float>* logged_contexts = nullptr);
+
+  // A catalog change of `previous` (same model): `catalog` is the new catalog (its row order is
+  // the index's), `changes` the upserted items' embeddings (from previous's item tower) and the
+  // deleted ids (changes.ids is filled from catalog here). Incremental — the new index shares
+  // previous's base and adds a delta and tombstones (ItemIndex::WithChanges), no FAISS work —
+  // unless the result has drifted (ItemIndex::Drifted: too many changed items for the layers to
+  // stay cheap); then the whole index is rebuilt from the catalog's embeddings (the unchanged ones
+  // reused, IVF warm-started from previous) and index_rebuilt() is true.
+  static absl::StatusOr<std::shared_ptr<const ModelSnapshot>> WithCatalogChanges(
+      const ModelSnapshot& previous, ItemCatalog catalog, int64_t catalog_version,
+      ItemIndex::Changes changes, const Options& options,
+      const std::vector<float>* logged_contexts = nullptr);
 
   ModelSnapshot(const ModelSnapshot&) = delete;
   ModelSnapshot& operator=(const ModelSnapshot&) = delete;
@@ -67,6 +84,12 @@ class ModelSnapshot {
   int64_t dim_context() const { return model_->config().dim_context; }
   absl::Time built_at() const { return built_at_; }
   double build_seconds() const { return build_seconds_; }
+  // The probe the index's recall was measured on (IndexProbe::Describe), "none" when no
+  // approximate index was tried; carried over by incremental changes.
+  const std::string& probe_source() const { return probe_source_; }
+  // Whether this snapshot's index was built (Build*, or WithCatalogChanges after drift) rather than
+  // layered on the previous one's.
+  bool index_rebuilt() const { return index_rebuilt_; }
 
  private:
   ModelSnapshot() = default;
@@ -79,6 +102,8 @@ class ModelSnapshot {
   int64_t embedding_dim_ = 0;
   absl::Time built_at_;
   double build_seconds_ = 0;
+  std::string probe_source_ = "none";
+  bool index_rebuilt_ = true;
 };
 
 }  // namespace optower

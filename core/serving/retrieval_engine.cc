@@ -114,7 +114,12 @@ RetrievalEngine::RetrievalEngine(const RetrievalEngineOptions& options,
     : options_(options),
       event_log_(event_log),
       holder_(std::move(initial)),
-      reaper_(SnapshotReaper::Options{options.build_priority}) {}
+      reaper_(SnapshotReaper::Options{options.build_priority}),
+      context_sample_(options.snapshot.index.recall_queries) {}
+
+void RetrievalEngine::SeedProbeContexts(const std::vector<float>& contexts, int64_t dim) {
+  context_sample_.RecordAll(contexts, dim);
+}
 
 double RetrievalEngine::ServedTemperature(const ModelSnapshot& snapshot) const {
   return options_.temperature > 0 ? options_.temperature : snapshot.model().config().temperature;
@@ -140,6 +145,8 @@ absl::StatusOr<RetrieveResult> RetrievalEngine::RetrieveImpl(const RetrieveReque
   // Pin one snapshot for the whole request: model, catalog and index always agree.
   const std::shared_ptr<const ModelSnapshot> snap = holder_.Get();
   RETURN_IF_ERROR(ValidateRetrieve(request, *snap, options_));
+  // For the recall probe of the next index build (never blocks: skipped when contended).
+  context_sample_.Record(request.context.data(), static_cast<int64_t>(request.context.size()));
 
   SlateSamplerOptions sampler_options;
   sampler_options.epsilon = options_.epsilon;
@@ -280,35 +287,27 @@ absl::StatusOr<CatalogChangeResult> RetrievalEngine::UpsertItems(const ItemCatal
   }
 
   // v(a) of the upserted items only; the other rows keep the embeddings the index already holds.
-  ASSIGN_OR_RETURN(const std::vector<float> fresh, RunAtPriority(options_.build_priority, [&] {
+  ASSIGN_OR_RETURN(std::vector<float> fresh, RunAtPriority(options_.build_priority, [&] {
                      return old->model().EmbedItems(items);
                    }));
-  const int64_t d = old->embedding_dim();
   ItemCatalog next = cat;
-  std::vector<float> embeddings(static_cast<size_t>((cat.size() + n) * d));
-  for (int64_t row = 0; row < cat.size(); ++row) {
-    std::copy_n(old->item_embedding(row), d, embeddings.data() + row * d);
-  }
   CatalogChangeResult result;
   for (int64_t i = 0; i < n; ++i) {
-    int64_t row = old->index().RowOf(items.ids[i]);
+    const int64_t row = old->index().RowOf(items.ids[i]);
     if (row >= 0) {
       std::copy_n(items.feature(i), dim, next.features.data() + row * dim);
       ++result.updated;
     } else {
-      row = next.size();
       next.ids.push_back(items.ids[i]);
       next.features.insert(next.features.end(), items.feature(i), items.feature(i) + dim);
       ++result.inserted;
     }
-    std::copy_n(fresh.data() + i * d, d, embeddings.data() + row * d);
   }
-  embeddings.resize(static_cast<size_t>(next.size() * d));
-  ASSIGN_OR_RETURN(std::shared_ptr<const ModelSnapshot> snapshot, RunAtPriority(options_.build_priority, [&] {
-                     return ModelSnapshot::BuildWithEmbeddings(
-                         old->model_version(), old->shared_model(), std::move(next),
-                         std::move(embeddings), old->catalog_version() + 1, options_.snapshot, old.get());
-                   }));
+  ItemIndex::Changes changes;
+  changes.upserted = items.ids;
+  changes.upserted_embeddings = std::move(fresh);
+  ASSIGN_OR_RETURN(std::shared_ptr<const ModelSnapshot> snapshot,
+                   ApplyCatalogChanges(*old, std::move(next), std::move(changes)));
   return Publish(std::move(snapshot), result, std::move(old));
 }
 
@@ -342,24 +341,19 @@ absl::StatusOr<CatalogChangeResult> RetrievalEngine::DeleteItems(
         "item_ids: deleting all ", cat.size(), " items would leave the catalog empty"));
   }
   const int64_t dim = cat.dim_features;
-  const int64_t d = old->embedding_dim();
   ItemCatalog next;
   next.dim_features = dim;
   next.ids.reserve(static_cast<size_t>(cat.size() - n));
   next.features.reserve(static_cast<size_t>((cat.size() - n) * dim));
-  std::vector<float> embeddings;
-  embeddings.reserve(static_cast<size_t>((cat.size() - n) * d));
   for (int64_t row = 0; row < cat.size(); ++row) {
     if (doomed.contains(cat.ids[row])) continue;
     next.ids.push_back(cat.ids[row]);
     next.features.insert(next.features.end(), cat.feature(row), cat.feature(row) + dim);
-    embeddings.insert(embeddings.end(), old->item_embedding(row), old->item_embedding(row) + d);
   }
-  ASSIGN_OR_RETURN(std::shared_ptr<const ModelSnapshot> snapshot, RunAtPriority(options_.build_priority, [&] {
-                     return ModelSnapshot::BuildWithEmbeddings(
-                         old->model_version(), old->shared_model(), std::move(next),
-                         std::move(embeddings), old->catalog_version() + 1, options_.snapshot, old.get());
-                   }));
+  ItemIndex::Changes changes;
+  changes.deleted = item_ids;
+  ASSIGN_OR_RETURN(std::shared_ptr<const ModelSnapshot> snapshot,
+                   ApplyCatalogChanges(*old, std::move(next), std::move(changes)));
   CatalogChangeResult result;
   result.deleted = n;
   return Publish(std::move(snapshot), result, std::move(old));
@@ -376,10 +370,11 @@ absl::Status RetrievalEngine::ReplaceModel(std::string model_version,
         ": differs from the served dim_context=", old->dim_context(),
         " (clients send contexts of the served size)"));
   }
+  const std::vector<float> contexts = context_sample_.Recent(old->dim_context());
   ASSIGN_OR_RETURN(std::shared_ptr<const ModelSnapshot> snapshot, RunAtPriority(options_.build_priority, [&] {
                      return ModelSnapshot::Build(std::move(model_version), std::move(model),
                                                  old->catalog(), old->catalog_version(),
-                                                 options_.snapshot, old.get());
+                                                 options_.snapshot, old.get(), &contexts);
                    }));
   SlateSamplerOptions sampler;
   sampler.epsilon = options_.epsilon;
@@ -391,6 +386,15 @@ absl::Status RetrievalEngine::ReplaceModel(std::string model_version,
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::shared_ptr<const ModelSnapshot>> RetrievalEngine::ApplyCatalogChanges(
+    const ModelSnapshot& old, ItemCatalog next, ItemIndex::Changes changes) {
+  const std::vector<float> contexts = context_sample_.Recent(old.dim_context());
+  return RunAtPriority(options_.build_priority, [&] {
+    return ModelSnapshot::WithCatalogChanges(old, std::move(next), old.catalog_version() + 1,
+                                             std::move(changes), options_.snapshot, &contexts);
+  });
+}
+
 absl::StatusOr<CatalogChangeResult> RetrievalEngine::Publish(
     std::shared_ptr<const ModelSnapshot> next, CatalogChangeResult result,
     std::shared_ptr<const ModelSnapshot> old) {
@@ -399,10 +403,15 @@ absl::StatusOr<CatalogChangeResult> RetrievalEngine::Publish(
   result.index_type = next->index().type_name();
   result.index_recall_at_10 = next->index().recall_at_10();
   result.build_seconds = next->build_seconds();
+  result.index_rebuilt = next->index_rebuilt();
+  result.index_delta_items = next->index().delta_size();
+  result.index_tombstones = next->index().tombstones();
   if (options_.persist_catalog) {
     // Durable before served: a change that is not saved is neither served nor acknowledged.
     RETURN_IF_ERROR(options_.persist_catalog(next->catalog(), next->catalog_version()));
   }
+  (result.index_rebuilt ? index_rebuilds_ : index_incremental_updates_)
+      .fetch_add(1, std::memory_order_relaxed);
   PublishAndRetire(std::move(next), std::move(old));
   catalog_changes_.fetch_add(1, std::memory_order_relaxed);
   return result;
@@ -427,6 +436,8 @@ RetrievalEngine::Stats RetrievalEngine::stats() const {
   s.feedback_unknown = feedback_unknown_.load(std::memory_order_relaxed);
   s.feedback_errors = feedback_errors_.load(std::memory_order_relaxed);
   s.catalog_changes = catalog_changes_.load(std::memory_order_relaxed);
+  s.index_rebuilds = index_rebuilds_.load(std::memory_order_relaxed);
+  s.index_incremental_updates = index_incremental_updates_.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -15,9 +15,14 @@
 // and Feedback fail with Unavailable; when its queue is full, with ResourceExhausted (retryable).
 // Waits on the log are bounded by the caller's deadline (DeadlineExceeded) and by the log's window.
 //
-// Catalog changes (UpsertItems/DeleteItems) and model swaps build a complete new ModelSnapshot off
-// the request path, then publish it in one step: Retrieve calls never block on them and keep the
-// snapshot they started with. Writers are serialised by a mutex. Once DeleteItems returns, every
+// Catalog changes (UpsertItems/DeleteItems) and model swaps build a new ModelSnapshot off the
+// request path, then publish it in one step: Retrieve calls never block on them and keep the
+// snapshot they started with. Writers are serialised by a mutex. A catalog change layers the
+// changed items over the served index (ModelSnapshot::WithCatalogChanges: no re-embedding of the
+// catalog, no k-means) until the layers drift past ItemIndexOptions::delta_max_*; then, and on
+// every model swap, the index is rebuilt. Index builds measure recall on the user tower's outputs
+// of the most recent request contexts (a ContextSample fed by Retrieve; SeedProbeContexts at
+// start-up), topped up with sampled contexts (core/serving/index_probe.h). Once DeleteItems returns, every
 // Retrieve that starts afterwards uses a snapshot without the deleted items (a Retrieve already in
 // flight may still serve them).
 //
@@ -44,6 +49,7 @@
 #include "core/base/background_priority.h"
 #include "core/base/bandit_data.h"
 #include "core/storage/event_log.h"
+#include "core/serving/context_sample.h"
 #include "core/serving/model_snapshot.h"
 #include "core/serving/slate_sampler.h"
 #include "core/serving/snapshot_holder.h"
@@ -128,6 +134,9 @@ struct CatalogChangeResult {
   std::string index_type;
   double index_recall_at_10 = 1.0;
   double build_seconds = 0;
+  bool index_rebuilt = false;      // false: the change was layered over the served index
+  int64_t index_delta_items = 0;   // the new index's layers (ItemIndex::delta_size/tombstones)
+  int64_t index_tombstones = 0;
 };
 
 class RetrievalEngine {
@@ -178,6 +187,9 @@ class RetrievalEngine {
   // The temperature that `snapshot` is served with (options().temperature or the model's).
   double ServedTemperature(const ModelSnapshot& snapshot) const;
   EventLog* event_log() const { return event_log_; }
+  // Adds logged request contexts ([n, dim] row-major, oldest first; e.g. RecentLoggedContexts at
+  // start-up) to the sample the next index build probes with.
+  void SeedProbeContexts(const std::vector<float>& contexts, int64_t dim);
 
   // Counters since Create.
   struct Stats {
@@ -189,6 +201,8 @@ class RetrievalEngine {
     int64_t feedback_unknown = 0;
     int64_t feedback_errors = 0;  // failed Feedback calls
     int64_t catalog_changes = 0;
+    int64_t index_rebuilds = 0;             // catalog changes that rebuilt the index (drift)
+    int64_t index_incremental_updates = 0;  // catalog changes layered over the served index
   };
   Stats stats() const;
 
@@ -204,6 +218,10 @@ class RetrievalEngine {
                                               CatalogChangeResult result,
                                               std::shared_ptr<const ModelSnapshot> old)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
+  // The snapshot after a catalog change of `old` (incremental or, after drift, rebuilt), built at
+  // build priority.
+  absl::StatusOr<std::shared_ptr<const ModelSnapshot>> ApplyCatalogChanges(
+      const ModelSnapshot& old, ItemCatalog next, ItemIndex::Changes changes);
   // Publishes `next` and hands the replaced snapshot to reaper_ (no waiting).
   void PublishAndRetire(std::shared_ptr<const ModelSnapshot> next,
                         std::shared_ptr<const ModelSnapshot> old)
@@ -214,6 +232,7 @@ class RetrievalEngine {
   SnapshotHolder holder_;
   SnapshotReaper reaper_;  // frees replaced snapshots; declared after holder_, destroyed before it
   absl::Mutex writer_mu_;  // serialises snapshot writers (catalog changes, model swaps)
+  mutable ContextSample context_sample_;  // recent request contexts for the index's recall probe
 
   mutable std::atomic<int64_t> retrieve_ok_{0};
   mutable std::atomic<int64_t> retrieve_errors_{0};
@@ -223,6 +242,8 @@ class RetrievalEngine {
   mutable std::atomic<int64_t> feedback_unknown_{0};
   mutable std::atomic<int64_t> feedback_errors_{0};
   std::atomic<int64_t> catalog_changes_{0};
+  std::atomic<int64_t> index_rebuilds_{0};
+  std::atomic<int64_t> index_incremental_updates_{0};
 };
 
 }  // namespace optower
