@@ -52,6 +52,8 @@ void AddSimulateFlags(FlagParser& p, SimFlags* f) {
   p.AddBool("keep-data", &f->keep_data, "keep the temporary data folder (event log, models)");
   p.AddString("server-binary", &f->server_binary,
               "optower-server to start (default: ../server/optower-server beside this binary)");
+  p.AddDouble("swap-probe-qps", &f->swap_probe_qps,
+              "Retrieve calls per second sent during each retrain (latency probe; 0 = off)");
   p.AddInt("feedback-batch", &f->feedback_batch, "feedback events per Feedback call");
   p.AddDouble("timeout", &f->timeout, "seconds per RPC");
   p.AddDouble("retrain-timeout", &f->retrain_timeout, "seconds per retraining job");
@@ -76,6 +78,8 @@ absl::Status ValidateSimFlags(const SimFlags& f) {
     return bad("reward", f.reward, "must be one of logistic, logistic-polynomial, logistic-sparse");
   }
   if (f.seed < 0) return bad("seed", f.seed, "must be >= 0");
+  if (!(f.swap_probe_qps >= 0 && f.swap_probe_qps <= 10000))
+    return bad("swap-probe-qps", f.swap_probe_qps, "must be in [0, 10000]");
   if (f.reference_rounds < 1000) return bad("reference-rounds", f.reference_rounds, "must be >= 1000");
   if (!(f.epsilon >= 0 && f.epsilon <= 1)) return bad("epsilon", f.epsilon, "must be in [0, 1]");
   if (!(f.temperature >= 0) || !std::isfinite(f.temperature)) {

@@ -45,6 +45,11 @@ struct SimFlags {
   bool keep_data = false;
   std::string server_binary;
   int64_t feedback_batch = 1000;
+  // > 0: while a job trains and swaps, a second client thread sends this many Retrieve calls per
+  // second (fresh contexts, never given feedback) and the summary compares their p99 latency with
+  // the rounds' (the cost of training and of the swap to a request). 0 = off (the default, so the
+  // log holds exactly the rounds' requests).
+  double swap_probe_qps = 0;
   double timeout = 30;           // per RPC
   double retrain_timeout = 900;  // per job
   bool no_plot = false;

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <random>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -43,28 +45,38 @@ std::string StateName(v1::TrainingJobState s) {
   }
 }
 
-// The ground truth of a round's contexts: optimal, uniform and epsilon-ceiling values from q
-// [q_n, n] (K-slates: the best K items' average q).
-void FillTruth(const DenseMatrix& q, int64_t q_n, int64_t n, int64_t k, double epsilon,
-               RoundResult* out) {
+// The ground truth of a round's contexts, accumulated chunk by chunk (a [Q, N] matrix of a round
+// would be 4 GB at 10^6 items): optimal, uniform and epsilon-ceiling values from q [rows, n]
+// (K-slates: the best K items' average q).
+struct TruthSums {
   double optimal = 0, uniform = 0;
+  std::vector<double> position;  // sum over rows of the j-th best q
+};
+
+void AddTruth(const DenseMatrix& q, int64_t rows, int64_t n, int64_t k, TruthSums* t) {
   std::vector<double> row(static_cast<size_t>(n));
-  out->position_optimal.assign(static_cast<size_t>(k), 0.0);
-  for (int64_t i = 0; i < q_n; ++i) {
+  t->position.resize(static_cast<size_t>(k), 0.0);
+  for (int64_t i = 0; i < rows; ++i) {
     std::copy(q.row(i), q.row(i) + n, row.begin());
     std::partial_sort(row.begin(), row.begin() + k, row.end(), std::greater<double>());
     double best = 0;
     for (int64_t j = 0; j < k; ++j) {
       best += row[static_cast<size_t>(j)];
-      out->position_optimal[static_cast<size_t>(j)] += row[static_cast<size_t>(j)] / q_n;
+      t->position[static_cast<size_t>(j)] += row[static_cast<size_t>(j)];
     }
-    optimal += best / static_cast<double>(k);
+    t->optimal += best / static_cast<double>(k);
     double sum = 0;
     for (double v : row) sum += v;
-    uniform += sum / static_cast<double>(n);
+    t->uniform += sum / static_cast<double>(n);
   }
-  out->optimal_value = optimal / static_cast<double>(q_n);
-  out->uniform_value = uniform / static_cast<double>(q_n);
+}
+
+void FinishTruth(const TruthSums& t, int64_t q_n, int64_t k, double epsilon, RoundResult* out) {
+  out->position_optimal.assign(static_cast<size_t>(k), 0.0);
+  for (int64_t j = 0; j < k && j < static_cast<int64_t>(t.position.size()); ++j)
+    out->position_optimal[static_cast<size_t>(j)] = t.position[static_cast<size_t>(j)] / q_n;
+  out->optimal_value = t.optimal / static_cast<double>(q_n);
+  out->uniform_value = t.uniform / static_cast<double>(q_n);
   out->ceiling_value = (1 - epsilon) * out->optimal_value + epsilon * out->uniform_value;
 }
 
@@ -90,6 +102,14 @@ void FillJob(const v1::TrainingJob& job, const v1::GetStatsResponse& stats, absl
     out->ope_diff_low = job.ope().diff().ci_low();
     out->ope_diff_high = job.ope().diff().ci_high();
   }
+}
+
+// The q-quantile of latencies in ms (nearest rank); NAN when empty.
+double QuantileMs(std::vector<double> ms, double q) {
+  if (ms.empty()) return NAN;
+  const size_t i = std::min(ms.size() - 1, static_cast<size_t>(std::ceil(q * ms.size())) - 1);
+  std::nth_element(ms.begin(), ms.begin() + static_cast<std::ptrdiff_t>(i), ms.end());
+  return ms[i];
 }
 
 }  // namespace
@@ -123,19 +143,32 @@ absl::Status Simulation::PlayRound(int64_t round, RoundResult* out) {
   const absl::Time start = absl::Now();
   const int64_t q_n = f_.requests_per_round, n = f_.items, k = f_.k;
   const std::vector<float> contexts = env_->SampleContexts(q_n);
-  ASSIGN_OR_RETURN(const DenseMatrix q, env_->ExpectedReward(contexts));
   out->round = round;
   out->requests = q_n;
-  FillTruth(q, q_n, n, k, f_.epsilon, out);
+  // The true expected rewards of the round's contexts, a chunk of rows at a time (<= 16M doubles).
+  const int64_t chunk = std::clamp<int64_t>((int64_t{1} << 24) / std::max<int64_t>(n, 1), 1, q_n);
+  TruthSums truth;
+  DenseMatrix q;
+  int64_t q_first = 0;  // q holds rows q_first .. q_first + chunk - 1 of the round
 
   double served_sum = 0, reward_sum = 0;
   int64_t served = 0;
   std::vector<double> position_sum(static_cast<size_t>(k), 0.0);
   std::vector<int64_t> position_count(static_cast<size_t>(k), 0);
   std::map<std::string, int64_t> versions;
+  std::vector<double> latencies_ms;
+  latencies_ms.reserve(static_cast<size_t>(q_n));
   v1::FeedbackRequest feedback;
   for (int64_t i = 0; i < q_n; ++i) {
     RETURN_IF_ERROR(CheckInterrupted());
+    if (i % chunk == 0) {
+      q_first = i;
+      const int64_t rows = std::min(chunk, q_n - i);
+      const std::vector<float> part(contexts.begin() + i * f_.dim_context,
+                                    contexts.begin() + (i + rows) * f_.dim_context);
+      ASSIGN_OR_RETURN(q, env_->ExpectedReward(part));
+      AddTruth(q, rows, n, k, &truth);
+    }
     v1::RetrieveRequest request;
     request.mutable_context()->mutable_dense()->Add(contexts.begin() + i * f_.dim_context,
                                                     contexts.begin() + (i + 1) * f_.dim_context);
@@ -143,7 +176,9 @@ absl::Status Simulation::PlayRound(int64_t round, RoundResult* out) {
     // Reproducible slates: the same flags give the same requests and sampling seeds.
     request.set_seed(MixSeed(static_cast<uint64_t>(f_.seed),
                              static_cast<uint64_t>(round) * 1000000007ULL + static_cast<uint64_t>(i)));
+    const absl::Time sent = absl::Now();
     absl::StatusOr<v1::RetrieveResponse> response = client_->Retrieve(request, Call());
+    latencies_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - sent));
     if (!response.ok()) return Rpc("Retrieve", response.status());
     if (response->items_size() != k) {
       return absl::InternalError(absl::StrFormat("Retrieve returned %d items, asked for k=%d",
@@ -154,7 +189,7 @@ absl::Status Simulation::PlayRound(int64_t round, RoundResult* out) {
       if (item.item_id() < 0 || item.item_id() >= n) {
         return absl::InternalError(absl::StrCat("Retrieve served unknown item ", item.item_id()));
       }
-      const double qv = q.at(i, item.item_id());
+      const double qv = q.at(i - q_first, item.item_id());
       const float reward = env_->SampleReward(qv);
       served_sum += qv;
       reward_sum += reward;
@@ -171,6 +206,8 @@ absl::Status Simulation::PlayRound(int64_t round, RoundResult* out) {
     }
   }
   RETURN_IF_ERROR(Flush(&feedback));
+  FinishTruth(truth, q_n, k, f_.epsilon, out);
+  out->retrieve_p99_ms = QuantileMs(std::move(latencies_ms), 0.99);
   out->served_items = served;
   out->served_value = served_sum / static_cast<double>(served);
   out->position_values.resize(static_cast<size_t>(k));
@@ -249,7 +286,38 @@ absl::Status Simulation::Retrain(RoundResult* out) {
   if (!job_id.ok()) return Rpc("TriggerRetrain", job_id.status());
   out->job_id = *job_id;
   if (!f_.quiet) std::printf("  retrain %s:", job_id->c_str());
-  RETURN_IF_ERROR(Watch(*job_id));
+  // The latency probe: a second client thread sending Retrieve calls at --swap-probe-qps while
+  // the job trains, saves and swaps (its requests are logged but never get feedback).
+  std::atomic<bool> stop_probe{false};
+  std::vector<double> probe_ms;
+  std::thread probe;
+  if (f_.swap_probe_qps > 0) {
+    probe = std::thread([&] {
+      std::mt19937_64 rng(MixSeed(static_cast<uint64_t>(f_.seed), 0x70726f6265ULL + total_served_));
+      std::normal_distribution<float> normal;
+      const absl::Duration period = absl::Seconds(1.0 / f_.swap_probe_qps);
+      absl::Time next = absl::Now();
+      while (!stop_probe.load()) {
+        v1::RetrieveRequest request;
+        for (int64_t d = 0; d < f_.dim_context; ++d) request.mutable_context()->add_dense(normal(rng));
+        request.set_k(static_cast<int32_t>(f_.k));
+        const absl::Time sent = absl::Now();
+        if (client_->Retrieve(request, Call()).ok())
+          probe_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - sent));
+        next += period;
+        const absl::Time now = absl::Now();
+        if (next > now) absl::SleepFor(next - now); else next = now;
+      }
+    });
+  }
+  const absl::Status watched = Watch(*job_id);
+  if (probe.joinable()) {
+    stop_probe.store(true);
+    probe.join();
+    out->swap_probe_requests = static_cast<int64_t>(probe_ms.size());
+    out->swap_p99_ms = QuantileMs(std::move(probe_ms), 0.99);
+  }
+  RETURN_IF_ERROR(watched);
   absl::StatusOr<v1::TrainingJob> job = client_->GetTrainingJob(*job_id, Call());
   if (!job.ok()) return Rpc("GetTrainingJob", job.status());
   absl::StatusOr<v1::GetStatsResponse> stats = client_->GetStats(Call());

@@ -40,6 +40,10 @@ struct RoundResult {
   std::string model_version;     // served during the round (the most frequent one)
   int64_t versions_seen = 0;     // distinct versions in the round's responses (1 normally)
   double play_seconds = 0;
+  double retrieve_p99_ms = 0;  // client-side latency of the round's Retrieve calls
+  // --swap-probe-qps: Retrieve calls sent while the job after this round trained and swapped.
+  int64_t swap_probe_requests = 0;
+  double swap_p99_ms = NAN;
   // The retrain after the round (empty job_id after the last round: nothing would serve it).
   std::string job_id;
   std::string job_state;  // succeeded | rejected | failed | cancelled

@@ -67,6 +67,11 @@ void JsonRound(const RoundResult& r, const Summary& s, JsonWriter& w) {
   JsonNumber(w, "gap_closed", GapClosed(r.served_value, s.first, s.optimal));
   w.Field("model_version", r.model_version).Field("versions_seen", r.versions_seen)
       .Field("play_seconds", r.play_seconds);
+  JsonNumber(w, "retrieve_p99_ms", r.retrieve_p99_ms);
+  if (r.swap_probe_requests > 0) {
+    w.Field("swap_probe_requests", r.swap_probe_requests);
+    JsonNumber(w, "swap_p99_ms", r.swap_p99_ms);
+  }
   if (r.job_id.empty()) {
     w.Key("retrain").Null();
   } else {
@@ -103,6 +108,32 @@ Summary Summarize(const std::vector<RoundResult>& rounds) {
   return s;
 }
 
+// The jobs' wall times and, with the swap probe, the worst ratio of the probe's p99 during a job
+// to the p99 of the round before it.
+struct RetrainCosts {
+  int64_t jobs = 0;
+  double median_seconds = NAN, max_seconds = NAN, max_swap_p99_ratio = NAN;
+};
+
+RetrainCosts Costs(const std::vector<RoundResult>& rounds) {
+  RetrainCosts c;
+  std::vector<double> seconds;
+  for (const RoundResult& r : rounds) {
+    if (r.job_id.empty()) continue;
+    seconds.push_back(r.job_seconds);
+    if (r.swap_probe_requests > 0 && r.retrieve_p99_ms > 0 && std::isfinite(r.swap_p99_ms)) {
+      const double ratio = r.swap_p99_ms / r.retrieve_p99_ms;
+      if (!(c.max_swap_p99_ratio >= ratio)) c.max_swap_p99_ratio = ratio;
+    }
+  }
+  c.jobs = static_cast<int64_t>(seconds.size());
+  if (seconds.empty()) return c;
+  std::sort(seconds.begin(), seconds.end());
+  c.median_seconds = seconds[seconds.size() / 2];
+  c.max_seconds = seconds.back();
+  return c;
+}
+
 void PrintResults(const std::vector<RoundResult>& rounds, const Summary& s, double wall_seconds) {
   std::printf("\n%-5s %8s %8s %8s %10s %-10s %-10s %-10s %7s\n", "round", "requests", "served",
               "optimal", "gap_closed", "model", "decision", "next", "job_s");
@@ -125,6 +156,15 @@ void PrintResults(const std::vector<RoundResult>& rounds, const Summary& s, doub
     }
     std::printf("\n");
   }
+  const RetrainCosts costs = Costs(rounds);
+  if (costs.jobs > 0) {
+    std::printf("retrain: median %.1f s, max %.1f s over %lld jobs", costs.median_seconds,
+                costs.max_seconds, static_cast<long long>(costs.jobs));
+    if (std::isfinite(costs.max_swap_p99_ratio))
+      std::printf("; Retrieve p99 during retrain+swap / the round's p99: max %.2f",
+                  costs.max_swap_p99_ratio);
+    std::printf("\n");
+  }
   std::printf("optimal %.4f  uniform %.4f  epsilon ceiling %.4f (gap %.3f)  first %.4f  final %.4f  "
               "gap closed %.3f  (%.0f s)\n",
               s.optimal, s.uniform, s.ceiling, GapClosed(s.ceiling, s.first, s.optimal), s.first,
@@ -134,7 +174,8 @@ void PrintResults(const std::vector<RoundResult>& rounds, const Summary& s, doub
 std::string RoundsCsv(const std::vector<RoundResult>& rounds, const Summary& s) {
   std::string csv =
       "round,requests,served_items,served_value,served_value_pos0,optimal_value,uniform_value,"
-      "ceiling_value,observed_reward,gap_closed,model_version,versions_seen,play_seconds,job_id,job_state,"
+      "ceiling_value,observed_reward,gap_closed,model_version,versions_seen,play_seconds,"
+      "retrieve_p99_ms,swap_probe_requests,swap_p99_ms,job_id,job_state,"
       "decision,saved_version,next_version,job_seconds,train_events,pending_excluded,ope_old,"
       "ope_new,ope_diff,ope_diff_low,ope_diff_high,reason";
   // Per position (slates): the served value and the best K-slate's value at each position.
@@ -154,7 +195,9 @@ std::string RoundsCsv(const std::vector<RoundResult>& rounds, const Summary& s) 
                        Num(r.uniform_value), Num(r.ceiling_value), Num(r.observed_reward),
                        Num(GapClosed(r.served_value, s.first, s.optimal)),
                        CsvField(r.model_version), absl::StrCat(r.versions_seen),
-                       absl::StrFormat("%.3f", r.play_seconds), CsvField(r.job_id), r.job_state,
+                       absl::StrFormat("%.3f", r.play_seconds), Num(r.retrieve_p99_ms),
+                       r.job_id.empty() ? "" : absl::StrCat(r.swap_probe_requests),
+                       Num(r.swap_p99_ms), CsvField(r.job_id), r.job_state,
                        r.decision, r.saved_version, CsvField(r.next_version),
                        r.job_id.empty() ? "" : absl::StrFormat("%.3f", r.job_seconds),
                        r.job_id.empty() ? "" : absl::StrCat(r.train_events),
@@ -188,6 +231,10 @@ absl::StatusOr<std::string> SummaryJson(const SimFlags& f, const std::vector<Rou
   JsonNumber(w, "first_value", s.first);
   JsonNumber(w, "final_value", s.final_value);
   JsonNumber(w, "gap_closed", GapClosed(s.final_value, s.first, s.optimal));
+  const RetrainCosts costs = Costs(rounds);
+  JsonNumber(w, "retrain_seconds_median", costs.median_seconds);
+  JsonNumber(w, "retrain_seconds_max", costs.max_seconds);
+  JsonNumber(w, "swap_p99_ratio_max", costs.max_swap_p99_ratio);
   w.Field("wall_seconds", wall_seconds);
   w.EndObject();
   return w.Finish();

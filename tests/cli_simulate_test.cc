@@ -180,6 +180,10 @@ TEST_F(CliSimulateTest, TinyClosedLoopImprovesAndWritesConsistentOutputs) {
     EXPECT_NEAR(csv.Number(i, "ceiling_value"), 0.9 * optimal + 0.1 * uniform, 2e-6);
     EXPECT_EQ(csv.Get(i, "model_version"), PyJson(summary, j + "['model_version']"));
     EXPECT_EQ(csv.Get(i, "versions_seen"), "1");
+    // Client-side latency of the round's 300 Retrieve calls: positive, below the RPC timeout.
+    EXPECT_GT(csv.Number(i, "retrieve_p99_ms"), 0.0);
+    EXPECT_LT(csv.Number(i, "retrieve_p99_ms"), 30000.0);
+    EXPECT_EQ(csv.Get(i, "swap_p99_ms"), "");  // no --swap-probe-qps
     optimal_sum += optimal;
   }
   // Round 1 is served by the random towers; rounds 1 and 2 are followed by a retrain whose outcome
