@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <initializer_list>
 
 namespace optower {
 namespace {
@@ -32,18 +33,18 @@ void IpManyScalar(const float* x, const float* y, size_t d, size_t ny, float* ou
 alignas(64) constexpr int32_t kMaskTable[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
                                                 0,  0,  0,  0,  0,  0,  0,  0};
 
-__attribute__((target("avx2,fma"))) inline __m256i TailMask8(size_t r) {
+__attribute__((target("avx2,fma"), always_inline)) inline __m256i TailMask8(size_t r) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kMaskTable + 8 - r));
 }
 
-__attribute__((target("avx2,fma"))) inline float HorizontalSum8(__m256 v) {
+__attribute__((target("avx2,fma"), always_inline)) inline float HorizontalSum8(__m256 v) {
   const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   const __m128 s2 = _mm_add_ps(s, _mm_movehl_ps(s, s));
   return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
 }
 
 // [sum(a0), sum(a1), ..., sum(a7)] in one register: three rounds of pairwise adds.
-__attribute__((target("avx2,fma"))) inline __m256 Reduce8x8(__m256 a0, __m256 a1, __m256 a2,
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 Reduce8x8(__m256 a0, __m256 a1, __m256 a2,
                                                             __m256 a3, __m256 a4, __m256 a5,
                                                             __m256 a6, __m256 a7) {
   const __m256 t0 = _mm256_hadd_ps(a0, a1);  // a0 01 23, a1 01 23 | a0 45 67, a1 45 67
@@ -75,42 +76,48 @@ __attribute__((target("avx2,fma"))) float IpAvx2(const float* x, const float* y,
   return HorizontalSum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
 }
 
-// Eight rows per pass: eight independent FMA chains (two FMA ports x four cycles of latency) and
-// the query loaded once per eight rows.
+// <x, row> as a vector of 8 partial sums (two FMA chains), for Reduce8x8.
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 PartialIpAvx2(const float* x, const float* row,
+                                                                size_t d, __m256i tail_mask) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 16 <= d; i += 16) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(row + i), s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(row + i + 8), s1);
+  }
+  if (i + 8 <= d) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(row + i), s0);
+    i += 8;
+  }
+  if (i < d) {
+    s1 = _mm256_fmadd_ps(_mm256_maskload_ps(x + i, tail_mask), _mm256_maskload_ps(row + i, tail_mask),
+                         s1);
+  }
+  return _mm256_add_ps(s0, s1);
+}
+
+// Eight rows per pass, each row read front to back, sharing one horizontal reduction. Row by row
+// (not all eight rows' first floats, then their second ...) because at 1M items the lists come
+// from DRAM and a sequential stream is what the hardware prefetcher follows: measured 26 against
+// 34 ns per 64-float row when scanning 64 random lists of 256 rows (a 1 GB table), and equal
+// speed in cache (about 4 ns per row against 46 for FAISS's scalar loop).
 __attribute__((target("avx2,fma"))) void IpManyAvx2(const float* x, const float* y, size_t d,
                                                     size_t ny, float* out) {
-  const size_t full = d & ~size_t{7};
-  const __m256i m = TailMask8(d - full);
+  const __m256i m = TailMask8(d % 8);
   size_t j = 0;
   for (; j + 8 <= ny; j += 8) {
     const float* r = y + j * d;
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps();
-    __m256 a3 = _mm256_setzero_ps(), a4 = _mm256_setzero_ps(), a5 = _mm256_setzero_ps();
-    __m256 a6 = _mm256_setzero_ps(), a7 = _mm256_setzero_ps();
-    for (size_t i = 0; i < full; i += 8) {
-      const __m256 q = _mm256_loadu_ps(x + i);
-      a0 = _mm256_fmadd_ps(q, _mm256_loadu_ps(r + i), a0);
-      a1 = _mm256_fmadd_ps(q, _mm256_loadu_ps(r + d + i), a1);
-      a2 = _mm256_fmadd_ps(q, _mm256_loadu_ps(r + 2 * d + i), a2);
-      a3 = _mm256_fmadd_ps(q, _mm256_loadu_ps(r + 3 * d + i), a3);
-      a4 = _mm256_fmadd_ps(q, _mm256_loadu_ps(r + 4 * d + i), a4);
-      a5 = _mm256_fmadd_ps(q, _mm256_loadu_ps(r + 5 * d + i), a5);
-      a6 = _mm256_fmadd_ps(q, _mm256_loadu_ps(r + 6 * d + i), a6);
-      a7 = _mm256_fmadd_ps(q, _mm256_loadu_ps(r + 7 * d + i), a7);
-    }
-    if (full < d) {
-      const float* t = r + full;
-      const __m256 q = _mm256_maskload_ps(x + full, m);
-      a0 = _mm256_fmadd_ps(q, _mm256_maskload_ps(t, m), a0);
-      a1 = _mm256_fmadd_ps(q, _mm256_maskload_ps(t + d, m), a1);
-      a2 = _mm256_fmadd_ps(q, _mm256_maskload_ps(t + 2 * d, m), a2);
-      a3 = _mm256_fmadd_ps(q, _mm256_maskload_ps(t + 3 * d, m), a3);
-      a4 = _mm256_fmadd_ps(q, _mm256_maskload_ps(t + 4 * d, m), a4);
-      a5 = _mm256_fmadd_ps(q, _mm256_maskload_ps(t + 5 * d, m), a5);
-      a6 = _mm256_fmadd_ps(q, _mm256_maskload_ps(t + 6 * d, m), a6);
-      a7 = _mm256_fmadd_ps(q, _mm256_maskload_ps(t + 7 * d, m), a7);
-    }
-    _mm256_storeu_ps(out + j, Reduce8x8(a0, a1, a2, a3, a4, a5, a6, a7));
+    // Separate statements: as arguments of one call GCC evaluates them last row first, and a
+    // backward walk through the list defeats the prefetcher (measured 60 against 27 ns per row).
+    const __m256 p0 = PartialIpAvx2(x, r, d, m);
+    const __m256 p1 = PartialIpAvx2(x, r + d, d, m);
+    const __m256 p2 = PartialIpAvx2(x, r + 2 * d, d, m);
+    const __m256 p3 = PartialIpAvx2(x, r + 3 * d, d, m);
+    const __m256 p4 = PartialIpAvx2(x, r + 4 * d, d, m);
+    const __m256 p5 = PartialIpAvx2(x, r + 5 * d, d, m);
+    const __m256 p6 = PartialIpAvx2(x, r + 6 * d, d, m);
+    const __m256 p7 = PartialIpAvx2(x, r + 7 * d, d, m);
+    _mm256_storeu_ps(out + j, Reduce8x8(p0, p1, p2, p3, p4, p5, p6, p7));
   }
   for (; j < ny; ++j) out[j] = IpAvx2(x, y + j * d, d);
 }
@@ -123,12 +130,12 @@ __attribute__((target("avx2,fma"))) void IpManyAvx2(const float* x, const float*
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
-__attribute__((target("avx512f,avx2,fma"))) inline __mmask16 TailMask16(size_t r) {
+__attribute__((target("avx512f,avx2,fma"), always_inline)) inline __mmask16 TailMask16(size_t r) {
   return static_cast<__mmask16>((1u << r) - 1u);  // r in [0, 16)
 }
 
 // The 16 lanes folded to 8 (low half + high half), for Reduce8x8.
-__attribute__((target("avx512f,avx2,fma"))) inline __m256 Fold16(__m512 v) {
+__attribute__((target("avx512f,avx2,fma"), always_inline)) inline __m256 Fold16(__m512 v) {
   return _mm256_add_ps(_mm512_castps512_ps256(v),
                        _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
 }
@@ -151,41 +158,43 @@ __attribute__((target("avx512f,avx2,fma"))) float IpAvx512(const float* x, const
   return HorizontalSum8(Fold16(_mm512_add_ps(a0, a1)));
 }
 
+// <x, row> folded to 8 partial sums, for Reduce8x8.
+__attribute__((target("avx512f,avx2,fma"), always_inline)) inline __m256 PartialIpAvx512(const float* x,
+                                                                          const float* row, size_t d,
+                                                                          __mmask16 tail_mask) {
+  __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+  size_t i = 0;
+  for (; i + 32 <= d; i += 32) {
+    s0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(row + i), s0);
+    s1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(row + i + 16), s1);
+  }
+  if (i + 16 <= d) {
+    s0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(row + i), s0);
+    i += 16;
+  }
+  if (i < d) {
+    s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail_mask, x + i),
+                         _mm512_maskz_loadu_ps(tail_mask, row + i), s1);
+  }
+  return Fold16(_mm512_add_ps(s0, s1));
+}
+
+// As IpManyAvx2 (rows read front to back, eight per reduction), 16 floats per instruction.
 __attribute__((target("avx512f,avx2,fma"))) void IpManyAvx512(const float* x, const float* y,
                                                               size_t d, size_t ny, float* out) {
-  const size_t full = d & ~size_t{15};
-  const __mmask16 m = TailMask16(d - full);
+  const __mmask16 m = TailMask16(d % 16);
   size_t j = 0;
   for (; j + 8 <= ny; j += 8) {
     const float* r = y + j * d;
-    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps();
-    __m512 a3 = _mm512_setzero_ps(), a4 = _mm512_setzero_ps(), a5 = _mm512_setzero_ps();
-    __m512 a6 = _mm512_setzero_ps(), a7 = _mm512_setzero_ps();
-    for (size_t i = 0; i < full; i += 16) {
-      const __m512 q = _mm512_loadu_ps(x + i);
-      a0 = _mm512_fmadd_ps(q, _mm512_loadu_ps(r + i), a0);
-      a1 = _mm512_fmadd_ps(q, _mm512_loadu_ps(r + d + i), a1);
-      a2 = _mm512_fmadd_ps(q, _mm512_loadu_ps(r + 2 * d + i), a2);
-      a3 = _mm512_fmadd_ps(q, _mm512_loadu_ps(r + 3 * d + i), a3);
-      a4 = _mm512_fmadd_ps(q, _mm512_loadu_ps(r + 4 * d + i), a4);
-      a5 = _mm512_fmadd_ps(q, _mm512_loadu_ps(r + 5 * d + i), a5);
-      a6 = _mm512_fmadd_ps(q, _mm512_loadu_ps(r + 6 * d + i), a6);
-      a7 = _mm512_fmadd_ps(q, _mm512_loadu_ps(r + 7 * d + i), a7);
-    }
-    if (full < d) {
-      const float* t = r + full;
-      const __m512 q = _mm512_maskz_loadu_ps(m, x + full);
-      a0 = _mm512_fmadd_ps(q, _mm512_maskz_loadu_ps(m, t), a0);
-      a1 = _mm512_fmadd_ps(q, _mm512_maskz_loadu_ps(m, t + d), a1);
-      a2 = _mm512_fmadd_ps(q, _mm512_maskz_loadu_ps(m, t + 2 * d), a2);
-      a3 = _mm512_fmadd_ps(q, _mm512_maskz_loadu_ps(m, t + 3 * d), a3);
-      a4 = _mm512_fmadd_ps(q, _mm512_maskz_loadu_ps(m, t + 4 * d), a4);
-      a5 = _mm512_fmadd_ps(q, _mm512_maskz_loadu_ps(m, t + 5 * d), a5);
-      a6 = _mm512_fmadd_ps(q, _mm512_maskz_loadu_ps(m, t + 6 * d), a6);
-      a7 = _mm512_fmadd_ps(q, _mm512_maskz_loadu_ps(m, t + 7 * d), a7);
-    }
-    _mm256_storeu_ps(out + j, Reduce8x8(Fold16(a0), Fold16(a1), Fold16(a2), Fold16(a3),
-                                        Fold16(a4), Fold16(a5), Fold16(a6), Fold16(a7)));
+    const __m256 p0 = PartialIpAvx512(x, r, d, m);  // in row order, see IpManyAvx2
+    const __m256 p1 = PartialIpAvx512(x, r + d, d, m);
+    const __m256 p2 = PartialIpAvx512(x, r + 2 * d, d, m);
+    const __m256 p3 = PartialIpAvx512(x, r + 3 * d, d, m);
+    const __m256 p4 = PartialIpAvx512(x, r + 4 * d, d, m);
+    const __m256 p5 = PartialIpAvx512(x, r + 5 * d, d, m);
+    const __m256 p6 = PartialIpAvx512(x, r + 6 * d, d, m);
+    const __m256 p7 = PartialIpAvx512(x, r + 7 * d, d, m);
+    _mm256_storeu_ps(out + j, Reduce8x8(p0, p1, p2, p3, p4, p5, p6, p7));
   }
   for (; j < ny; ++j) out[j] = IpAvx512(x, y + j * d, d);
 }
