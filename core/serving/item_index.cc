@@ -21,6 +21,7 @@
 #include "absl/strings/str_format.h"
 #include "core/base/status_macros.h"
 #include "core/serving/faiss_call.h"
+#include "core/serving/simd_ivf_flat.h"
 
 namespace optower {
 namespace {
@@ -356,9 +357,10 @@ class ItemIndexBuilder {
   // holds them as given; with centroids == nullptr FAISS's k-means trains it.
   absl::StatusOr<std::unique_ptr<faiss::IndexIVFFlat>> MakeIvf(
       const std::vector<float>* centroids, const std::vector<FaissIdx>* labels) {
-    auto quantizer = std::make_unique<faiss::IndexFlatIP>(dim_);
-    auto ivf = std::make_unique<faiss::IndexIVFFlat>(quantizer.get(), dim_, nlist_,
-                                                     faiss::METRIC_INNER_PRODUCT);
+    // The SIMD subclasses (core/serving/simd_ivf_flat.h): Debian's FAISS scans lists and
+    // centroids with a scalar inner product.
+    auto quantizer = std::make_unique<SimdIndexFlatIP>(dim_);
+    auto ivf = std::make_unique<SimdIndexIVFFlat>(quantizer.get(), dim_, nlist_);
     ivf->own_fields = true;
     quantizer.release();
     ivf->cp.seed = static_cast<int>(options_.seed & 0x7fffffff);
@@ -478,7 +480,7 @@ absl::StatusOr<std::unique_ptr<ItemIndex>> ItemIndex::Build(const float* embeddi
   self->ids = std::move(ids);
 
   ScopedOmpThreads build_threads(options.threads);
-  auto flat = std::make_unique<faiss::IndexFlatIP>(dim);
+  auto flat = std::make_unique<SimdIndexFlatIP>(dim);  // exact search of one query on SIMD
   RETURN_IF_ERROR(CallFaiss("flat add", [&] { flat->add(n, embeddings); }));
 
   using Type = ItemIndexOptions::Type;
