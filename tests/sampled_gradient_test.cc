@@ -54,7 +54,7 @@ struct Toy {
   torch::Tensor SampledGradient(const std::vector<int64_t>& head_rows, int64_t m_head,
                                 const torch::Tensor& tail, const SurrogateOptions& so) const {
     torch::Tensor uu = u.clone().requires_grad_(true), vv = v.clone().requires_grad_(true);
-    const CandidateSet c = MakeCandidateSet(head_rows, b, m_head, tail, n, prefix);
+    const CandidateSet c = MakeCandidateSet(head_rows, b, m_head, actions, tail, n, prefix);
     const CandidateEmbeddings e = EmbedCandidates(
         c, actions, [&](const torch::Tensor& rows) { return vv.index_select(0, rows); }, true);
     const CandidateEmbeddings qe = EmbedCandidates(
@@ -110,22 +110,49 @@ TEST(SampledGradientTest, AllItemsInTheHeadGiveTheExactGradient) {
 }
 
 TEST(SampledGradientTest, CandidateSetWeightsAndMasks) {
-  // B = 2 rows, head of 3 (row 1 has an empty slot), tail of 4 draws over N = 100.
+  // B = 2 rows, proposal head of 3 (row 1 has an empty slot), logged actions 7 (already in row
+  // 0's head) and 60 (not in row 1's), tail of 5 draws over N = 100.
   const std::vector<int64_t> head = {5, 6, 7, 8, 9, -1};
-  const torch::Tensor tail = torch::tensor({5, 9, 50, 51}, torch::kInt64);
+  const torch::Tensor actions = torch::tensor({7, 60}, torch::kInt64);
+  const torch::Tensor tail = torch::tensor({5, 9, 50, 51, 60}, torch::kInt64);
   const torch::Tensor prefix = torch::tensor({{50, -1}, {-1, -1}}, torch::kInt64);
-  const CandidateSet c = MakeCandidateSet(head, 2, 3, tail, 100, prefix);
-  const float lw = static_cast<float>(std::log(100.0 / 4.0));
+  const CandidateSet c = MakeCandidateSet(head, 2, 3, actions, tail, 100, prefix);
+  const float lw = static_cast<float>(std::log(100.0 / 5.0));
+  const float x = kExcludedLogit;
   const std::vector<std::vector<float>> want = {
-      {0, 0, 0, kExcludedLogit, lw, kExcludedLogit, lw},   // row 0: 5 in head, 50 in prefix
-      {0, 0, kExcludedLogit, lw, kExcludedLogit, lw, lw},  // row 1: -1 slot; 9 in head
+      // row 0: head 5 6 7 | action 7 (dup) | tail 5 (in head), 9, 50 (prefix), 51, 60
+      {0, 0, 0, x, x, lw, x, lw, lw},
+      // row 1: head 8 9 -1 | action 60 | tail 5, 9 (in head), 50, 51, 60 (the action)
+      {0, 0, x, 0, lw, x, lw, lw, x},
   };
   ASSERT_EQ(c.log_count.size(0), 2);
-  ASSERT_EQ(c.log_count.size(1), 7);
+  ASSERT_EQ(c.log_count.size(1), 9);
   for (int i = 0; i < 2; ++i)
-    for (int j = 0; j < 7; ++j)
+    for (int j = 0; j < 9; ++j)
       EXPECT_FLOAT_EQ(c.log_count[i][j].item<float>(), want[i][j]) << i << "," << j;
-  EXPECT_EQ(c.head[1][2].item<int64_t>(), 0);  // the empty slot points at a valid row
+  EXPECT_EQ(c.head[1][2].item<int64_t>(), 0);   // the empty slot points at a valid row
+  EXPECT_EQ(c.head[1][3].item<int64_t>(), 60);  // the logged action's column
+}
+
+// The logged action is always a candidate, so the estimate pi^(a_i|x_i) = e^{s_i} / Z^ can never
+// exceed 1, even when the proposal and the tail both miss a logged item with a large logit.
+TEST(SampledGradientTest, LoggedActionProbabilityNeverExceedsOne) {
+  Toy t(/*b=*/8, /*n=*/1000, /*d=*/4, /*seed=*/7, /*tau=*/0.05);
+  // A head that misses: the 8 rows with the lowest logits instead of the highest.
+  std::vector<int64_t> head;
+  const torch::Tensor order = std::get<1>((t.u.matmul(t.v.t())).sort(1));  // ascending
+  for (int64_t i = 0; i < t.b; ++i)
+    for (int64_t j = 0; j < 8; ++j) head.push_back(order[i][j].item<int64_t>());
+  // Logged actions = each row's best item, which neither head nor tail holds.
+  const torch::Tensor best = order.select(1, t.n - 1);
+  torch::Generator g = at::detail::createCPUGenerator(3);
+  const CandidateSet c = MakeCandidateSet(head, t.b, 8, best, DrawTail(t.n, 16, g), t.n,
+                                          torch::Tensor());
+  const CandidateEmbeddings e = EmbedCandidates(
+      c, best, [&](const torch::Tensor& rows) { return t.v.index_select(0, rows); }, true);
+  const torch::Tensor cand = CandidateInnerProducts(t.u, e) / t.tau + c.log_count;
+  const torch::Tensor log_pi = LoggedInnerProducts(t.u, e) / t.tau - torch::logsumexp(cand, 1);
+  EXPECT_LE(log_pi.max().item<double>(), 1e-6);
 }
 
 // At N = 400 with a head of 20 and 64 tail draws, the mean of R = 400 sampled gradients (fresh

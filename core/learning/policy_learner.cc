@@ -137,7 +137,8 @@ SampledTerms ComputeSampledTerms(TwoTowerModel::Impl& pol, const torch::Tensor& 
   const torch::Tensor uq = u.detach().contiguous();
   absl::Status s = st.proposal->TopRows(uq.data_ptr<float>(), b, st.head, &head_rows);
   if (!s.ok()) throw std::runtime_error(std::string(s.message()));
-  const CandidateSet c = MakeCandidateSet(head_rows, b, st.head, tail, features.size(0), prefix);
+  const CandidateSet c =
+      MakeCandidateSet(head_rows, b, st.head, actions, tail, features.size(0), prefix);
   const CandidateEmbeddings e = EmbedCandidates(
       c, actions,
       [&](const torch::Tensor& rows) {

@@ -6,15 +6,23 @@
 
 namespace optower {
 
-CandidateSet MakeCandidateSet(const std::vector<int64_t>& head_rows, int64_t batch, int64_t m_head,
+CandidateSet MakeCandidateSet(const std::vector<int64_t>& head_rows, int64_t batch,
+                              int64_t m_proposal, const torch::Tensor& actions,
                               const torch::Tensor& tail, int64_t n_items,
                               const torch::Tensor& prefix) {
   torch::NoGradGuard ng;
   CandidateSet c;
-  torch::Tensor head = torch::from_blob(const_cast<int64_t*>(head_rows.data()), {batch, m_head},
-                                        torch::kInt64)
-                           .clone();
-  torch::Tensor head_masked = head.lt(0);                                    // [B, M]
+  const torch::Tensor proposed =
+      torch::from_blob(const_cast<int64_t*>(head_rows.data()), {batch, m_proposal}, torch::kInt64);
+  // The logged action joins its row's head (once): it is known before any draw, so the head stays
+  // a fixed set, and then pi^(a_i|x_i) = e^{s_i} / Z^ <= 1 (outside the candidates, a large s_i
+  // over an underestimated Z^ gave pi^ > 1 and exploding importance weights).
+  const torch::Tensor a = actions.view({batch, 1});
+  const torch::Tensor action_in_head = proposed.eq(a).any(1, /*keepdim=*/true);  // [B, 1]
+  torch::Tensor head = torch::cat({proposed, a}, 1);                           // [B, M + 1]
+  const int64_t m_head = m_proposal + 1;
+  torch::Tensor head_masked =
+      torch::cat({proposed.lt(0), action_in_head}, 1);                          // [B, M + 1]
   c.head = head.clamp_min(0);
   c.tail = tail.defined() ? tail : torch::zeros({0}, torch::kInt64);
   const int64_t m = c.tail.size(0);

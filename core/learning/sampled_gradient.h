@@ -6,7 +6,8 @@
 // Z(x) = sum_a exp(s(x,a)) inside log pi(a_i|x_i), and E_{a~pi}[q̂(x,a) grad log pi(a|x)]. Per
 // context x_i a candidate set replaces the catalog:
 //   head H_i: the top-M rows of the proposal index (core/learning/item_proposal.h) for u(x_i),
-//             each with weight 1 — where a small-temperature softmax keeps most of its mass;
+//             and the logged action a_i, each with weight 1 — where a small-temperature softmax
+//             keeps most of its mass;
 //   tail:     m uniform draws (with replacement) from the catalog, shared by the minibatch; a draw
 //             in H_i (or among the slate's earlier items) has weight 0 for row i, any other N/m.
 // Then Z^ = sum_{H_i} e^s + (N/m) sum_{tail, not in H_i} e^s is unbiased for Z (the head is a
@@ -30,15 +31,19 @@
 namespace optower {
 
 struct CandidateSet {
-  torch::Tensor head;       // [B, M] int64 catalog rows (slots the proposal left empty hold 0)
+  // [B, M + 1] int64 catalog rows: the proposal's M, then the row's logged action (weight 0 when
+  // the proposal already holds it). Slots the proposal left empty hold row 0 with weight 0.
+  torch::Tensor head;
   torch::Tensor tail;       // [m] int64 catalog rows, shared by the batch (may be empty)
-  torch::Tensor log_count;  // [B, M + m] float: log(weight), kExcludedLogit where weight = 0
+  torch::Tensor log_count;  // [B, M + 1 + m] float: log(weight), kExcludedLogit where weight = 0
   int64_t rows() const { return head.size(0); }
 };
 
-// head_rows: [B * M] rows from ItemProposal::TopRows (-1 = empty slot); tail: [m] int64 rows in
-// [0, n_items); prefix: [B, P] rows of each row's earlier slate items (-1 padded) or undefined.
-CandidateSet MakeCandidateSet(const std::vector<int64_t>& head_rows, int64_t batch, int64_t m_head,
+// head_rows: [B * M] rows from ItemProposal::TopRows (-1 = empty slot); actions: [B] int64 logged
+// rows (each joins its row's head); tail: [m] int64 rows in [0, n_items); prefix: [B, P] rows of
+// each row's earlier slate items (-1 padded) or undefined.
+CandidateSet MakeCandidateSet(const std::vector<int64_t>& head_rows, int64_t batch,
+                              int64_t m_proposal, const torch::Tensor& actions,
                               const torch::Tensor& tail, int64_t n_items,
                               const torch::Tensor& prefix);
 
