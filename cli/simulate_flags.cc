@@ -8,6 +8,7 @@
 #include "cli/flag_parser.h"
 #include "core/serving/slate_exploration.h"
 #include "core/synthetic/synthetic_env.h"
+#include "core/learning/sampled_gradient_options.h"
 #include "core/training/slate_learning.h"
 #include "launch/server_config_text.h"
 
@@ -42,6 +43,8 @@ void AddSimulateFlags(FlagParser& p, SimFlags* f) {
   p.AddString("objective", &f->objective, "trainer objective: dr | ipw | dm");
   p.AddString("slate-learning", &f->slate_learning,
               "trainer, K > 1: per_draw | top_k (Chen et al.'s top-K correction)");
+  p.AddString("gradient", &f->gradient,
+              "trainer: auto | exact | sampled (the policy gradient's sums over the catalog)");
   p.AddBool("force", &f->force, "promote every trained model even if the OPE gate rejects it");
   p.AddInt("train-threads", &f->train_threads, "trainer's LibTorch threads");
   p.AddInt("epochs", &f->epochs, "trainer's policy epochs (0 = the server's default)");
@@ -95,6 +98,9 @@ absl::Status ValidateSimFlags(const SimFlags& f) {
   if (!ParseSlateLearning(f.slate_learning).ok()) {
     return bad("slate-learning", f.slate_learning, "must be one of per_draw, top_k");
   }
+  if (!ParseGradientMode(f.gradient).ok()) {
+    return bad("gradient", f.gradient, "must be one of auto, exact, sampled");
+  }
   if (f.train_threads < 1) return bad("train-threads", f.train_threads, "must be >= 1");
   if (f.epochs < 0) return bad("epochs", f.epochs, "must be >= 0 (0 = the server's default)");
   if (f.out.empty()) return absl::InvalidArgumentError("--out: empty");
@@ -127,6 +133,9 @@ absl::StatusOr<v1::ServerConfig> SimServerConfig(const SimFlags& f, const std::s
   trainer->set_objective(objective);
   trainer->set_slate_learning(f.slate_learning == "top_k" ? v1::TrainerConfig::TOP_K_CORRECTION
                                                           : v1::TrainerConfig::PER_DRAW);
+  trainer->set_gradient(f.gradient == "exact"     ? v1::TrainerConfig::GRADIENT_EXACT
+                        : f.gradient == "sampled" ? v1::TrainerConfig::GRADIENT_SAMPLED
+                                                  : v1::TrainerConfig::GRADIENT_AUTO);
   trainer->set_threads(static_cast<int32_t>(f.train_threads));
   trainer->set_seed(static_cast<uint64_t>(f.seed));
   if (f.epochs > 0) trainer->set_epochs(static_cast<int32_t>(f.epochs));

@@ -35,6 +35,7 @@ struct SimFlags {
   // Trainer.
   std::string objective = "dr";
   std::string slate_learning = "per_draw";
+  std::string gradient = "auto";  // trainer: auto | exact | sampled
   bool force = false;
   int64_t train_threads = 2;
   int64_t epochs = 0;  // 0 = the server's default

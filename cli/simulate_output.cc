@@ -43,7 +43,7 @@ void JsonSetting(const SimFlags& f, JsonWriter& w) {
       .Field("reference_rounds", f.reference_rounds).Field("epsilon", f.epsilon)
       .Field("temperature", f.temperature).Field("top_m", std::max(f.top_m, f.k))
       .Field("slate_exploration", f.slate_exploration)
-      .Field("slate_learning", f.slate_learning)
+      .Field("slate_learning", f.slate_learning).Field("gradient", f.gradient)
       .Field("objective", f.objective).Field("force", f.force)
       .Field("train_threads", f.train_threads).Field("epochs", f.epochs)
       .EndObject();
