@@ -139,6 +139,26 @@ absl::Status CheckInterrupted() {
   return absl::CancelledError(absl::StrCat("interrupted by ", strsignal(sig)));
 }
 
+absl::StatusOr<v1::RetrieveResponse> Simulation::RetrieveOne(int64_t round, int64_t i,
+                                                             const float* context,
+                                                             std::vector<double>* latencies_ms) {
+  v1::RetrieveRequest request;
+  request.mutable_context()->mutable_dense()->Add(context, context + f_.dim_context);
+  request.set_k(static_cast<int32_t>(f_.k));
+  // Reproducible slates: the same flags give the same requests and sampling seeds.
+  request.set_seed(MixSeed(static_cast<uint64_t>(f_.seed),
+                           static_cast<uint64_t>(round) * 1000000007ULL + static_cast<uint64_t>(i)));
+  const absl::Time sent = absl::Now();
+  absl::StatusOr<v1::RetrieveResponse> response = client_->Retrieve(request, Call());
+  latencies_ms->push_back(absl::ToDoubleMilliseconds(absl::Now() - sent));
+  if (!response.ok()) return Rpc("Retrieve", response.status());
+  if (response->items_size() != f_.k) {
+    return absl::InternalError(absl::StrFormat("Retrieve returned %d items, asked for k=%d",
+                                               response->items_size(), f_.k));
+  }
+  return response;
+}
+
 absl::Status Simulation::PlayRound(int64_t round, RoundResult* out) {
   const absl::Time start = absl::Now();
   const int64_t q_n = f_.requests_per_round, n = f_.items, k = f_.k;
@@ -169,21 +189,9 @@ absl::Status Simulation::PlayRound(int64_t round, RoundResult* out) {
       ASSIGN_OR_RETURN(q, env_->ExpectedReward(part));
       AddTruth(q, rows, n, k, &truth);
     }
-    v1::RetrieveRequest request;
-    request.mutable_context()->mutable_dense()->Add(contexts.begin() + i * f_.dim_context,
-                                                    contexts.begin() + (i + 1) * f_.dim_context);
-    request.set_k(static_cast<int32_t>(k));
-    // Reproducible slates: the same flags give the same requests and sampling seeds.
-    request.set_seed(MixSeed(static_cast<uint64_t>(f_.seed),
-                             static_cast<uint64_t>(round) * 1000000007ULL + static_cast<uint64_t>(i)));
-    const absl::Time sent = absl::Now();
-    absl::StatusOr<v1::RetrieveResponse> response = client_->Retrieve(request, Call());
-    latencies_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - sent));
-    if (!response.ok()) return Rpc("Retrieve", response.status());
-    if (response->items_size() != k) {
-      return absl::InternalError(absl::StrFormat("Retrieve returned %d items, asked for k=%d",
-                                                 response->items_size(), k));
-    }
+    absl::StatusOr<v1::RetrieveResponse> response =
+        RetrieveOne(round, i, contexts.data() + i * f_.dim_context, &latencies_ms);
+    if (!response.ok()) return response.status();
     ++versions[response->model_version()];
     for (const v1::RetrievedItem& item : response->items()) {
       if (item.item_id() < 0 || item.item_id() >= n) {

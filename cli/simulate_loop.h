@@ -87,6 +87,10 @@ class Simulation {
 
  private:
   client::CallOptions Call() const;
+  // Request i of `round` for `context` ([dim_context]), timed into `latencies_ms`; checks that K
+  // items came back.
+  absl::StatusOr<v1::RetrieveResponse> RetrieveOne(int64_t round, int64_t i, const float* context,
+                                                   std::vector<double>* latencies_ms);
   absl::Status Flush(v1::FeedbackRequest* feedback);
   // Watches `job_id` to its final event, printing the phases unless --quiet.
   absl::Status Watch(const std::string& job_id);

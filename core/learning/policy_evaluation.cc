@@ -22,10 +22,9 @@ torch::Tensor CatalogEmbeddingsT(TwoTowerModel::Impl& m, const ItemCatalog& item
   return torch::cat(parts, 0).t().contiguous();
 }
 
-}  // namespace
-
-absl::StatusOr<OpeSamples> MakeOpeSamples(const TwoTowerModel& policy, const TwoTowerModel* qhat,
-                                          const BanditLog& log, const ItemCatalog& items) {
+// The shapes and rows MakeOpeSamples relies on, checked before any work.
+absl::Status CheckOpeInputs(const TwoTowerModel& policy, const TwoTowerModel* qhat,
+                            const BanditLog& log, const ItemCatalog& items) {
   if (log.dim_context != policy.config().dim_context)
     return absl::InvalidArgumentError(absl::StrFormat(
         "logs have %d context features but the model takes %d", log.dim_context,
@@ -54,6 +53,16 @@ absl::StatusOr<OpeSamples> MakeOpeSamples(const TwoTowerModel& policy, const Two
       }
     }
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<OpeSamples> MakeOpeSamples(const TwoTowerModel& policy, const TwoTowerModel* qhat,
+                                          const BanditLog& log, const ItemCatalog& items) {
+  RETURN_IF_ERROR(CheckOpeInputs(policy, qhat, log, items));
+  const int64_t n = log.size();
+  const int64_t N = items.size();
   OpeSamples out;
   out.target_prob.resize(n);
   out.pscore.assign(log.pscores.begin(), log.pscores.end());

@@ -335,22 +335,14 @@ double RunPolicyEpoch(TwoTowerModel::Impl& pol, const LogTensors& train,
   return total / std::max<int64_t>(batches, 1);
 }
 
-// The policy-gradient loop with model selection: after every epoch the validation DR estimate;
-// the best epoch's weights (or the initial ones) are kept; stops after `patience` epochs without
-// improvement. DM takes no step. Throws torch errors (the caller wraps it in TorchStatus).
-void OptimisePolicy(TwoTowerModel::Impl& pol, const BanditLog& log, const ItemCatalog& items,
-                    const torch::Tensor& train_idx, const torch::Tensor& val_idx,
-                    TwoTowerModel& qhat, const PolicyLearnerOptions& options, bool fresh_init,
-                    const ProgressCallback& progress, PolicyTrainMetrics& metrics) {
-  LogTensors all = MakeLogTensors(log);
-  LogTensors train = all.Select(train_idx);
-  LogTensors val = all.Select(val_idx);
-  if (fresh_init) SoftenRandomInit(pol, train);
+// The catalog's tensors and the frozen q̂ (its item embeddings as the path needs them: [d, N] for
+// the exact products, [N, d] for the sampled gathers).
+PolicyLoopInputs MakeLoopInputs(TwoTowerModel::Impl& pol, const ItemCatalog& items,
+                                TwoTowerModel& qhat, const LogTensors& train, const LogTensors& val,
+                                bool use_sampled) {
   PolicyLoopInputs in;
   in.q.impl = &qhat.impl();
   in.q.sigmoid = qhat.config().reward_link == "sigmoid";
-  const bool use_sampled = options.sampled.UseSampled(items.size());
-  metrics.gradient = use_sampled ? "sampled" : "exact";
   {
     torch::NoGradGuard ng;
     TwoTowerModel::Impl& q = qhat.impl();
@@ -365,18 +357,40 @@ void OptimisePolicy(TwoTowerModel::Impl& pol, const BanditLog& log, const ItemCa
   }
   in.features = pol.ItemFeatures(items);
   in.id_rows = pol.ItemIdRows(items);
+  return in;
+}
+
+// The sampled path's state before the first epoch: the validation tail (fixed for the whole run)
+// and the first proposal index.
+void StartSampled(TwoTowerModel::Impl& pol, const PolicyLoopInputs& in, int64_t n_items,
+                  const PolicyLearnerOptions& options, SampledState& st) {
+  st.options = options.sampled;
+  st.head = std::min<int64_t>(options.sampled.head_items, n_items);
+  torch::Generator val_gen = at::detail::createCPUGenerator(options.seed + 5);
+  st.validation_tail = DrawTail(n_items, options.sampled.tail_items, val_gen);
+  absl::Status s = RebuildProposal(pol, in.features, in.id_rows, options.seed, st);
+  if (!s.ok()) throw std::runtime_error(std::string(s.message()));
+}
+
+// The policy-gradient loop with model selection: after every epoch the validation DR estimate;
+// the best epoch's weights (or the initial ones) are kept; stops after `patience` epochs without
+// improvement. DM takes no step. Throws torch errors (the caller wraps it in TorchStatus).
+void OptimisePolicy(TwoTowerModel::Impl& pol, const BanditLog& log, const ItemCatalog& items,
+                    const torch::Tensor& train_idx, const torch::Tensor& val_idx,
+                    TwoTowerModel& qhat, const PolicyLearnerOptions& options, bool fresh_init,
+                    const ProgressCallback& progress, PolicyTrainMetrics& metrics) {
+  LogTensors all = MakeLogTensors(log);
+  LogTensors train = all.Select(train_idx);
+  LogTensors val = all.Select(val_idx);
+  if (fresh_init) SoftenRandomInit(pol, train);
+  const bool use_sampled = options.sampled.UseSampled(items.size());
+  metrics.gradient = use_sampled ? "sampled" : "exact";
+  const PolicyLoopInputs in = MakeLoopInputs(pol, items, qhat, train, val, use_sampled);
   pol.net->eval();
 
   SampledState st;
   torch::Generator gen = at::detail::createCPUGenerator(options.seed + 3);
-  if (use_sampled) {
-    st.options = options.sampled;
-    st.head = std::min<int64_t>(options.sampled.head_items, items.size());
-    torch::Generator val_gen = at::detail::createCPUGenerator(options.seed + 5);
-    st.validation_tail = DrawTail(items.size(), options.sampled.tail_items, val_gen);
-    absl::Status s = RebuildProposal(pol, in.features, in.id_rows, options.seed, st);
-    if (!s.ok()) throw std::runtime_error(std::string(s.message()));
-  }
+  if (use_sampled) StartSampled(pol, in, items.size(), options, st);
   auto validate = [&]() {
     return use_sampled
                ? SampledValidationDr(pol, in.features, in.id_rows, val, in.qhat_user_val, in.q, st)
