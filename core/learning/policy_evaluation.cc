@@ -9,19 +9,6 @@
 namespace optower {
 namespace {
 
-// The item tower over the catalog in batches (bounded memory at any N), transposed: [d, N].
-torch::Tensor CatalogEmbeddingsT(TwoTowerModel::Impl& m, const ItemCatalog& items) {
-  const torch::Tensor features = m.ItemFeatures(items);
-  const torch::Tensor id_rows = m.ItemIdRows(items);
-  constexpr int64_t kBatch = 65536;
-  std::vector<torch::Tensor> parts;
-  for (int64_t s = 0; s < items.size(); s += kBatch) {
-    const int64_t e = std::min(items.size(), s + kBatch);
-    parts.push_back(m.net->Item(features.slice(0, s, e), id_rows.slice(0, s, e)));
-  }
-  return torch::cat(parts, 0).t().contiguous();
-}
-
 // The shapes and rows MakeOpeSamples relies on, checked before any work.
 absl::Status CheckOpeInputs(const TwoTowerModel& policy, const TwoTowerModel* qhat,
                             const BanditLog& log, const ItemCatalog& items) {
@@ -78,13 +65,13 @@ absl::StatusOr<OpeSamples> MakeOpeSamples(const TwoTowerModel& policy, const Two
       [&] {
         c10::InferenceMode guard;
         TwoTowerModel::Impl& p = const_cast<TwoTowerModel&>(policy).impl();
-        const torch::Tensor vt = CatalogEmbeddingsT(p, items);
+        const torch::Tensor vt = p.ItemEmbeddings(items).t().contiguous();  // [d, N]
         torch::Tensor qvt;
         TwoTowerModel::Impl* q = nullptr;
         bool sigmoid = false;
         if (qhat != nullptr) {
           q = &const_cast<TwoTowerModel&>(*qhat).impl();
-          qvt = CatalogEmbeddingsT(*q, items);
+          qvt = q->ItemEmbeddings(items).t().contiguous();
           sigmoid = qhat->config().reward_link == "sigmoid";
         }
         for (int64_t s = 0; s < n; s += chunk) {

@@ -50,22 +50,6 @@ struct FrozenRewardModel {
   }
 };
 
-// The item tower over the whole catalog without autograd, in batches, so the peak memory of the
-// tower's hidden layers stays bounded at any N: [N, d].
-torch::Tensor EmbedCatalog(TwoTowerNetImpl& net, const torch::Tensor& features,
-                           const torch::Tensor& id_rows) {
-  torch::NoGradGuard ng;
-  constexpr int64_t kBatch = 65536;
-  const int64_t n = features.size(0);
-  if (n <= kBatch) return net.Item(features, id_rows);
-  std::vector<torch::Tensor> parts;
-  for (int64_t s = 0; s < n; s += kBatch) {
-    const int64_t e = std::min(n, s + kBatch);
-    parts.push_back(net.Item(features.slice(0, s, e), id_rows.slice(0, s, e)));
-  }
-  return torch::cat(parts, 0);
-}
-
 // DR estimate of the policy's value on `val` (q̂ frozen), computed in chunks without autograd:
 //   V_DR = 1/n sum_i [ sum_a pi(a|x_i) q̂(x_i,a) + w_i (r_i - q̂(x_i,a_i)) ],
 // with pi restricted to the items sample i's draw could pick (slates: ExcludeEarlierItems).
@@ -73,7 +57,7 @@ double ValidationDr(TwoTowerModel::Impl& policy, const torch::Tensor& features,
                     const torch::Tensor& id_rows, const LogTensors& val,
                     const torch::Tensor& qhat_user_val, const FrozenRewardModel& qhat) {
   torch::NoGradGuard ng;
-  const torch::Tensor v = policy.net->Item(features, id_rows);
+  const torch::Tensor v = policy.ItemEmbeddings(features, id_rows);
   double total = 0;
   constexpr int64_t kChunk = 1024;
   for (int64_t s = 0; s < val.size(); s += kChunk) {
@@ -108,10 +92,8 @@ struct SampledState {
 absl::Status RebuildProposal(TwoTowerModel::Impl& pol, const torch::Tensor& features,
                              const torch::Tensor& id_rows, uint64_t seed, SampledState& st) {
   const auto t0 = Clock::now();
-  const torch::Tensor v = EmbedCatalog(*pol.net, features, id_rows).contiguous();
-  ItemProposalOptions po;
-  po.exact_max_items = st.options.proposal_exact_max_items;
-  po.ivf_nprobe = st.options.proposal_nprobe;
+  const torch::Tensor v = pol.ItemEmbeddings(features, id_rows);
+  ItemProposalOptions po = st.options.proposal;
   po.seed = seed;
   st.proposal.reset();  // free the old index before building the next one
   auto built = ItemProposal::Build(v.data_ptr<float>(), v.size(0), v.size(1), po);
@@ -346,7 +328,7 @@ PolicyLoopInputs MakeLoopInputs(TwoTowerModel::Impl& pol, const ItemCatalog& ite
   {
     torch::NoGradGuard ng;
     TwoTowerModel::Impl& q = qhat.impl();
-    const torch::Tensor q_item = EmbedCatalog(*q.net, q.ItemFeatures(items), q.ItemIdRows(items));
+    const torch::Tensor q_item = q.ItemEmbeddings(items);
     if (use_sampled) {
       in.q.item = q_item.contiguous();
     } else {

@@ -117,30 +117,4 @@ absl::StatusOr<TwoTowerModel> FitRewardModel(const BanditLog& log, const ItemCat
   return model;
 }
 
-absl::StatusOr<std::vector<float>> PredictRewardsAll(const TwoTowerModel& qhat, const float* contexts,
-                                                     int64_t n, const ItemCatalog& items) {
-  ASSIGN_OR_RETURN(std::vector<float> v, qhat.EmbedItems(items));
-  std::vector<float> out(static_cast<size_t>(n * items.size()));
-  const bool sigmoid = qhat.config().reward_link == "sigmoid";
-  RETURN_IF_ERROR(TorchStatus(
-      [&] {
-        c10::InferenceMode guard;
-        const int64_t d = qhat.config().embedding_dim;
-        torch::Tensor vt = torch::from_blob(v.data(), {items.size(), d}, torch::kFloat32).t();
-        constexpr int64_t kChunk = 2048;
-        for (int64_t s = 0; s < n; s += kChunk) {
-          const int64_t len = std::min(kChunk, n - s);
-          torch::Tensor x = torch::from_blob(const_cast<float*>(contexts + s * qhat.config().dim_context),
-                                             {len, qhat.config().dim_context}, torch::kFloat32);
-          torch::Tensor score = const_cast<TwoTowerModel&>(qhat).impl().net->User(x).matmul(vt);
-          if (sigmoid) score = torch::sigmoid(score);
-          score = score.contiguous();
-          std::memcpy(out.data() + s * items.size(), score.data_ptr<float>(),
-                      sizeof(float) * score.numel());
-        }
-      },
-      "predicting rewards"));
-  return out;
-}
-
 }  // namespace optower

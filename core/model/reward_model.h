@@ -39,10 +39,6 @@ absl::StatusOr<TwoTowerModel> FitRewardModel(const BanditLog& log, const ItemCat
                                              const RewardModelOptions& options,
                                              const ProgressCallback& progress = nullptr);
 
-// q̂(x_i, a) for every item: [n, N] (float, row-major). Chunked; memory n*N*4 bytes.
-absl::StatusOr<std::vector<float>> PredictRewardsAll(const TwoTowerModel& qhat, const float* contexts,
-                                                     int64_t n, const ItemCatalog& items);
-
 }  // namespace optower
 
 #endif  // OPTOWER_CORE_MODEL_REWARD_MODEL_H_

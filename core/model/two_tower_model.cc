@@ -140,8 +140,36 @@ torch::Tensor TwoTowerModel::Impl::ItemIdRows(const ItemCatalog& items) const {
   return rows;
 }
 
+void TwoTowerModel::Impl::EmbedItemsInto(const torch::Tensor& features,
+                                          const torch::Tensor& id_rows, torch::Tensor out) {
+  torch::NoGradGuard ng;
+  const int64_t n = features.size(0);
+  for (int64_t s = 0; s < n; s += kEmbedBatchItems) {
+    const int64_t e = std::min(n, s + kEmbedBatchItems);
+    out.slice(0, s, e).copy_(net->Item(features.slice(0, s, e), id_rows.slice(0, s, e)));
+  }
+}
+
+torch::Tensor TwoTowerModel::Impl::ItemEmbeddings(const torch::Tensor& features,
+                                                  const torch::Tensor& id_rows) {
+  torch::Tensor out = torch::empty({features.size(0), config.embedding_dim});
+  EmbedItemsInto(features, id_rows, out);
+  return out;
+}
+
+namespace {
+
+// The catalog's features as a [N, dim_features] tensor over its own memory (read only).
+torch::Tensor FeatureView(const ItemCatalog& items) {
+  if (items.dim_features == 0) return torch::zeros({items.size(), 0});
+  return torch::from_blob(const_cast<float*>(items.features.data()),
+                          {items.size(), items.dim_features}, torch::kFloat32);
+}
+
+}  // namespace
+
 torch::Tensor TwoTowerModel::Impl::ItemEmbeddings(const ItemCatalog& items) {
-  return net->Item(ItemFeatures(items), ItemIdRows(items));
+  return ItemEmbeddings(FeatureView(items), ItemIdRows(items));
 }
 
 TwoTowerModel::TwoTowerModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -237,33 +265,17 @@ absl::StatusOr<std::vector<float>> TwoTowerModel::EmbedItems(const ItemCatalog& 
     return absl::InvalidArgumentError(absl::StrFormat(
         "items have %d features but the model's item tower takes %d", items.dim_features,
         impl_->config.dim_item));
-  // In batches of kEmbedBatchItems items: the output [N, d] is the only allocation that grows with
-  // N (one forward over a 1M-item catalog would hold every hidden layer's [N, width] activations
-  // and a copy of the features at once).
-  const int64_t n = items.size();
-  const int64_t d = impl_->config.embedding_dim;
-  const int64_t f = items.dim_features;
-  std::vector<float> out(static_cast<size_t>(n * d));
+  // The output [N, d] is the only allocation that grows with N: Impl::EmbedItemsInto writes it
+  // batch by batch (one forward over a 1M-item catalog would hold every hidden layer's [N, width]
+  // activations at once).
+  std::vector<float> out(static_cast<size_t>(items.size() * impl_->config.embedding_dim));
   RETURN_IF_ERROR(TorchStatus(
       [&] {
         c10::InferenceMode guard;
-        for (int64_t start = 0; start < n; start += kEmbedBatchItems) {
-          const int64_t len = std::min(kEmbedBatchItems, n - start);
-          torch::Tensor x =
-              f == 0 ? torch::zeros({len, 0})
-                     : torch::from_blob(const_cast<float*>(items.features.data() + start * f),
-                                        {len, f}, torch::kFloat32);
-          torch::Tensor rows = torch::full({len}, -1, torch::kInt64);
-          if (impl_->config.item_id_embedding) {
-            int64_t* p = rows.data_ptr<int64_t>();
-            for (int64_t i = 0; i < len; ++i) {
-              auto it = impl_->id_to_row.find(items.ids[start + i]);
-              if (it != impl_->id_to_row.end()) p[i] = it->second;
-            }
-          }
-          torch::Tensor v = impl_->net->Item(x, rows).contiguous();
-          std::copy_n(v.data_ptr<float>(), len * d, out.data() + start * d);
-        }
+        impl_->EmbedItemsInto(
+            FeatureView(items), impl_->ItemIdRows(items),
+            torch::from_blob(out.data(), {items.size(), impl_->config.embedding_dim},
+                             torch::kFloat32));
       },
       "item tower forward"));
   return out;
@@ -283,27 +295,6 @@ absl::Status TwoTowerModel::ContextMoments(std::vector<float>* mean, std::vector
 
 absl::StatusOr<DenseMatrix> TwoTowerModel::ActionProbabilities(const float* contexts, int64_t n,
                                                                const ItemCatalog& items) const {
-  return ActionProbabilities(contexts, n, items, nullptr, nullptr);
-}
-
-absl::StatusOr<DenseMatrix> TwoTowerModel::ActionProbabilities(
-    const float* contexts, int64_t n, const ItemCatalog& items, const int64_t* excluded_offsets,
-    const int64_t* excluded_rows) const {
-  const int64_t N = items.size();
-  if (excluded_offsets != nullptr) {
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t* b = excluded_rows + (excluded_offsets[i] - excluded_offsets[0]);
-      const int64_t* e = excluded_rows + (excluded_offsets[i + 1] - excluded_offsets[0]);
-      if (e - b >= N)
-        return absl::InvalidArgumentError(absl::StrFormat(
-            "row %d excludes %d of the %d catalog items: nothing is left to draw", i, e - b, N));
-      for (const int64_t* r = b; r < e; ++r) {
-        if (*r < 0 || *r >= N)
-          return absl::InvalidArgumentError(
-              absl::StrFormat("excluded row %d of row %d is outside the catalog", *r, i));
-      }
-    }
-  }
   if (items.dim_features != impl_->config.dim_item)
     return absl::InvalidArgumentError(absl::StrFormat(
         "items have %d features but the model's item tower takes %d", items.dim_features,
@@ -322,16 +313,6 @@ absl::StatusOr<DenseMatrix> TwoTowerModel::ActionProbabilities(
           torch::Tensor logits = (impl_->net->User(x).matmul(v.t()) / impl_->config.temperature)
                                      .to(torch::kFloat64)
                                      .contiguous();
-          if (excluded_offsets != nullptr) {
-            double* l = logits.data_ptr<double>();
-            for (int64_t i = 0; i < len; ++i) {
-              const int64_t* b =
-                  excluded_rows + (excluded_offsets[start + i] - excluded_offsets[0]);
-              const int64_t* e =
-                  excluded_rows + (excluded_offsets[start + i + 1] - excluded_offsets[0]);
-              for (const int64_t* r = b; r < e; ++r) l[i * N + *r] = -INFINITY;
-            }
-          }
           torch::Tensor p = torch::softmax(logits, 1).contiguous();
           std::memcpy(pi.row(start), p.data_ptr<double>(), sizeof(double) * p.numel());
         }

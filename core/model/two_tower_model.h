@@ -70,18 +70,10 @@ class TwoTowerModel {
   // from the training contexts by the learner (mean 0, sd 1 for fresh towers); the index probe
   // samples contexts from N(mean, sd^2) when no logged ones exist (core/serving/model_snapshot.h).
   absl::Status ContextMoments(std::vector<float>* mean, std::vector<float>* sd) const;
-  // pi(a|x) for n contexts over the catalog -> [n, N].
+  // pi(a|x) for n contexts over the catalog -> [n, N]. (Slates' conditional draws are valued by
+  // MakeOpeSamples, core/learning/policy_evaluation.h, which excludes each draw's earlier items.)
   absl::StatusOr<DenseMatrix> ActionProbabilities(const float* contexts, int64_t n,
                                                   const ItemCatalog& items) const;
-  // The same with row i restricted to the catalog minus the rows
-  // excluded_rows[excluded_offsets[i] - excluded_offsets[0] .. excluded_offsets[i+1] - ...)
-  // (a slate's earlier items; BanditLog::prefix_begin/prefix_end): 0 on those, the softmax over
-  // the others elsewhere. Computed from the logits, so it stays exact however much mass the
-  // excluded items held. excluded_offsets: [n + 1]; null pointers = no exclusion.
-  absl::StatusOr<DenseMatrix> ActionProbabilities(const float* contexts, int64_t n,
-                                                  const ItemCatalog& items,
-                                                  const int64_t* excluded_offsets,
-                                                  const int64_t* excluded_rows) const;
 
   // Internal handle for core's torch code (learner, reward model); opaque elsewhere.
   struct Impl;

@@ -43,7 +43,15 @@ struct TwoTowerModel::Impl {
   // Catalog -> tensors for Item(): features [N, dim_item] float, id rows [N] int64.
   torch::Tensor ItemFeatures(const ItemCatalog& items) const;
   torch::Tensor ItemIdRows(const ItemCatalog& items) const;
-  // Item embeddings of the catalog with autograd as the caller's mode allows.
+  // The item tower over every row of (features [N, dim_item], id_rows [N]) without autograd, in
+  // batches of TwoTowerModel::kEmbedBatchItems rows written into `out` ([N, d], allocated by the
+  // caller; it may wrap the caller's memory), so the working memory beyond `out` (hidden layers'
+  // activations) does not grow with N. Every catalog-wide embedding goes through here.
+  void EmbedItemsInto(const torch::Tensor& features, const torch::Tensor& id_rows,
+                      torch::Tensor out);
+  // EmbedItemsInto a new [N, d] tensor.
+  torch::Tensor ItemEmbeddings(const torch::Tensor& features, const torch::Tensor& id_rows);
+  // The same for a catalog (its features viewed in place, not copied).
   torch::Tensor ItemEmbeddings(const ItemCatalog& items);
 };
 
