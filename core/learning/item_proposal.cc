@@ -2,32 +2,17 @@
 
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexIVFFlat.h>
-#include <faiss/impl/FaissException.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <functional>
-#include <new>
+#include <type_traits>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/base/faiss_status.h"
 
 namespace optower {
-namespace {
-
-absl::Status ProposalFaiss(const char* what, const std::function<void()>& fn) {
-  try {
-    fn();
-    return absl::OkStatus();
-  } catch (const std::bad_alloc&) {
-    return absl::ResourceExhaustedError(absl::StrCat("FAISS ", what, ": out of memory"));
-  } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat("FAISS ", what, ": ", e.what()));
-  }
-}
-
-}  // namespace
+using faiss_call::CallFaiss;
 
 ItemProposal::~ItemProposal() {
   index_.reset();  // the IVF index points at quantizer_
@@ -53,7 +38,7 @@ absl::StatusOr<std::unique_ptr<ItemProposal>> ItemProposal::Build(
                       : static_cast<int64_t>(std::sqrt(static_cast<double>(n)));
   nlist = std::min(nlist, max_nlist);
   p->ivf_ = n > options.exact_max_items && nlist >= 2;
-  absl::Status s = ProposalFaiss("building the item proposal", [&] {
+  absl::Status s = CallFaiss("building the item proposal", [&] {
     if (!p->ivf_) {
       auto flat = std::make_unique<faiss::IndexFlatIP>(dim);
       flat->add(n, embeddings);
@@ -82,16 +67,12 @@ absl::Status ItemProposal::TopRows(const float* queries, int64_t nq, int64_t m,
   if (m < 1 || m > n_)
     return absl::InvalidArgumentError(
         absl::StrFormat("item proposal: m=%d: must be in [1, %d]", m, n_));
+  static_assert(std::is_same_v<faiss::Index::idx_t, int64_t>, "FAISS labels are our rows");
   rows->assign(static_cast<size_t>(nq * m), -1);
   if (nq == 0) return absl::OkStatus();
   std::vector<float> scores(static_cast<size_t>(nq * m));
-  std::vector<faiss::Index::idx_t> labels(static_cast<size_t>(nq * m));
-  absl::Status s = ProposalFaiss("item proposal search", [&] {
-    index_->search(nq, queries, m, scores.data(), labels.data());
-  });
-  if (!s.ok()) return s;
-  for (size_t i = 0; i < labels.size(); ++i) (*rows)[i] = labels[i];
-  return absl::OkStatus();
+  return CallFaiss("item proposal search",
+                   [&] { index_->search(nq, queries, m, scores.data(), rows->data()); });
 }
 
 }  // namespace optower

@@ -1,19 +1,12 @@
 // The two rules every FAISS call in core/serving follows, shared by the ItemIndex's files:
-// CallFaiss is the one place FAISS exceptions become a Status, and ScopedOmpThreads limits OpenMP
-// for the calling thread only.
+// CallFaiss (core/base/faiss_status.h) is the one place FAISS exceptions become a Status, and
+// ScopedOmpThreads limits OpenMP for the calling thread only.
 #ifndef OPTOWER_CORE_SERVING_FAISS_CALL_H_
 #define OPTOWER_CORE_SERVING_FAISS_CALL_H_
 
 #include <omp.h>
 
-#include <exception>
-#include <functional>
-#include <new>
-
-#include <faiss/impl/FaissException.h>
-
-#include "absl/status/status.h"
-#include "absl/strings/str_cat.h"
+#include "core/base/faiss_status.h"
 
 namespace optower {
 namespace faiss_call {
@@ -36,20 +29,6 @@ class ScopedOmpThreads {
   int saved_;
   bool active_;
 };
-
-// The one place FAISS exceptions become a Status.
-inline absl::Status CallFaiss(const char* what, const std::function<void()>& fn) {
-  try {
-    fn();
-    return absl::OkStatus();
-  } catch (const faiss::FaissException& e) {
-    return absl::InternalError(absl::StrCat("FAISS ", what, ": ", e.what()));
-  } catch (const std::bad_alloc&) {
-    return absl::ResourceExhaustedError(absl::StrCat("FAISS ", what, ": out of memory"));
-  } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat("FAISS ", what, ": ", e.what()));
-  }
-}
 
 }  // namespace faiss_call
 }  // namespace optower
