@@ -84,6 +84,9 @@ const std::map<std::string, std::string>& TrainerRenames() {
       {"learner.patience", "patience"},
       {"learner.threads", "threads"},
       {"learner.reward_model.epochs", "reward_model_epochs"},
+      {"learner.sampled.auto_min_items", "sampled_auto_min_items"},
+      {"learner.sampled.head_items", "sampled_head_items"},
+      {"learner.sampled.tail_items", "sampled_tail_items"},
   };
   return *renames;
 }
@@ -248,6 +251,10 @@ void ApplyTrainerDefaults(const TrainerOptions& d, const ModelStore::Options& st
   if (t->batch_size() == 0) t->set_batch_size(d.learner.batch_size);
   if (t->patience() == 0) t->set_patience(d.learner.patience);
   if (t->reward_model_epochs() == 0) t->set_reward_model_epochs(d.learner.reward_model.epochs);
+  if (t->sampled_auto_min_items() == 0)
+    t->set_sampled_auto_min_items(d.learner.sampled.auto_min_items);
+  if (t->sampled_head_items() == 0) t->set_sampled_head_items(d.learner.sampled.head_items);
+  if (t->sampled_tail_items() == 0) t->set_sampled_tail_items(d.learner.sampled.tail_items);
   if (!t->has_warm_start_from_served()) t->set_warm_start_from_served(d.warm_start_from_served);
   if (t->max_jobs_kept() == 0) t->set_max_jobs_kept(d.max_jobs_kept);
   if (t->max_events() == 0) t->set_max_events(d.max_events);

@@ -111,6 +111,26 @@ TEST(OptionsValidateTest, PolicyLearnerNamesTheField) {
   o = PolicyLearnerOptions();
   o.reward_model.epochs = 0;
   EXPECT_THAT(Error(o), HasSubstr("reward_model.epochs=0: must be >= 1"));
+  o = PolicyLearnerOptions();
+  o.sampled.head_items = 0;
+  EXPECT_THAT(Error(o), HasSubstr("sampled.head_items=0: must be >= 1"));
+  o = PolicyLearnerOptions();
+  o.sampled.tail_items = 0;  // allowed: a head-only candidate set
+  EXPECT_TRUE(o.Validate().ok());
+  o.sampled.tail_items = -1;
+  EXPECT_THAT(Error(o), HasSubstr("sampled.tail_items=-1: must be >= 0"));
+  o = PolicyLearnerOptions();
+  o.sampled.auto_min_items = 1;
+  EXPECT_THAT(Error(o), HasSubstr("sampled.auto_min_items=1: must be >= 2"));
+  o = PolicyLearnerOptions();
+  o.sampled.proposal.ivf_nprobe = 0;
+  EXPECT_THAT(Error(o), HasSubstr("sampled.proposal.ivf_nprobe=0: must be >= 1"));
+  o = PolicyLearnerOptions();
+  o.sampled.proposal.exact_max_items = -1;
+  EXPECT_THAT(Error(o), HasSubstr("sampled.proposal.exact_max_items=-1: must be >= 0"));
+  o = PolicyLearnerOptions();
+  o.sampled.proposal.ivf_nlist = -1;
+  EXPECT_THAT(Error(o), HasSubstr("sampled.proposal.ivf_nlist=-1: must be >= 0"));
 }
 
 TEST(OptionsValidateTest, TrainerNamesTheField) {
@@ -193,6 +213,10 @@ void ExpectSameLearner(const PolicyLearnerOptions& a, const PolicyLearnerOptions
   EXPECT_EQ(a.reward_model.batch_size, b.reward_model.batch_size);
   EXPECT_EQ(a.reward_model.learning_rate, b.reward_model.learning_rate);
   EXPECT_EQ(a.reward_model.threads, b.reward_model.threads);
+  EXPECT_EQ(a.sampled.mode, b.sampled.mode);
+  EXPECT_EQ(a.sampled.auto_min_items, b.sampled.auto_min_items);
+  EXPECT_EQ(a.sampled.head_items, b.sampled.head_items);
+  EXPECT_EQ(a.sampled.tail_items, b.sampled.tail_items);
 }
 
 void ExpectSameTrainer(const TrainerOptions& a, const TrainerOptions& b) {
@@ -256,6 +280,9 @@ TEST(ServerOptionsMappingTest, AppliedDefaultsMapToTheSameOptions) {
   EXPECT_EQ(applied.event_log().max_commit_delay_ms(), 5);
   EXPECT_EQ(applied.trainer().epochs(), PolicyLearnerOptions().epochs);
   EXPECT_EQ(applied.trainer().threads(), server::kDefaultTrainerThreads);
+  EXPECT_EQ(applied.trainer().sampled_head_items(), PolicyLearnerOptions().sampled.head_items);
+  EXPECT_EQ(applied.trainer().sampled_auto_min_items(),
+            PolicyLearnerOptions().sampled.auto_min_items);
   ExpectSameIndex(server::IndexOptionsFromConfig(applied), server::IndexOptionsFromConfig(empty));
   ExpectSameEngine(server::EngineOptionsFromConfig(applied), server::EngineOptionsFromConfig(empty));
   ExpectSameEventLog(server::EventLogOptionsFromConfig(applied),
@@ -288,6 +315,14 @@ TEST(ServerOptionsMappingTest, SetFieldsAreMappedAndCheckedByCoreNamingTheConfig
                 c->mutable_trainer()->set_promotion_tolerance(-1);
               }),
               HasSubstr("trainer.promotion_tolerance=-1"));
+  EXPECT_THAT(validate([](v1::ServerConfig* c) {
+                c->mutable_trainer()->set_sampled_head_items(-1);
+              }),
+              HasSubstr("trainer.sampled_head_items=-1: must be >= 1"));
+  EXPECT_THAT(validate([](v1::ServerConfig* c) {
+                c->mutable_trainer()->set_sampled_auto_min_items(1);
+              }),
+              HasSubstr("trainer.sampled_auto_min_items=1: must be >= 2"));
   EXPECT_THAT(validate([](v1::ServerConfig* c) { c->mutable_index()->set_build_threads(-1); }),
               HasSubstr("index.build_threads=-1: must be >= 0"));
   EXPECT_THAT(validate([](v1::ServerConfig* c) {
@@ -304,6 +339,10 @@ TEST(ServerOptionsMappingTest, SetFieldsAreMappedAndCheckedByCoreNamingTheConfig
   c.mutable_trainer()->add_hidden(8);
   c.mutable_trainer()->set_keep_rejected_versions(0);  // optional: an explicit 0 is kept
   c.mutable_trainer()->set_slate_learning(v1::TrainerConfig::TOP_K_CORRECTION);
+  c.mutable_trainer()->set_gradient(v1::TrainerConfig::GRADIENT_SAMPLED);
+  c.mutable_trainer()->set_sampled_head_items(16);
+  c.mutable_trainer()->set_sampled_tail_items(256);
+  c.mutable_trainer()->set_sampled_auto_min_items(5000);
   EXPECT_EQ(server::EngineOptionsFromConfig(c).top_m, 7);
   EXPECT_EQ(server::EngineOptionsFromConfig(c).snapshot.index.hnsw_m, 16);
   const TrainerOptions t = server::TrainerOptionsFromConfig(c);
@@ -311,6 +350,12 @@ TEST(ServerOptionsMappingTest, SetFieldsAreMappedAndCheckedByCoreNamingTheConfig
   EXPECT_EQ(t.learner.hidden, std::vector<int64_t>{8});
   EXPECT_EQ(t.learner.reward_model.hidden, std::vector<int64_t>{8}) << "q̂ gets the policy's towers";
   EXPECT_EQ(t.slate_learning, SlateLearning::kTopKCorrection);
+  EXPECT_EQ(t.learner.sampled.mode, GradientMode::kSampled);
+  EXPECT_EQ(t.learner.sampled.head_items, 16);
+  EXPECT_EQ(t.learner.sampled.tail_items, 256);
+  EXPECT_EQ(t.learner.sampled.auto_min_items, 5000);
+  EXPECT_EQ(server::TrainerOptionsFromConfig(v1::ServerConfig()).learner.sampled.mode,
+            GradientMode::kAuto);
   EXPECT_EQ(server::TrainerOptionsFromConfig(v1::ServerConfig()).slate_learning,
             SlateLearning::kPerDraw);
   EXPECT_EQ(server::ModelStoreOptionsFromConfig(c).keep_rejected, 0);

@@ -31,9 +31,10 @@ absl::Status SampledGradientOptions::Validate() const {
   if (auto_min_items < 2) return bad("auto_min_items", auto_min_items, "must be >= 2");
   if (head_items < 1) return bad("head_items", head_items, "must be >= 1");
   if (tail_items < 0) return bad("tail_items", tail_items, "must be >= 0");
-  if (proposal_exact_max_items < 0)
-    return bad("proposal_exact_max_items", proposal_exact_max_items, "must be >= 0");
-  if (proposal_nprobe < 1) return bad("proposal_nprobe", proposal_nprobe, "must be >= 1");
+  if (proposal.exact_max_items < 0)
+    return bad("proposal.exact_max_items", proposal.exact_max_items, "must be >= 0");
+  if (proposal.ivf_nlist < 0) return bad("proposal.ivf_nlist", proposal.ivf_nlist, "must be >= 0");
+  if (proposal.ivf_nprobe < 1) return bad("proposal.ivf_nprobe", proposal.ivf_nprobe, "must be >= 1");
   return absl::OkStatus();
 }
 

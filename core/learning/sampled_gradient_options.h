@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "core/learning/item_proposal.h"
 
 namespace optower {
 
@@ -32,9 +33,8 @@ struct SampledGradientOptions {
   // row, the others N / tail_items each.
   int tail_items = 1024;
   // The proposal index (core/learning/item_proposal.h), rebuilt from the policy's item embeddings
-  // at the start of every epoch: exact up to proposal_exact_max_items, IVF with this nprobe above.
-  int64_t proposal_exact_max_items = 20000;
-  int proposal_nprobe = 8;
+  // at the start of every epoch (its seed is the learner's).
+  ItemProposalOptions proposal;
 
   // True when a catalog of n_items uses the sampled estimator.
   bool UseSampled(int64_t n_items) const {
