@@ -231,6 +231,8 @@ TEST_F(CliSimulateTest, BadFlagsExitTwoWithOneLine) {
       {"--objective", "sgd"},
       {"--slate-exploration", "per_item"},
       {"--slate-learning", "chen"},
+      {"--gradient", "approximate"},
+      {"--swap-probe-qps", "-1"},
       {"--dim-item-features", "-1"},
       {"--no-such-flag"},
       {"--items", "ten"},

@@ -180,6 +180,16 @@ TEST_F(CliTrainTest, BadFlagsExitWithUsageError) {
   EXPECT_EQ(r->exit_code, 2);
   EXPECT_EQ(r->ErrLineCount(), 1);
   EXPECT_THAT(r->err, HasSubstr("objective=magic"));
+  r = RunOptower({"train", "--logs", logs_, "--items", items_, "--out", dir_ + "/m", "--gradient",
+                  "approximate"});
+  EXPECT_EQ(r->exit_code, 2);
+  EXPECT_EQ(r->ErrLineCount(), 1);
+  EXPECT_THAT(r->err, HasSubstr("--gradient=approximate: must be auto, exact or sampled"));
+  r = RunOptower({"train", "--logs", logs_, "--items", items_, "--out", dir_ + "/m",
+                  "--sampled-head", "0"});
+  EXPECT_EQ(r->exit_code, 2);
+  EXPECT_EQ(r->ErrLineCount(), 1);
+  EXPECT_THAT(r->err, HasSubstr("--sampled-head=0"));
   r = RunOptower({"train", "--help"});
   EXPECT_EQ(r->exit_code, 0);
   EXPECT_THAT(r->out, HasSubstr("--objective"));
