@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "core/base/categorical.h"
+
 namespace optower {
 
 // Largest |reward| (and |reward bound|) accepted anywhere (RPC, trainer): far below FLT_MAX
@@ -31,6 +33,11 @@ inline constexpr double kMaxRewardMagnitude = 1e30;
 //   first_draw_pscores: [size()] or empty: pi_0(a_i | x_i), the single-draw probability of the
 //                   logged item (EventLog's propensity), kept for the top-K correction
 //                   (core/training/slate_learning.h), which weights with it instead of pscores.
+//   A positions column without prefix_offsets (offline logs with a `position` column, e.g. the
+//   Open Bandit Dataset) records each row's slot; each row is then a draw of its own with the
+//   logged pscore (the marginal propensity at that position), as OBP treats such logs.
+// Categorical context features (docs/FEATURES.md): context_categorical holds size() rows of raw
+// ids, or no fields at all (a dense-only log).
 struct BanditLog {
   int64_t dim_context = 0;
   std::vector<float> contexts;
@@ -41,6 +48,7 @@ struct BanditLog {
   std::vector<int64_t> prefix_offsets;
   std::vector<int64_t> prefix_rows;
   std::vector<float> first_draw_pscores;
+  CategoricalColumns context_categorical;
 
   int64_t size() const { return static_cast<int64_t>(actions.size()); }
   const float* context(int64_t i) const { return contexts.data() + i * dim_context; }
@@ -61,6 +69,12 @@ struct BanditLog {
     rewards.push_back(from.rewards[i]);
     pscores.push_back(from.pscores[i]);
     if (!from.first_draw_pscores.empty()) first_draw_pscores.push_back(from.first_draw_pscores[i]);
+    if (!from.context_categorical.empty()) {
+      if (context_categorical.empty())
+        context_categorical = CategoricalColumns(from.context_categorical.fields());
+      context_categorical.AppendRow(from.context_categorical, i);
+    }
+    if (!from.positions.empty() && !from.has_slates()) positions.push_back(from.positions[i]);
     if (!from.has_slates()) return;
     if (prefix_offsets.empty()) prefix_offsets.push_back(0);
     positions.push_back(from.position(i));
@@ -69,11 +83,14 @@ struct BanditLog {
   }
 };
 
-// The item catalog: row i has external id ids[i] and features [dim_features] at features[i*dim..].
+// The item catalog: row i has external id ids[i], dense features [dim_features] at
+// features[i*dim..], and (optionally) raw categorical item features: categorical holds size() rows,
+// or no fields at all.
 struct ItemCatalog {
   int64_t dim_features = 0;
   std::vector<int64_t> ids;
   std::vector<float> features;  // [size(), dim_features] row-major
+  CategoricalColumns categorical;
 
   int64_t size() const { return static_cast<int64_t>(ids.size()); }
   const float* feature(int64_t i) const { return features.data() + i * dim_features; }

@@ -16,13 +16,20 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "core/base/bandit_data.h"
+#include "core/base/categorical.h"
 
 namespace optower {
 
 struct TwoTowerConfig {
-  int64_t dim_context = 0;             // input features of the user tower
-  int64_t dim_item = 0;                // input features of the item tower
+  int64_t dim_context = 0;             // dense input features of the user tower
+  int64_t dim_item = 0;                // dense input features of the item tower
+  // Categorical fields (core/base/categorical.h, docs/FEATURES.md): each a hashed embedding bag
+  // (mean of its ids' rows) concatenated with the dense input before the tower's MLP. The schema
+  // is part of the model: data with a field outside it is refused.
+  std::vector<CategoricalField> context_fields;
+  std::vector<CategoricalField> item_fields;
   std::vector<int64_t> hidden = {64};  // hidden widths of each tower's MLP ({} = linear tower)
   int64_t embedding_dim = 32;          // d
   std::string activation = "relu";     // relu | tanh | elu | gelu
@@ -36,11 +43,22 @@ struct TwoTowerConfig {
 };
 
 // A config for towers over `dim_context` context features and the catalog's item features; the item
-// id embedding is forced on when items have no features (the item tower needs some input).
+// id embedding is forced on when items have neither dense nor categorical features (the item tower
+// needs some input). Categorical schemas are left empty (set them on the result).
 TwoTowerConfig MakeTowerConfig(int64_t dim_context, const ItemCatalog& items,
                                const std::vector<int64_t>& hidden, int64_t embedding_dim,
                                const std::string& activation, bool item_id_embedding,
                                double temperature);
+
+// Width of a model input row: the dense features, then CategoricalSlotCount(fields) slots
+// (core/base/categorical.h). Equal to dim_context / dim_item for dense-only towers.
+int64_t ContextInputWidth(const TwoTowerConfig& config);
+int64_t ItemInputWidth(const TwoTowerConfig& config);
+
+// InvalidArgument unless `items` fits the item tower: dim_features == dim_item and every
+// categorical field of the catalog is in item_fields ("the catalog's categorical field 'brand' is
+// not in the model's item schema (fields: category)").
+absl::Status CheckCatalogSchema(const TwoTowerConfig& config, const ItemCatalog& items);
 
 class TwoTowerModel {
  public:
@@ -60,8 +78,23 @@ class TwoTowerModel {
   const TwoTowerConfig& config() const;
   TwoTowerModel Clone() const;
 
-  // u(x) for n contexts: contexts is [n, dim_context] -> [n, d].
-  absl::StatusOr<std::vector<float>> EmbedContexts(const float* contexts, int64_t n) const;
+  // Model input rows [n, ContextInputWidth] from dense contexts [n, dim_context] and rows
+  // [first_row, first_row + n) of raw categorical columns (may be empty). InvalidArgument for
+  // fields outside the schema or too many ids (EncodeRows).
+  absl::StatusOr<std::vector<float>> EncodeContexts(const float* dense, int64_t n,
+                                                    const CategoricalColumns& categorical,
+                                                    int64_t first_row) const;
+  // The same for one request's features (CheckFeaturesAgainstSchema first; `what` names them in
+  // messages, e.g. "context.categorical").
+  absl::StatusOr<std::vector<float>> EncodeContext(const float* dense,
+                                                   absl::Span<const CategoricalFeature> features,
+                                                   std::string_view what) const;
+  // Every context of a log, encoded (the log's dim_context must equal the model's).
+  absl::StatusOr<std::vector<float>> EncodeLogContexts(const BanditLog& log) const;
+
+  // u(x) for n encoded contexts: inputs is [n, ContextInputWidth] -> [n, d]. For dense-only
+  // models the encoded row is the dense row.
+  absl::StatusOr<std::vector<float>> EmbedContexts(const float* inputs, int64_t n) const;
   // v(a) for every catalog item -> [N, d] (row i = catalog row i). Runs in batches of
   // kEmbedBatchItems items, so its working memory beyond the output does not grow with N.
   static constexpr int64_t kEmbedBatchItems = 65536;
@@ -70,7 +103,7 @@ class TwoTowerModel {
   // from the training contexts by the learner (mean 0, sd 1 for fresh towers); the index probe
   // samples contexts from N(mean, sd^2) when no logged ones exist (core/serving/model_snapshot.h).
   absl::Status ContextMoments(std::vector<float>* mean, std::vector<float>* sd) const;
-  // pi(a|x) for n contexts over the catalog -> [n, N]. (Slates' conditional draws are valued by
+  // pi(a|x) for n encoded contexts ([n, ContextInputWidth]) over the catalog -> [n, N]. (Slates' conditional draws are valued by
   // MakeOpeSamples, core/learning/policy_evaluation.h, which excludes each draw's earlier items.)
   absl::StatusOr<DenseMatrix> ActionProbabilities(const float* contexts, int64_t n,
                                                   const ItemCatalog& items) const;
