@@ -13,6 +13,9 @@
 namespace optower {
 namespace {
 
+// Debian's Abseil (20220623) has its own absl::string_view, not an alias of std::string_view.
+absl::string_view A(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
 uint64_t Fnv1a64(std::string_view text) {
   uint64_t h = 14695981039346656037ull;
   for (unsigned char c : text) {
@@ -52,7 +55,7 @@ absl::Status ValidateCategoricalName(std::string_view name, std::string_view wha
   if (name.empty() || name.size() > kMaxCategoricalNameBytes ||
       !std::all_of(name.begin(), name.end(), NameChar)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        what, "='", name.substr(0, 80), "': a field name is 1..", kMaxCategoricalNameBytes,
+        A(what), "='", A(name.substr(0, 80)), "': a field name is 1..", kMaxCategoricalNameBytes,
         " characters of [A-Za-z0-9_.-]"));
   }
   return absl::OkStatus();
@@ -61,12 +64,12 @@ absl::Status ValidateCategoricalName(std::string_view name, std::string_view wha
 absl::Status ValidateCategoricalFields(const std::vector<CategoricalField>& fields,
                                        std::string_view what) {
   if (static_cast<int64_t>(fields.size()) > kMaxCategoricalFields)
-    return absl::InvalidArgumentError(absl::StrCat(what, ": ", fields.size(),
+    return absl::InvalidArgumentError(absl::StrCat(A(what), ": ", fields.size(),
                                                    " fields, at most ", kMaxCategoricalFields));
   absl::flat_hash_set<std::string> seen;
   for (size_t i = 0; i < fields.size(); ++i) {
     const CategoricalField& f = fields[i];
-    const std::string at = absl::StrCat(what, "[", i, "]");
+    const std::string at = absl::StrCat(A(what), "[", i, "]");
     RETURN_IF_ERROR(ValidateCategoricalName(f.name, absl::StrCat(at, ".name")));
     if (!seen.insert(f.name).second)
       return absl::InvalidArgumentError(absl::StrCat(at, ".name='", f.name, "': repeated"));
@@ -87,11 +90,11 @@ std::string CategoricalFieldToText(const CategoricalField& f) {
 }
 
 absl::StatusOr<CategoricalField> CategoricalFieldFromText(std::string_view text) {
-  std::vector<std::string_view> parts = absl::StrSplit(text, ':');
+  std::vector<absl::string_view> parts = absl::StrSplit(A(text), ':');
   CategoricalField f;
   auto bad = [&](const char* what) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "categorical field '", text.substr(0, 120), "': ", what,
+        "categorical field '", A(text.substr(0, 120)), "': ", what,
         " (expected name[:buckets[:width[:max_ids]]])"));
   };
   if (parts.size() > 4) return bad("too many ':'");
@@ -112,7 +115,7 @@ int64_t CategoricalSlotCount(const std::vector<CategoricalField>& fields) {
 
 int64_t CategoricalIdFromText(std::string_view text) {
   int64_t id;
-  if (absl::SimpleAtoi(text, &id)) return id;
+  if (absl::SimpleAtoi(A(text), &id)) return id;
   return static_cast<int64_t>(Fnv1a64(text));
 }
 
@@ -199,16 +202,16 @@ absl::StatusOr<std::vector<CategoricalFeature>> CategoricalFeaturesFromText(
     std::string_view text) {
   std::vector<CategoricalFeature> out;
   if (text.empty()) return out;
-  for (std::string_view part : absl::StrSplit(text, ';')) {
-    std::pair<std::string_view, std::string_view> kv = absl::StrSplit(part, absl::MaxSplits('=', 1));
+  for (absl::string_view part : absl::StrSplit(A(text), ';')) {
+    std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(part, absl::MaxSplits('=', 1));
     CategoricalFeature f;
     f.name = std::string(kv.first);
     RETURN_IF_ERROR(ValidateCategoricalName(f.name, "categorical feature name"));
-    for (std::string_view id : absl::StrSplit(kv.second, '|')) {
+    for (absl::string_view id : absl::StrSplit(kv.second, '|')) {
       int64_t v;
       if (!absl::SimpleAtoi(id, &v))
         return absl::InvalidArgumentError(absl::StrCat(
-            "categorical features '", text.substr(0, 120), "': '", f.name, "' has id '",
+            "categorical features '", A(text.substr(0, 120)), "': '", f.name, "' has id '",
             id.substr(0, 40), "', not an integer"));
       f.ids.push_back(v);
     }
@@ -227,14 +230,14 @@ absl::Status CheckFeaturesAgainstSchema(absl::Span<const CategoricalFeature> fea
                            [&](const CategoricalField& s) { return s.name == f.name; });
     if (it == schema.end())
       return absl::InvalidArgumentError(absl::StrCat(
-          what, "[", i, "].name='", f.name.substr(0, 80),
+          A(what), "[", i, "].name='", f.name.substr(0, 80),
           "': not a field of the model's schema (fields: ", SchemaNames(schema), ")"));
     if (!seen.insert(f.name).second)
       return absl::InvalidArgumentError(
-          absl::StrCat(what, "[", i, "].name='", f.name, "': repeated"));
+          absl::StrCat(A(what), "[", i, "].name='", f.name, "': repeated"));
     if (static_cast<int64_t>(f.ids.size()) > it->max_ids)
       return absl::InvalidArgumentError(
-          absl::StrCat(what, "[", i, "] '", f.name, "': ", f.ids.size(),
+          absl::StrCat(A(what), "[", i, "] '", f.name, "': ", f.ids.size(),
                        " ids, the model's schema takes at most max_ids=", it->max_ids));
   }
   return absl::OkStatus();
