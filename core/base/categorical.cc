@@ -13,10 +13,7 @@
 namespace optower {
 namespace {
 
-// Debian's Abseil (20220623) has its own absl::string_view, not an alias of std::string_view.
-absl::string_view A(std::string_view s) { return absl::string_view(s.data(), s.size()); }
-
-uint64_t Fnv1a64(std::string_view text) {
+uint64_t Fnv1a64(absl::string_view text) {
   uint64_t h = 14695981039346656037ull;
   for (unsigned char c : text) {
     h ^= c;
@@ -51,25 +48,25 @@ bool operator==(const CategoricalField& a, const CategoricalField& b) {
          a.max_ids == b.max_ids;
 }
 
-absl::Status ValidateCategoricalName(std::string_view name, std::string_view what) {
+absl::Status ValidateCategoricalName(absl::string_view name, absl::string_view what) {
   if (name.empty() || name.size() > kMaxCategoricalNameBytes ||
       !std::all_of(name.begin(), name.end(), NameChar)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        A(what), "='", A(name.substr(0, 80)), "': a field name is 1..", kMaxCategoricalNameBytes,
+        what, "='", name.substr(0, 80), "': a field name is 1..", kMaxCategoricalNameBytes,
         " characters of [A-Za-z0-9_.-]"));
   }
   return absl::OkStatus();
 }
 
 absl::Status ValidateCategoricalFields(const std::vector<CategoricalField>& fields,
-                                       std::string_view what) {
+                                       absl::string_view what) {
   if (static_cast<int64_t>(fields.size()) > kMaxCategoricalFields)
-    return absl::InvalidArgumentError(absl::StrCat(A(what), ": ", fields.size(),
+    return absl::InvalidArgumentError(absl::StrCat(what, ": ", fields.size(),
                                                    " fields, at most ", kMaxCategoricalFields));
   absl::flat_hash_set<std::string> seen;
   for (size_t i = 0; i < fields.size(); ++i) {
     const CategoricalField& f = fields[i];
-    const std::string at = absl::StrCat(A(what), "[", i, "]");
+    const std::string at = absl::StrCat(what, "[", i, "]");
     RETURN_IF_ERROR(ValidateCategoricalName(f.name, absl::StrCat(at, ".name")));
     if (!seen.insert(f.name).second)
       return absl::InvalidArgumentError(absl::StrCat(at, ".name='", f.name, "': repeated"));
@@ -89,12 +86,12 @@ std::string CategoricalFieldToText(const CategoricalField& f) {
   return absl::StrCat(f.name, ":", f.buckets, ":", f.width, ":", f.max_ids);
 }
 
-absl::StatusOr<CategoricalField> CategoricalFieldFromText(std::string_view text) {
-  std::vector<absl::string_view> parts = absl::StrSplit(A(text), ':');
+absl::StatusOr<CategoricalField> CategoricalFieldFromText(absl::string_view text) {
+  std::vector<absl::string_view> parts = absl::StrSplit(text, ':');
   CategoricalField f;
   auto bad = [&](const char* what) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "categorical field '", A(text.substr(0, 120)), "': ", what,
+        "categorical field '", text.substr(0, 120), "': ", what,
         " (expected name[:buckets[:width[:max_ids]]])"));
   };
   if (parts.size() > 4) return bad("too many ':'");
@@ -113,18 +110,46 @@ int64_t CategoricalSlotCount(const std::vector<CategoricalField>& fields) {
   return n;
 }
 
-int64_t CategoricalIdFromText(std::string_view text) {
+std::vector<CategoricalField> DeriveCategoricalFields(const CategoricalColumns& cols,
+                                                      const std::vector<CategoricalField>& given,
+                                                      int64_t width) {
+  std::vector<CategoricalField> out = given;
+  for (int64_t c = 0; c < cols.num_fields(); ++c) {
+    const std::string& name = cols.fields()[c];
+    if (std::any_of(given.begin(), given.end(),
+                    [&](const CategoricalField& f) { return f.name == name; }))
+      continue;
+    absl::flat_hash_set<int64_t> distinct;
+    int64_t most = 1;
+    for (int64_t r = 0; r < cols.rows(); ++r) {
+      absl::Span<const int64_t> ids = cols.ids(r, c);
+      distinct.insert(ids.begin(), ids.end());
+      most = std::max<int64_t>(most, static_cast<int64_t>(ids.size()));
+    }
+    CategoricalField f;
+    f.name = name;
+    f.buckets = 16;
+    while (f.buckets < 4 * static_cast<int64_t>(distinct.size()) && f.buckets < (1 << 20))
+      f.buckets *= 2;
+    f.width = width;
+    f.max_ids = std::min(most, kMaxCategoricalIdsPerField);
+    out.push_back(f);
+  }
+  return out;
+}
+
+int64_t CategoricalIdFromText(absl::string_view text) {
   int64_t id;
-  if (absl::SimpleAtoi(A(text), &id)) return id;
+  if (absl::SimpleAtoi(text, &id)) return id;
   return static_cast<int64_t>(Fnv1a64(text));
 }
 
-int64_t HashBucket(std::string_view field_name, int64_t id, int64_t buckets) {
+int64_t HashBucket(absl::string_view field_name, int64_t id, int64_t buckets) {
   const uint64_t h = SplitMix64(static_cast<uint64_t>(id) ^ Fnv1a64(field_name));
   return static_cast<int64_t>(h % static_cast<uint64_t>(buckets));
 }
 
-int64_t CategoricalColumns::FieldIndex(std::string_view name) const {
+int64_t CategoricalColumns::FieldIndex(absl::string_view name) const {
   for (size_t i = 0; i < fields_.size(); ++i)
     if (fields_[i] == name) return static_cast<int64_t>(i);
   return -1;
@@ -199,10 +224,10 @@ std::string CategoricalFeaturesToText(absl::Span<const CategoricalFeature> featu
 }
 
 absl::StatusOr<std::vector<CategoricalFeature>> CategoricalFeaturesFromText(
-    std::string_view text) {
+    absl::string_view text) {
   std::vector<CategoricalFeature> out;
   if (text.empty()) return out;
-  for (absl::string_view part : absl::StrSplit(A(text), ';')) {
+  for (absl::string_view part : absl::StrSplit(text, ';')) {
     std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(part, absl::MaxSplits('=', 1));
     CategoricalFeature f;
     f.name = std::string(kv.first);
@@ -211,7 +236,7 @@ absl::StatusOr<std::vector<CategoricalFeature>> CategoricalFeaturesFromText(
       int64_t v;
       if (!absl::SimpleAtoi(id, &v))
         return absl::InvalidArgumentError(absl::StrCat(
-            "categorical features '", A(text.substr(0, 120)), "': '", f.name, "' has id '",
+            "categorical features '", text.substr(0, 120), "': '", f.name, "' has id '",
             id.substr(0, 40), "', not an integer"));
       f.ids.push_back(v);
     }
@@ -222,22 +247,22 @@ absl::StatusOr<std::vector<CategoricalFeature>> CategoricalFeaturesFromText(
 
 absl::Status CheckFeaturesAgainstSchema(absl::Span<const CategoricalFeature> features,
                                         const std::vector<CategoricalField>& schema,
-                                        std::string_view what) {
-  absl::flat_hash_set<std::string_view> seen;
+                                        absl::string_view what) {
+  absl::flat_hash_set<absl::string_view> seen;
   for (size_t i = 0; i < features.size(); ++i) {
     const CategoricalFeature& f = features[i];
     auto it = std::find_if(schema.begin(), schema.end(),
                            [&](const CategoricalField& s) { return s.name == f.name; });
     if (it == schema.end())
       return absl::InvalidArgumentError(absl::StrCat(
-          A(what), "[", i, "].name='", f.name.substr(0, 80),
+          what, "[", i, "].name='", f.name.substr(0, 80),
           "': not a field of the model's schema (fields: ", SchemaNames(schema), ")"));
     if (!seen.insert(f.name).second)
       return absl::InvalidArgumentError(
-          absl::StrCat(A(what), "[", i, "].name='", f.name, "': repeated"));
+          absl::StrCat(what, "[", i, "].name='", f.name, "': repeated"));
     if (static_cast<int64_t>(f.ids.size()) > it->max_ids)
       return absl::InvalidArgumentError(
-          absl::StrCat(A(what), "[", i, "] '", f.name, "': ", f.ids.size(),
+          absl::StrCat(what, "[", i, "] '", f.name, "': ", f.ids.size(),
                        " ids, the model's schema takes at most max_ids=", it->max_ids));
   }
   return absl::OkStatus();
