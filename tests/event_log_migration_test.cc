@@ -1,6 +1,8 @@
 // Event log schema 3 (issue 16): served.conditional_propensity round trip, the migration of a
 // schema 2 file (its rows read with the draw-remove-renormalise conditional, new rows with the
-// stored one), and the refusal of a file from a newer build.
+// stored one), and the refusal of a file from a newer build. Schema 4 (issue 12): requests gain
+// `categorical`; a schema 3 file is migrated in place (its rows read with no features), and a
+// schema 2 file goes through both migrations.
 #include <sqlite3.h>
 #include <stdlib.h>
 
@@ -120,8 +122,9 @@ TEST_F(EventLogMigrationTest, Schema2FileIsMigratedAndItsRowsGetTheDrawRemoveRen
   ExecOnDisk(kSchema2File);
   absl::StatusOr<std::unique_ptr<EventLog>> log = SqliteEventLog::Open(options_);
   ASSERT_TRUE(log.ok()) << log.status();
-  EXPECT_EQ(QueryOnDisk("SELECT value FROM meta WHERE key = 'schema_version'"), "3");
+  EXPECT_EQ(QueryOnDisk("SELECT value FROM meta WHERE key = 'schema_version'"), "4");
   EXPECT_EQ(QueryOnDisk("SELECT COUNT(*) FROM served WHERE conditional_propensity IS NULL"), "6");
+  EXPECT_EQ(QueryOnDisk("SELECT COUNT(*) FROM requests WHERE categorical = ''"), "3");
 
   ASSERT_TRUE((*log)->AppendSlate(NewSlate()).ok());
   ASSERT_TRUE((*log)->Flush().ok());
@@ -145,7 +148,7 @@ TEST_F(EventLogMigrationTest, Schema2FileIsMigratedAndItsRowsGetTheDrawRemoveRen
   ASSERT_TRUE((*log)->Close().ok());
   log->reset();
 
-  // Reopening a migrated file is a plain open of schema 3.
+  // Reopening a migrated file is a plain open of schema 4.
   absl::StatusOr<std::unique_ptr<EventLog>> again = SqliteEventLog::Open(options_);
   ASSERT_TRUE(again.ok()) << again.status();
   rows = (*again)->ReadJoined({});
@@ -176,7 +179,7 @@ TEST_F(EventLogMigrationTest, NewFileStoresTheConditionalPropensity) {
     ASSERT_TRUE((*log)->AppendSlate(NewSlate()).ok());
     ASSERT_TRUE((*log)->Close().ok());
   }
-  EXPECT_EQ(QueryOnDisk("SELECT value FROM meta WHERE key = 'schema_version'"), "3");
+  EXPECT_EQ(QueryOnDisk("SELECT value FROM meta WHERE key = 'schema_version'"), "4");
   EXPECT_EQ(QueryOnDisk("SELECT COUNT(*) FROM served WHERE conditional_propensity IS NULL"), "0");
   EXPECT_EQ(QueryOnDisk("SELECT conditional_propensity FROM served WHERE item_id = 100"), "0.3");
 }
@@ -186,12 +189,12 @@ TEST_F(EventLogMigrationTest, FileOfANewerBuildIsRefusedAndLeftAsItWas) {
     absl::StatusOr<std::unique_ptr<EventLog>> log = SqliteEventLog::Open(options_);
     ASSERT_TRUE(log.ok()) << log.status();
   }
-  ExecOnDisk("UPDATE meta SET value = '4' WHERE key = 'schema_version'");
+  ExecOnDisk("UPDATE meta SET value = '5' WHERE key = 'schema_version'");
   absl::StatusOr<std::unique_ptr<EventLog>> log = SqliteEventLog::Open(options_);
   EXPECT_EQ(log.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(log.status().message(), HasSubstr("schema_version=4, this build reads 3"));
+  EXPECT_THAT(log.status().message(), HasSubstr("schema_version=5, this build reads 4"));
   EXPECT_THAT(log.status().message(), HasSubstr("newer"));
-  EXPECT_EQ(QueryOnDisk("SELECT value FROM meta WHERE key = 'schema_version'"), "4");
+  EXPECT_EQ(QueryOnDisk("SELECT value FROM meta WHERE key = 'schema_version'"), "5");
 }
 
 TEST_F(EventLogMigrationTest, SlateWithoutConditionalPropensityIsRefusedNamingIt) {
@@ -202,6 +205,91 @@ TEST_F(EventLogMigrationTest, SlateWithoutConditionalPropensityIsRefusedNamingIt
   const absl::Status st = (*log)->AppendSlate(s);
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(st.message(), HasSubstr("item 1 (item_id=101): conditional_propensity=0"));
+}
+
+// The schema 3 layout as released (before issue 12): requests without `categorical`.
+constexpr const char* kSchema3File = R"sql(
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO meta VALUES ('schema_version', '3');
+CREATE TABLE requests (
+  id            INTEGER PRIMARY KEY,
+  request_id    TEXT    NOT NULL UNIQUE,
+  k             INTEGER NOT NULL,
+  m             INTEGER NOT NULL,
+  epsilon       REAL    NOT NULL,
+  temperature   REAL    NOT NULL,
+  model_version TEXT    NOT NULL,
+  context       BLOB    NOT NULL,
+  time_us       INTEGER NOT NULL,
+  first_served  INTEGER NOT NULL
+);
+CREATE TABLE served (
+  id         INTEGER PRIMARY KEY,
+  request    INTEGER NOT NULL,
+  item_id    INTEGER NOT NULL,
+  position   INTEGER NOT NULL,
+  propensity REAL    NOT NULL CHECK (propensity > 0 AND propensity <= 1),
+  conditional_propensity REAL
+    CHECK (conditional_propensity > 0 AND conditional_propensity <= 1)
+);
+CREATE TABLE feedback (
+  request_id TEXT    NOT NULL,
+  item_id    INTEGER NOT NULL,
+  reward     REAL    NOT NULL,
+  time_us    INTEGER NOT NULL,
+  PRIMARY KEY (request_id, item_id)
+) WITHOUT ROWID;
+INSERT INTO requests VALUES (1, 'old-a', 2, 10, 0.1, 0.5, 'v1', x'0000803f', 1000, 1);
+INSERT INTO served VALUES (1, 1, 70, 0, 0.5, 0.5);
+INSERT INTO served VALUES (2, 1, 71, 1, 0.25, 0.5);
+INSERT INTO feedback VALUES ('old-a', 71, 1.0, 2000);
+)sql";
+
+TEST_F(EventLogMigrationTest, Schema3FileIsMigratedInPlaceAndItsRowsHaveNoCategoricalFeatures) {
+  ExecOnDisk(kSchema3File);
+  {
+    absl::StatusOr<std::unique_ptr<EventLog>> log = SqliteEventLog::Open(options_);
+    ASSERT_TRUE(log.ok()) << log.status();
+    EXPECT_EQ(QueryOnDisk("SELECT value FROM meta WHERE key = 'schema_version'"), "4");
+    ServedSlate s = NewSlate();
+    s.context = {2.0f};
+    s.categorical = "user=12;tags=3|9";
+    ASSERT_TRUE((*log)->AppendSlate(s).ok());
+    ASSERT_TRUE((*log)->Close().ok());
+  }
+  absl::StatusOr<std::unique_ptr<EventLog>> log = SqliteEventLog::Open(options_);
+  ASSERT_TRUE(log.ok()) << log.status();
+  absl::StatusOr<std::vector<EventLog::JoinedRow>> rows = (*log)->ReadJoined({});
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  ASSERT_EQ(rows->size(), 4u);
+  // The old rows: unchanged, no features.
+  EXPECT_EQ((*rows)[0].categorical, "");
+  EXPECT_EQ((*rows)[1].categorical, "");
+  EXPECT_EQ((*rows)[0].context, std::vector<float>{1.0f});
+  EXPECT_EQ((*rows)[1].conditional_propensity, 0.5);
+  EXPECT_TRUE((*rows)[1].has_feedback);
+  // The new slate: its features on every item's row, as logged.
+  EXPECT_EQ((*rows)[2].categorical, "user=12;tags=3|9");
+  EXPECT_EQ((*rows)[3].categorical, "user=12;tags=3|9");
+  EXPECT_EQ((*rows)[3].context, std::vector<float>{2.0f});
+}
+
+TEST_F(EventLogMigrationTest, NewFileRoundTripsCategoricalFeatures) {
+  absl::StatusOr<std::unique_ptr<EventLog>> log = SqliteEventLog::Open(options_);
+  ASSERT_TRUE(log.ok()) << log.status();
+  ServedSlate with = NewSlate();
+  with.categorical = "country=49";
+  ServedSlate without = NewSlate();
+  without.request_id = "plain";
+  ASSERT_TRUE((*log)->AppendSlate(with).ok());
+  ASSERT_TRUE((*log)->AppendSlate(without).ok());
+  ASSERT_TRUE((*log)->Flush().ok());
+  absl::StatusOr<std::vector<EventLog::JoinedRow>> rows = (*log)->ReadJoined({});
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  ASSERT_EQ(rows->size(), 4u);
+  EXPECT_EQ((*rows)[1].categorical, "country=49");
+  EXPECT_EQ((*rows)[2].categorical, "");
+  EXPECT_EQ(QueryOnDisk("SELECT categorical FROM requests WHERE request_id = 'new'"), "country=49");
 }
 
 }  // namespace

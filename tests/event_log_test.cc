@@ -731,11 +731,11 @@ TEST_F(EventLogTest, AppendSlateRoundTripsBitExactOneRequestRowPerSlate) {
   EXPECT_EQ(r, rows->size());
   EXPECT_EQ(log->stats().served_rows, static_cast<int64_t>(rows->size()));
 
-  // Schema 2 on disk: one requests row per slate, one served row per item.
+  // On disk: one requests row per slate, one served row per item.
   const std::string path = Options().path;
   EXPECT_EQ(QueryOnDisk(path, "SELECT COUNT(*) FROM requests"), 6);
   EXPECT_EQ(QueryOnDisk(path, "SELECT COUNT(*) FROM served"), static_cast<int64_t>(rows->size()));
-  EXPECT_EQ(QueryOnDisk(path, "SELECT value FROM meta WHERE key = 'schema_version'"), 3);
+  EXPECT_EQ(QueryOnDisk(path, "SELECT value FROM meta WHERE key = 'schema_version'"), 4);
 }
 
 TEST_F(EventLogTest, FeedbackOnlyMatchesItemsOfItsOwnRequestWhenASlateIsShort) {
@@ -809,7 +809,7 @@ TEST_F(EventLogTest, OpenRefusesASchemaVersion1FileNamingBothVersions) {
   sqlite3_close(db);
   absl::StatusOr<std::unique_ptr<EventLog>> log = SqliteEventLog::Open(Options());
   EXPECT_EQ(log.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(log.status().message(), HasSubstr("schema_version=1, this build reads 3"));
+  EXPECT_THAT(log.status().message(), HasSubstr("schema_version=1, this build reads 4"));
   // Nothing was changed: no v2 table was added to the old file.
   ASSERT_EQ(sqlite3_open(Options().path.c_str(), &db), SQLITE_OK);
   sqlite3_stmt* st = nullptr;

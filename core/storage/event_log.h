@@ -49,6 +49,9 @@ struct ServedSlate {
   double temperature = 0.0;  // softmax temperature tau >= 0 (0 only for greedy serving)
   std::string model_version;
   std::vector<float> context;  // [d] dense context features, finite; stored as a float32 BLOB
+  // The request's categorical context features in CategoricalFeaturesToText form
+  // ("user=12;tags=3|9", core/base/categorical.h); "" = none. Stored as given (TEXT).
+  std::string categorical;
   int64_t time_us = 0;         // unix micros
   std::vector<ServedItem> items;  // in serving order; served ids follow this order
 };
@@ -215,6 +218,8 @@ class EventLog {
     double temperature = 0.0;
     std::string model_version;
     std::vector<float> context;
+    // CategoricalFeaturesToText form as logged; "" = none (also for rows of schema <= 3 files).
+    std::string categorical;
     int64_t served_time_us = 0;
     bool has_feedback = false;
     double reward = 0.0;             // 0 when !has_feedback

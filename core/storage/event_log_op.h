@@ -54,7 +54,8 @@ inline int64_t OpBytes(const Op& op) {
   int64_t bytes = static_cast<int64_t>(sizeof(Op));
   for (const ServedSlate& s : op.served) {
     bytes += static_cast<int64_t>(sizeof(ServedSlate) + s.request_id.size() +
-                                  s.model_version.size() + s.context.size() * sizeof(float) +
+                                  s.model_version.size() + s.categorical.size() +
+                                  s.context.size() * sizeof(float) +
                                   s.items.size() * sizeof(ServedItem));
   }
   for (const FeedbackEvent& e : op.feedback) {

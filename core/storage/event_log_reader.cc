@@ -19,7 +19,7 @@ namespace {
 enum JoinColumn {
   kServedId, kRequestId, kItemId, kPosition, kPropensity, kK, kM, kEpsilon, kTemperature,
   kModelVersion, kContext, kServedTime, kHasFeedback, kReward, kFeedbackTime, kRequestRowId,
-  kConditionalPropensity
+  kConditionalPropensity, kCategorical
 };
 
 // served.conditional_propensity, or for rows written before schema 3 (NULL) the
@@ -42,6 +42,9 @@ absl::Status DecodeRequestFields(sqlite3_stmt* st, int64_t request, EventLog::Jo
   if (const unsigned char* version = sqlite3_column_text(st, kModelVersion); version != nullptr) {
     r.model_version.assign(reinterpret_cast<const char*>(version),
                            sqlite3_column_bytes(st, kModelVersion));
+  }
+  if (const unsigned char* text = sqlite3_column_text(st, kCategorical); text != nullptr) {
+    r.categorical.assign(reinterpret_cast<const char*>(text), sqlite3_column_bytes(st, kCategorical));
   }
   const void* blob = sqlite3_column_blob(st, kContext);
   const int bytes = sqlite3_column_bytes(st, kContext);
@@ -74,6 +77,7 @@ absl::StatusOr<EventLog::JoinedRow> DecodeRow(sqlite3_stmt* st, const EventLog::
     r.request_id = prev->request_id;
     r.model_version = prev->model_version;
     r.context = prev->context;
+    r.categorical = prev->categorical;
   } else {
     RETURN_IF_ERROR(DecodeRequestFields(st, request, r));
   }
@@ -102,7 +106,7 @@ absl::StatusOr<std::unique_ptr<EventLogReader>> EventLogReader::Open(
       "r.temperature, r.model_version, r.context, r.time_us, "
       "f.request_id IS NOT NULL, f.reward, f.time_us, r.id, ",
       kConditionalPropensitySql,
-      " FROM served AS s JOIN requests AS r ON r.id = s.request "
+      ", r.categorical FROM served AS s JOIN requests AS r ON r.id = s.request "
       "LEFT JOIN feedback AS f ON f.request_id = r.request_id AND f.item_id = s.item_id "
       "WHERE s.id >= ?1 AND s.id <= ?2 ORDER BY s.id LIMIT ?3");
   ASSIGN_OR_RETURN(r->read_joined_, Prepare(db, read_joined_sql.c_str()));

@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS requests (
   model_version TEXT    NOT NULL,
   context       BLOB    NOT NULL,
   time_us       INTEGER NOT NULL,
-  first_served  INTEGER NOT NULL
+  first_served  INTEGER NOT NULL,
+  categorical   TEXT    NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS served (
   id         INTEGER PRIMARY KEY,
@@ -76,16 +77,28 @@ absl::Status MigrateFrom2(sqlite3* db) {
   return Exec(db, "UPDATE meta SET value = '3' WHERE key = 'schema_version'");
 }
 
+// Schema 3 -> 4: requests gains categorical (the request's categorical context features in
+// CategoricalFeaturesToText form), '' for the rows already there (they were logged without any:
+// Retrieve ignored categorical features before schema 4). Declared as in kSchemaSql.
+absl::Status MigrateFrom3(sqlite3* db) {
+  RETURN_IF_ERROR(Exec(db, "ALTER TABLE requests ADD COLUMN categorical TEXT NOT NULL DEFAULT ''"));
+  return Exec(db, "UPDATE meta SET value = '4' WHERE key = 'schema_version'");
+}
+
 // The body of CreateOrCheckSchema's transaction.
 absl::Status CreateOrCheckInTransaction(sqlite3* db, const std::string& path) {
   // The version is checked before any other table is created: CREATE ... IF NOT EXISTS would skip
   // a table of another version's layout and fail (or succeed wrongly) later.
   RETURN_IF_ERROR(Exec(db, kMetaSql));
   ASSIGN_OR_RETURN(std::optional<std::string> version, ReadSchemaVersion(db));
-  static_assert(kEventLogSchemaVersion == 3, "add the migration to the new version here");
+  static_assert(kEventLogSchemaVersion == 4, "add the migration to the new version here");
   if (version.has_value() && *version == "2") {
     RETURN_IF_ERROR(MigrateFrom2(db));
     version = "3";
+  }
+  if (version.has_value() && *version == "3") {
+    RETURN_IF_ERROR(MigrateFrom3(db));
+    version = "4";
   }
   if (version.has_value() && *version != std::to_string(kEventLogSchemaVersion)) {
     int number = 0;
@@ -94,7 +107,7 @@ absl::Status CreateOrCheckInTransaction(sqlite3* db, const std::string& path) {
         "path='", path, "': schema_version=", *version, ", this build reads ",
         kEventLogSchemaVersion,
         newer ? " (the file was written by a newer optower: open it with that version)"
-              : " and migrates only from 2 (no migration: start a new log file)"));
+              : " and migrates only from 2 and 3 (no migration: start a new log file)"));
   }
   RETURN_IF_ERROR(Exec(db, kSchemaSql));
   if (!version.has_value()) {

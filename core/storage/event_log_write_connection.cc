@@ -39,8 +39,8 @@ absl::Status EventLogWriteConnection::PrepareStatements() {
   ASSIGN_OR_RETURN(insert_request_,
                    Prepare(db,
                            "INSERT INTO requests(request_id, k, m, epsilon, temperature, "
-                           "model_version, context, time_us, first_served) "
-                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"));
+                           "model_version, context, time_us, first_served, categorical) "
+                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"));
   ASSIGN_OR_RETURN(insert_served_,
                    Prepare(db,
                            "INSERT INTO served(id, request, item_id, position, propensity, "
@@ -130,6 +130,8 @@ absl::Status EventLogWriteConnection::InsertSlate(const ServedSlate& slate) {
   }
   sqlite3_bind_int64(rq, 8, slate.time_us);
   sqlite3_bind_int64(rq, 9, first_served);
+  sqlite3_bind_text(rq, 10, slate.categorical.data(), static_cast<int>(slate.categorical.size()),
+                    SQLITE_STATIC);
   RETURN_IF_ERROR(StepDoneLazy(db, rq, [&] {
     return absl::StrCat("insert request request_id=", Quoted(slate.request_id));
   }));
