@@ -122,9 +122,10 @@ absl::Status OptowerServer::OpenComponents() {
   // The index's recall probe: the user tower on the contexts of the most recent logged requests
   // (sampled contexts top them up; core/serving/index_probe.h). Best effort: a log that cannot be
   // read here fails later where it matters, not the probe.
-  const int64_t dim_context = serving.model->config().dim_context;
+  // Encoded rows (dense + categorical slots) of the served model's input width.
+  const int64_t input_width = ContextInputWidth(serving.model->config());
   absl::StatusOr<std::vector<float>> logged = RecentLoggedContexts(
-      *event_log_, snapshot_options.index.recall_queries, dim_context);
+      *event_log_, snapshot_options.index.recall_queries, *serving.model);
   if (!logged.ok()) {
     std::fprintf(stderr, "optower-server: warning: no logged contexts for the index probe: %s\n",
                  std::string(logged.status().message()).c_str());
@@ -141,7 +142,7 @@ absl::Status OptowerServer::OpenComponents() {
   };
   ASSIGN_OR_RETURN(engine_, RetrievalEngine::Create(engine_options, std::move(snapshot),
                                                     event_log_.get()));
-  engine_->SeedProbeContexts(*logged, dim_context);
+  engine_->SeedProbeContexts(*logged, input_width);
   publisher_ = std::make_unique<ModelPublisher>(engine_.get(), store_.get(), untrained_version);
   if (!config.trainer().disabled()) {
     ASSIGN_OR_RETURN(trainer_, Trainer::Create(TrainerOptionsFromConfig(config), event_log_.get(),

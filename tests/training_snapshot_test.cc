@@ -74,6 +74,55 @@ TEST(SnapshotTest, AppliesTheAttributionWindowAndDropsUnknownItems) {
   EXPECT_EQ(snap.starts_request.back(), 0);
 }
 
+// Issue 12: logged categorical features (schema 4) fill BanditLog::context_categorical under the
+// served model's context schema; rows whose features do not fit it are left out as bad_context.
+TEST(SnapshotTest, LoggedCategoricalFeaturesFillTheLogsColumnsUnderTheServedSchema) {
+  ItemCatalog items;
+  items.dim_features = 1;
+  items.ids = {10, 11};
+  items.features = {0.f, 1.f};
+  const absl::Time now = absl::FromUnixSeconds(1'000'000);
+  TrainingSnapshot snap;
+  snap.log.dim_context = 2;
+  snap.context_fields = {{"user", 64, 4, 1}, {"tags", 64, 4, 2}};
+  auto row = [&](const std::string& request, const std::string& categorical) {
+    EventLog::JoinedRow r = Row(request, 10, true, 1.0, now);
+    r.categorical = categorical;
+    return r;
+  };
+  ASSERT_TRUE(AppendToSnapshot({row("r1", "tags=3|9;user=12"), row("r2", ""),
+                                row("r3", "country=49"),       // not in the schema
+                                row("r4", "tags=1|2|3"),       // more ids than max_ids
+                                row("r5", "user=abc"),         // unreadable
+                                row("r6", "user=7")},
+                               items, SnapshotOptions{}, now, &snap)
+                  .ok());
+  EXPECT_EQ(snap.counts.bad_context, 3);
+  ASSERT_EQ(snap.log.size(), 3);
+  const CategoricalColumns& cols = snap.log.context_categorical;
+  EXPECT_EQ(cols.fields(), (std::vector<std::string>{"user", "tags"}));
+  ASSERT_EQ(cols.rows(), 3);
+  EXPECT_EQ(std::vector<int64_t>(cols.ids(0, 0).begin(), cols.ids(0, 0).end()),
+            std::vector<int64_t>{12});
+  EXPECT_EQ(std::vector<int64_t>(cols.ids(0, 1).begin(), cols.ids(0, 1).end()),
+            (std::vector<int64_t>{3, 9}));
+  EXPECT_TRUE(cols.ids(1, 0).empty());
+  EXPECT_TRUE(cols.ids(1, 1).empty());
+  EXPECT_EQ(std::vector<int64_t>(cols.ids(2, 0).begin(), cols.ids(2, 0).end()),
+            std::vector<int64_t>{7});
+  // The split keeps the columns with their rows.
+  HoldoutSplit split = SplitHoldout(&snap, 0.34);
+  EXPECT_EQ(split.train.context_categorical.rows(), split.train.size());
+  EXPECT_EQ(split.holdout.context_categorical.rows(), split.holdout.size());
+
+  // A dense-only model ignores logged features.
+  TrainingSnapshot dense;
+  dense.log.dim_context = 2;
+  ASSERT_TRUE(AppendToSnapshot({row("r1", "user=12")}, items, SnapshotOptions{}, now, &dense).ok());
+  EXPECT_EQ(dense.log.size(), 1);
+  EXPECT_TRUE(dense.log.context_categorical.empty());
+}
+
 // Slates: each sample carries its draw's conditional propensity and the catalog rows of the earlier
 // items of its request, including served items whose own row is not used (pending, bad reward) and
 // excluding items that left the catalog; the bookkeeping continues across pages.

@@ -1,4 +1,7 @@
 // ContextSample: the most recent request contexts, kept by RetrievalEngine for the recall probe of
+// the index builds it runs, as the user tower's input rows (encoded: dense features, then the
+// categorical slots; core/model/two_tower_model.h EncodeContext), so a row has the model's
+// ContextInputWidth values. Used
 // the index builds it runs (model swaps, rebuilds after catalog drift; core/serving/index_probe.h).
 // A ring of `capacity` contexts. Record never blocks a request: it is skipped when another thread
 // holds the lock (another Retrieve recording, or a build reading), so under contention the sample
@@ -15,6 +18,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "core/model/two_tower_model.h"
 #include "core/storage/event_log.h"
 
 namespace optower {
@@ -42,10 +46,13 @@ class ContextSample {
   int64_t count_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-// The contexts of the last (up to) `max_contexts` requests in the log with `dim` values each,
-// oldest first, [n, dim] row-major. Reads the newest served rows (several per request) only.
+// The contexts of the last (up to) `max_contexts` requests in the log that fit `model` (dense
+// features of its dim_context, categorical features of its context_fields), encoded as its user
+// tower's input: oldest first, [n, ContextInputWidth(model.config())] row-major. Requests logged
+// with other features (another model's schema) are skipped. Reads the newest served rows (several
+// per request) only.
 absl::StatusOr<std::vector<float>> RecentLoggedContexts(const EventLog& log, int64_t max_contexts,
-                                                        int64_t dim);
+                                                        const TwoTowerModel& model);
 
 }  // namespace optower
 

@@ -26,8 +26,9 @@ struct IndexProbe {
   std::string Describe() const;  // "user tower on 120 logged + 380 sampled contexts"
 };
 
-// `count` queries (>= 1): the last min(count, n) rows of `logged_contexts` ([n, dim_context]
-// row-major; null or empty = none), then sampled contexts (seeded by `seed`). InvalidArgument when
+// `count` queries (>= 1): the last min(count, n) rows of `logged_contexts` ([n,
+// ContextInputWidth] row-major, encoded user-tower inputs; null or empty = none), then sampled
+// contexts (seeded by `seed`; dense part from the moments, categorical slots empty = -1). InvalidArgument when
 // logged_contexts is not a whole number of rows or holds a non-finite value.
 absl::StatusOr<IndexProbe> MakeIndexProbe(const TwoTowerModel& model,
                                           const std::vector<float>* logged_contexts,

@@ -10,8 +10,10 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "core/base/status_macros.h"
+#include "core/serving/catalog_edit.h"
 
 namespace optower {
 namespace {
@@ -50,11 +52,9 @@ absl::Status ValidateRetrieve(const RetrieveRequest& r, const ModelSnapshot& sna
                                                    " features: at most max_categorical_features=",
                                                    o.max_categorical_features));
   }
-  for (size_t i = 0; i < r.categorical.size(); ++i) {
-    if (r.categorical[i].name.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("context.categorical[", i, "].name: empty"));
-    }
-  }
+  // Before any work: names in the served model's schema, at most max_ids ids each.
+  RETURN_IF_ERROR(CheckFeaturesAgainstSchema(r.categorical, snap.model().config().context_fields,
+                                             "context.categorical"));
   if (r.k < 1 || r.k > o.max_k) {
     return absl::InvalidArgumentError(
         absl::StrCat("k=", r.k, ": k must be in [1, ", o.max_k, "]"));
@@ -77,6 +77,32 @@ absl::Status ValidateRetrieve(const RetrieveRequest& r, const ModelSnapshot& sna
     return absl::InvalidArgumentError(absl::StrCat(
         "k=", r.k, ": above the ", eligible, " eligible items (catalog of ", index.size(),
         excluded > 0 ? absl::StrCat(" minus ", excluded, " excluded") : std::string(), ")"));
+  }
+  return absl::OkStatus();
+}
+
+std::string FieldsText(const std::vector<CategoricalField>& fields) {
+  if (fields.empty()) return "[] (none)";
+  return absl::StrCat("[", absl::StrJoin(fields, ", ", [](std::string* out, const CategoricalField& f) {
+                        out->append(CategoricalFieldToText(f));
+                      }),
+                      "]");
+}
+
+// A swapped-in model must take the served model's categorical schema: clients send context
+// features of it and the catalog holds item features of it.
+absl::Status CheckSameSchema(const TwoTowerConfig& next, const TwoTowerConfig& served) {
+  if (next.context_fields != served.context_fields) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model.context_fields=", FieldsText(next.context_fields),
+        ": differs from the served model's context_fields=", FieldsText(served.context_fields),
+        " (clients send categorical features of the served schema)"));
+  }
+  if (next.item_fields != served.item_fields) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model.item_fields=", FieldsText(next.item_fields),
+        ": differs from the served model's item_fields=", FieldsText(served.item_fields),
+        " (the catalog holds categorical item features of the served schema)"));
   }
   return absl::OkStatus();
 }
@@ -145,8 +171,20 @@ absl::StatusOr<RetrieveResult> RetrievalEngine::RetrieveImpl(const RetrieveReque
   // Pin one snapshot for the whole request: model, catalog and index always agree.
   const std::shared_ptr<const ModelSnapshot> snap = holder_.Get();
   RETURN_IF_ERROR(ValidateRetrieve(request, *snap, options_));
+  // The user tower's input row: the dense context itself for a dense-only model (no copy), else the
+  // dense features followed by the categorical slots.
+  const TwoTowerModel& model = snap->model();
+  std::vector<float> encoded;
+  const float* input = request.context.data();
+  int64_t input_width = static_cast<int64_t>(request.context.size());
+  if (!model.config().context_fields.empty()) {
+    ASSIGN_OR_RETURN(encoded, model.EncodeContext(request.context.data(), request.categorical,
+                                                  "context.categorical"));
+    input = encoded.data();
+    input_width = static_cast<int64_t>(encoded.size());
+  }
   // For the recall probe of the next index build (never blocks: skipped when contended).
-  context_sample_.Record(request.context.data(), static_cast<int64_t>(request.context.size()));
+  context_sample_.Record(input, input_width);
 
   SlateSamplerOptions sampler_options;
   sampler_options.epsilon = options_.epsilon;
@@ -155,7 +193,7 @@ absl::StatusOr<RetrieveResult> RetrievalEngine::RetrieveImpl(const RetrieveReque
   sampler_options.exploration = options_.slate_exploration;
   ASSIGN_OR_RETURN(const SlateSampler sampler, SlateSampler::Create(sampler_options));
 
-  ASSIGN_OR_RETURN(const std::vector<float> u, snap->model().EmbedContexts(request.context.data(), 1));
+  ASSIGN_OR_RETURN(const std::vector<float> u, model.EmbedContexts(input, 1));
   const int64_t m = std::max(options_.top_m, request.k);
   ASSIGN_OR_RETURN(const std::vector<SearchHit> candidates,
                    snap->index().Search(u.data(), m, request.exclude));
@@ -182,6 +220,7 @@ absl::StatusOr<RetrieveResult> RetrievalEngine::RetrieveImpl(const RetrieveReque
     slate.temperature = options_.greedy ? 0.0 : sampler_options.temperature;
     slate.model_version = result.model_version;
     slate.context = request.context;
+    if (!request.categorical.empty()) slate.categorical = CategoricalFeaturesToText(request.categorical);
     slate.time_us = absl::ToUnixMicros(absl::Now());
     slate.items.reserve(result.items.size());
     for (const SlateItem& item : result.items) {
@@ -285,24 +324,29 @@ absl::StatusOr<CatalogChangeResult> RetrievalEngine::UpsertItems(const ItemCatal
     RETURN_IF_ERROR(
         CheckFeatures(absl::StrCat("items[", i, "].features"), items.feature(i), dim));
   }
+  // Categorical item features in the model's item_fields columns (checked before any work).
+  const std::vector<CategoricalField>& schema = old->model().config().item_fields;
+  ItemCatalog with_schema;
+  const ItemCatalog* upserted = &items;
+  if (!items.categorical.empty()) {
+    with_schema.dim_features = items.dim_features;
+    with_schema.ids = items.ids;
+    with_schema.features = items.features;
+    ASSIGN_OR_RETURN(with_schema.categorical,
+                     ColumnsForSchema(items.categorical, n, schema, "items"));
+    upserted = &with_schema;
+  }
 
   // v(a) of the upserted items only; the other rows keep the embeddings the index already holds.
+  // An id the model never saw gets the item tower of its features (the id part starts at zero).
   ASSIGN_OR_RETURN(std::vector<float> fresh, RunAtPriority(options_.build_priority, [&] {
-                     return old->model().EmbedItems(items);
+                     return old->model().EmbedItems(*upserted);
                    }));
-  ItemCatalog next = cat;
   CatalogChangeResult result;
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t row = old->index().RowOf(items.ids[i]);
-    if (row >= 0) {
-      std::copy_n(items.feature(i), dim, next.features.data() + row * dim);
-      ++result.updated;
-    } else {
-      next.ids.push_back(items.ids[i]);
-      next.features.insert(next.features.end(), items.feature(i), items.feature(i) + dim);
-      ++result.inserted;
-    }
-  }
+  ASSIGN_OR_RETURN(ItemCatalog next,
+                   CatalogWithUpserts(
+                       cat, *upserted, [&](int64_t id) { return old->index().RowOf(id); }, schema,
+                       &result.inserted, &result.updated));
   ItemIndex::Changes changes;
   changes.upserted = items.ids;
   changes.upserted_embeddings = std::move(fresh);
@@ -340,16 +384,7 @@ absl::StatusOr<CatalogChangeResult> RetrievalEngine::DeleteItems(
     return absl::InvalidArgumentError(absl::StrCat(
         "item_ids: deleting all ", cat.size(), " items would leave the catalog empty"));
   }
-  const int64_t dim = cat.dim_features;
-  ItemCatalog next;
-  next.dim_features = dim;
-  next.ids.reserve(static_cast<size_t>(cat.size() - n));
-  next.features.reserve(static_cast<size_t>((cat.size() - n) * dim));
-  for (int64_t row = 0; row < cat.size(); ++row) {
-    if (doomed.contains(cat.ids[row])) continue;
-    next.ids.push_back(cat.ids[row]);
-    next.features.insert(next.features.end(), cat.feature(row), cat.feature(row) + dim);
-  }
+  ItemCatalog next = CatalogWithout(cat, doomed);
   ItemIndex::Changes changes;
   changes.deleted = item_ids;
   ASSIGN_OR_RETURN(std::shared_ptr<const ModelSnapshot> snapshot,
@@ -370,7 +405,10 @@ absl::Status RetrievalEngine::ReplaceModel(std::string model_version,
         ": differs from the served dim_context=", old->dim_context(),
         " (clients send contexts of the served size)"));
   }
-  const std::vector<float> contexts = context_sample_.Recent(old->dim_context());
+  RETURN_IF_ERROR(CheckSameSchema(model->config(), old->model().config()));
+  RETURN_IF_ERROR(CheckCatalogSchema(model->config(), old->catalog()));
+  const std::vector<float> contexts =
+      context_sample_.Recent(ContextInputWidth(old->model().config()));
   ASSIGN_OR_RETURN(std::shared_ptr<const ModelSnapshot> snapshot, RunAtPriority(options_.build_priority, [&] {
                      return ModelSnapshot::Build(std::move(model_version), std::move(model),
                                                  old->catalog(), old->catalog_version(),
@@ -388,7 +426,8 @@ absl::Status RetrievalEngine::ReplaceModel(std::string model_version,
 
 absl::StatusOr<std::shared_ptr<const ModelSnapshot>> RetrievalEngine::ApplyCatalogChanges(
     const ModelSnapshot& old, ItemCatalog next, ItemIndex::Changes changes) {
-  const std::vector<float> contexts = context_sample_.Recent(old.dim_context());
+  const std::vector<float> contexts =
+      context_sample_.Recent(ContextInputWidth(old.model().config()));
   return RunAtPriority(options_.build_priority, [&] {
     return ModelSnapshot::WithCatalogChanges(old, std::move(next), old.catalog_version() + 1,
                                              std::move(changes), options_.snapshot, &contexts);

@@ -3,11 +3,13 @@
 // benchmark that measures the engine without the RPC layer.
 //
 // Retrieve (DESIGN §2):
-//   validate -> u = u_theta(x) -> C = index top-M (M = max(top_m, k), exclusions filtered)
+//   validate (categorical features against the model's context_fields too) -> encode x (dense
+//   features, then the categorical slots: TwoTowerModel::EncodeContext) -> u = u_theta(x) -> C = index top-M (M = max(top_m, k), exclusions filtered)
 //   -> SlateSampler: K draws without replacement, the first from
 //        pi_0(a|x) = (1 - eps) softmax_{a in C}(s(x,a) / tau) + eps / N,
 //      the later ones as options.slate_exploration says
-//   -> EventLog::AppendSlate (request id, K, M, eps, tau, model version, context, time, and per item:
+//   -> EventLog::AppendSlate (request id, K, M, eps, tau, model version, context, categorical
+//      features as text, time, and per item:
 //      item, position, the sampler's own propensity and conditional propensity) -> result.
 // A response is returned only after its served rows were accepted by the event log (queued in group
 // commit mode, committed in synchronous mode); if logging fails the request fails. While the log
@@ -48,6 +50,7 @@
 #include "absl/time/time.h"
 #include "core/base/background_priority.h"
 #include "core/base/bandit_data.h"
+#include "core/base/categorical.h"
 #include "core/storage/event_log.h"
 #include "core/serving/context_sample.h"
 #include "core/serving/model_snapshot.h"
@@ -96,6 +99,8 @@ struct RetrievalEngineOptions {
 struct RetrieveRequest {
   std::string request_id;  // empty = generate one (32 hex characters)
   std::vector<float> context;  // [dim_context] dense features
+  // Categorical context features (core/base/categorical.h), checked against the served model's
+  // context_fields, encoded into the user tower's input and logged with the request.
   std::vector<CategoricalFeature> categorical;
   int64_t k = 0;
   std::vector<int64_t> exclude;  // ids never to serve; ids not in the catalog are ignored
@@ -144,8 +149,10 @@ class RetrievalEngine {
   RetrievalEngine(const RetrievalEngine&) = delete;
   RetrievalEngine& operator=(const RetrievalEngine&) = delete;
 
-  // InvalidArgument: request_id too long; context.dense of the wrong size or not finite; an empty
-  // categorical name or too many categorical features; k outside [1, max_k] or above the eligible
+  // InvalidArgument: request_id too long; context.dense of the wrong size or not finite; more than
+  // max_categorical_features categorical features, or one outside the served model's context schema
+  // (unknown or repeated name, more ids than its max_ids; a dense-only model has no fields, so any
+  // categorical feature is refused); k outside [1, max_k] or above the eligible
   // catalog; too many exclusions. AlreadyExists (synchronous logging) for a reused request_id;
   // ResourceExhausted when the event log's queue is full; Unavailable while the log cannot write.
   // Blocks on the tower forward, the index search and (synchronous durability) the log commit, the
@@ -161,8 +168,11 @@ class RetrievalEngine {
                                           absl::Time deadline = absl::InfiniteFuture()) const;
 
   // Adds new items and replaces the features of existing ones (matched by id); embeddings of the
-  // upserted items come from the served model's item tower, the others are reused. InvalidArgument:
-  // no items, more than max_upsert_batch, a wrong feature dimension, non-finite features, an id twice.
+  // upserted items come from the served model's item tower, the others are reused. items.categorical
+  // (any subset of the model's item_fields, in any order; may be empty) replaces an item's categorical
+  // features; the catalog keeps them in the model's item_fields order. InvalidArgument:
+  // no items, more than max_upsert_batch, a wrong feature dimension, non-finite features, an id twice,
+  // a categorical field outside the model's item schema or with more ids than its max_ids.
   // Blocks for the index build; serialised with other catalog changes.
   absl::StatusOr<CatalogChangeResult> UpsertItems(const ItemCatalog& items);
 
@@ -171,7 +181,9 @@ class RetrievalEngine {
   absl::StatusOr<CatalogChangeResult> DeleteItems(const std::vector<int64_t>& item_ids);
 
   // Serves `model` (re-embedding the current catalog) from now on, under `model_version`. For the
-  // trainer's swap and rollback. Serialised with catalog changes.
+  // trainer's swap and rollback. Serialised with catalog changes. InvalidArgument (nothing changes)
+  // when the model's dim_context, context_fields or item_fields differ from the served model's:
+  // clients send contexts of the served schema, and the catalog holds items of it.
   absl::Status ReplaceModel(std::string model_version, std::shared_ptr<const TwoTowerModel> model);
 
   // The snapshot a Retrieve starting now would use.
@@ -180,8 +192,9 @@ class RetrievalEngine {
   // The temperature that `snapshot` is served with (options().temperature or the model's).
   double ServedTemperature(const ModelSnapshot& snapshot) const;
   EventLog* event_log() const { return event_log_; }
-  // Adds logged request contexts ([n, dim] row-major, oldest first; e.g. RecentLoggedContexts at
-  // start-up) to the sample the next index build probes with.
+  // Adds logged request contexts, ENCODED ([n, dim] row-major, dim = ContextInputWidth of the served
+  // model, oldest first; e.g. RecentLoggedContexts at start-up) to the sample the next index build
+  // probes with.
   void SeedProbeContexts(const std::vector<float>& contexts, int64_t dim);
 
   // Counters since Create.
@@ -225,7 +238,8 @@ class RetrievalEngine {
   SnapshotHolder holder_;
   SnapshotReaper reaper_;  // frees replaced snapshots; declared after holder_, destroyed before it
   absl::Mutex writer_mu_;  // serialises snapshot writers (catalog changes, model swaps)
-  mutable ContextSample context_sample_;  // recent request contexts for the index's recall probe
+  // Recent request contexts, encoded (rows of ContextInputWidth), for the index's recall probe.
+  mutable ContextSample context_sample_;
 
   mutable std::atomic<int64_t> retrieve_ok_{0};
   mutable std::atomic<int64_t> retrieve_errors_{0};

@@ -82,6 +82,9 @@ absl::Status Trainer::SnapshotPhase(JobRun& run) {
   });
   run.snapshot.log.dim_context =
       served_model != nullptr ? served_model->config().dim_context : 0;
+  // Logged categorical features are read under the served model's context schema (the engine
+  // refuses swaps to another schema, so every row of this schema's era fits it).
+  if (served_model != nullptr) run.snapshot.context_fields = served_model->config().context_fields;
   const absl::Time now = absl::Now();
   SnapshotReadRange range;
   range.watermark = run.watermark;
@@ -127,6 +130,12 @@ absl::Status Trainer::TrainPhase(JobRun& run) {
   RETURN_IF_ERROR(CheckCancel(run));
   run.learner = options_.learner;
   run.learner.init = nullptr;
+  if (run.served.model != nullptr) {
+    // The new model keeps the served schema, so that the engine can swap it in (it refuses another
+    // schema: clients send features of the served one, the catalog holds items of it).
+    run.learner.context_fields = run.served.model->config().context_fields;
+    run.learner.item_fields = run.served.model->config().item_fields;
+  }
   if (options_.slate_learning == SlateLearning::kTopKCorrection) {
     ASSIGN_OR_RETURN(const int k, ToTopKCorrectionLog(&run.data.train));
     if (k > 1) run.learner.top_k = k;

@@ -22,6 +22,19 @@ absl::Status BuildItemRows(const ItemCatalog& catalog, TrainingSnapshot* snapsho
   return absl::OkStatus();
 }
 
+// A row's logged categorical features, if they fit the snapshot's context schema.
+bool ParseLoggedFeatures(const EventLog::JoinedRow& row, const TrainingSnapshot& snapshot,
+                         std::vector<CategoricalFeature>* features) {
+  absl::StatusOr<std::vector<CategoricalFeature>> parsed =
+      CategoricalFeaturesFromText(row.categorical);
+  if (!parsed.ok()) return false;
+  if (!CheckFeaturesAgainstSchema(*parsed, snapshot.context_fields, "logged categorical").ok()) {
+    return false;
+  }
+  *features = *std::move(parsed);
+  return true;
+}
+
 }  // namespace
 
 absl::Status AppendToSnapshot(const std::vector<EventLog::JoinedRow>& rows,
@@ -35,6 +48,16 @@ absl::Status AppendToSnapshot(const std::vector<EventLog::JoinedRow>& rows,
         log.dim_context));
   RETURN_IF_ERROR(options.Validate());
   RETURN_IF_ERROR(BuildItemRows(catalog, snapshot));
+  if (!snapshot->context_fields.empty() && log.context_categorical.empty()) {
+    std::vector<std::string> names;
+    for (const CategoricalField& f : snapshot->context_fields) names.push_back(f.name);
+    // Rows appended before (none, or a caller's own) had no categorical columns.
+    if (log.size() > 0) {
+      return absl::InvalidArgumentError(
+          "snapshot.context_fields: set before the first append (the log already has rows)");
+    }
+    log.context_categorical = CategoricalColumns(std::move(names));
+  }
   SnapshotCounts& c = snapshot->counts;
   // A served item is "old" once served_time + window <= now.
   const absl::Time cutoff = now - options.attribution_window;
@@ -59,6 +82,11 @@ absl::Status AppendToSnapshot(const std::vector<EventLog::JoinedRow>& rows,
       ++c.bad_context;
       continue;
     }
+    std::vector<CategoricalFeature> features;
+    if (!snapshot->context_fields.empty() && !ParseLoggedFeatures(row, *snapshot, &features)) {
+      ++c.bad_context;
+      continue;
+    }
     float reward;
     if (row.has_feedback) {
       reward = static_cast<float>(row.reward);
@@ -77,6 +105,10 @@ absl::Status AppendToSnapshot(const std::vector<EventLog::JoinedRow>& rows,
         log.actions.empty() || row.request_id != snapshot->last_request_id ? 1 : 0);
     snapshot->last_request_id = row.request_id;
     log.contexts.insert(log.contexts.end(), row.context.begin(), row.context.end());
+    if (!snapshot->context_fields.empty()) {
+      // Checked by ParseLoggedFeatures: cannot fail.
+      RETURN_IF_ERROR(log.context_categorical.AppendFeatures(features));
+    }
     log.actions.push_back(it->second);
     log.rewards.push_back(reward);
     // The draw's own probability given the earlier items of the slate (= pi_0(a|x) at position 0).

@@ -3,7 +3,10 @@
 // trains and gates on:
 //   - served items without feedback get `default_reward` once older than the attribution window
 //     and are left out of this snapshot while younger (their feedback may still come);
-//   - rows whose item left the catalog, whose context has another size, or whose reward is not
+//   - logged categorical context features (schema 4) fill log.context_categorical, checked
+//     against the served model's context schema (TrainingSnapshot::context_fields);
+//   - rows whose item left the catalog, whose context has another size or categorical features
+//     outside the schema, or whose reward is not
 //     usable are left out and counted (SnapshotCounts, the API's TrainingDataCounts);
 //   - each remaining served item is one sample with its draw's logged conditional propensity and
 //     the earlier items of its slate (BanditLog's slate fields; docs/LEARNING.md "Slates");
@@ -24,6 +27,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "core/base/bandit_data.h"
+#include "core/base/categorical.h"
 #include "core/storage/event_log.h"
 #include "core/training/snapshot_options.h"
 
@@ -35,7 +39,8 @@ struct SnapshotCounts {
   int64_t default_reward = 0;     // used, past the window without feedback (got default_reward)
   int64_t pending_excluded = 0;   // left out: no feedback yet, younger than the window
   int64_t unknown_item = 0;       // left out: item no longer in the catalog
-  int64_t bad_context = 0;        // left out: context dimension differs from the model's
+  // left out: context dimension differs from the model's, or categorical features outside its schema
+  int64_t bad_context = 0;
   int64_t bad_reward = 0;         // left out: reward non-finite as a float or outside the range
   int64_t used() const { return with_feedback + default_reward; }
 };
@@ -43,6 +48,13 @@ struct SnapshotCounts {
 // The trainable samples of a snapshot, in served_id order.
 struct TrainingSnapshot {
   BanditLog log;                      // actions are rows of the catalog given to the builder
+  // The served model's context schema (set by the caller before the first append). Each row's
+  // logged categorical features (EventLog::JoinedRow::categorical) are parsed and checked against
+  // it — a row whose features do not fit (unknown field, too many ids, unreadable text) is counted
+  // in bad_context — and kept in log.context_categorical, whose fields are these names in this
+  // order. Empty: a dense-only model; logged features are ignored and context_categorical stays
+  // empty.
+  std::vector<CategoricalField> context_fields;
   std::vector<uint8_t> starts_request;  // [size] 1 where a sample starts a new request id
   SnapshotCounts counts;
   std::string last_request_id;        // of the last appended sample (continues across pages)

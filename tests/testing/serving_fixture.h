@@ -83,6 +83,25 @@ inline std::shared_ptr<const TwoTowerModel> TinyModel(int64_t dim_context, const
   return std::make_shared<const TwoTowerModel>(std::move(*model));
 }
 
+// Small random towers with categorical schemas (core/base/categorical.h) for `items`.
+inline std::shared_ptr<const TwoTowerModel> TinyCategoricalModel(
+    int64_t dim_context, const ItemCatalog& items, std::vector<CategoricalField> context_fields,
+    std::vector<CategoricalField> item_fields, uint64_t seed, bool item_id_embedding = false) {
+  TwoTowerConfig config;
+  config.dim_context = dim_context;
+  config.dim_item = items.dim_features;
+  config.context_fields = std::move(context_fields);
+  config.item_fields = std::move(item_fields);
+  config.item_id_embedding = item_id_embedding;
+  config.hidden = {16};
+  config.embedding_dim = 8;
+  config.temperature = 1.0;
+  absl::StatusOr<TwoTowerModel> model = TwoTowerModel::Create(config, items.ids, seed);
+  EXPECT_TRUE(model.ok()) << model.status();
+  if (!model.ok()) return nullptr;
+  return std::make_shared<const TwoTowerModel>(std::move(*model));
+}
+
 }  // namespace optower::testutil
 
 #endif  // OPTOWER_TESTS_TESTING_SERVING_FIXTURE_H_
