@@ -6,6 +6,8 @@
 // Works the same on a config before or after ApplyServerConfigDefaults.
 #include <cmath>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "server/server_config.h"
@@ -16,6 +18,21 @@ namespace {
 template <typename T, typename V>
 void SetIfNonZero(T* field, V value) {
   if (value != V{}) *field = static_cast<T>(value);
+}
+
+std::vector<CategoricalField> FieldsFromSpecs(
+    const google::protobuf::RepeatedPtrField<v1::CategoricalFieldSpec>& specs) {
+  std::vector<CategoricalField> out;
+  out.reserve(static_cast<size_t>(specs.size()));
+  for (const v1::CategoricalFieldSpec& spec : specs) {
+    CategoricalField f;
+    f.name = spec.name();
+    SetIfNonZero(&f.buckets, spec.buckets());
+    SetIfNonZero(&f.width, spec.width());
+    SetIfNonZero(&f.max_ids, spec.max_ids());
+    out.push_back(std::move(f));
+  }
+  return out;
 }
 
 absl::Duration Ms(double ms) { return absl::Microseconds(std::llround(ms * 1000)); }
@@ -70,6 +87,14 @@ void MapLearner(const v1::TrainerConfig& t, TrainerOptions* o) {
 }
 
 }  // namespace
+
+std::vector<CategoricalField> InitContextFieldsFromConfig(const v1::ServerConfig& config) {
+  return FieldsFromSpecs(config.init_context_fields());
+}
+
+std::vector<CategoricalField> InitItemFieldsFromConfig(const v1::ServerConfig& config) {
+  return FieldsFromSpecs(config.init_item_fields());
+}
 
 double RewardMinFromConfig(const v1::ServerConfig& c) {
   return c.has_reward_min() ? c.reward_min() : kDefaultRewardMin;

@@ -11,9 +11,11 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "core/base/categorical.h"
 #include "core/base/csv_io.h"
 #include "core/model/model_folder.h"
 #include "core/base/status_macros.h"
+#include "server/server_config.h"
 
 namespace optower::server {
 namespace {
@@ -59,6 +61,22 @@ absl::StatusOr<ItemCatalog> ChooseCatalog(const v1::ServerConfig& config,
   return catalog;
 }
 
+std::string FieldsText(const std::vector<CategoricalField>& fields) {
+  return absl::StrJoin(fields, ", ", [](std::string* out, const CategoricalField& f) {
+    out->append(CategoricalFieldToText(f));
+  });
+}
+
+// A schema declared in the config (init_*_fields) must be the loaded model's, if given at all.
+absl::Status CheckDeclaredSchema(const std::vector<CategoricalField>& declared,
+                                 const std::vector<CategoricalField>& model,
+                                 const std::string& what, const std::string& model_where) {
+  if (declared.empty() || declared == model) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      what, "=[", FieldsText(declared), "]: the model in ", model_where, " has [",
+      FieldsText(model), "] (omit ", what, " to serve the model's own schema)"));
+}
+
 absl::Status CheckDims(const v1::ServerConfig& config, const TwoTowerModel& model,
                        const ItemCatalog& catalog, const std::string& model_where,
                        const std::string& items_where) {
@@ -73,7 +91,11 @@ absl::Status CheckDims(const v1::ServerConfig& config, const TwoTowerModel& mode
         "items_path=", items_where, ": the items have ", catalog.dim_features,
         " features but the model's item tower (", model_where, ") takes ", mc.dim_item));
   }
-  return absl::OkStatus();
+  RETURN_IF_ERROR(CheckDeclaredSchema(InitContextFieldsFromConfig(config), mc.context_fields,
+                                      "init_context_fields", model_where));
+  RETURN_IF_ERROR(CheckDeclaredSchema(InitItemFieldsFromConfig(config), mc.item_fields,
+                                      "init_item_fields", model_where));
+  return WithField(CheckCatalogSchema(mc, catalog), absl::StrCat("items_path=", items_where));
 }
 
 // One stored version, ready to serve, or why not.
@@ -222,9 +244,20 @@ absl::StatusOr<ServingModel> LoadModelAndCatalog(const v1::ServerConfig& config,
   mc.dim_item = out.catalog.dim_features;
   mc.hidden.assign(config.init_hidden().begin(), config.init_hidden().end());
   mc.embedding_dim = config.init_embedding_dim();
+  mc.context_fields = InitContextFieldsFromConfig(config);
+  // The declared item fields, then one per categorical catalog column not declared (sized from
+  // the catalog, as the learner does).
+  mc.item_fields = out.catalog.categorical.empty()
+                       ? InitItemFieldsFromConfig(config)
+                       : DeriveCategoricalFields(out.catalog.categorical,
+                                                 InitItemFieldsFromConfig(config));
   // Items without features can only be told apart by a learned id embedding.
-  mc.item_id_embedding = out.catalog.dim_features == 0;
+  mc.item_id_embedding = config.has_init_item_id_embedding()
+                             ? config.init_item_id_embedding()
+                             : out.catalog.dim_features == 0 && mc.item_fields.empty();
   mc.temperature = config.temperature() > 0 ? config.temperature() : 1.0;
+  RETURN_IF_ERROR(WithField(CheckCatalogSchema(mc, out.catalog),
+                            absl::StrCat("items_path=", config.items_path())));
   ASSIGN_OR_RETURN(TwoTowerModel model,
                    TwoTowerModel::Create(mc, out.catalog.ids, config.init_seed()));
   out.model = std::make_shared<const TwoTowerModel>(std::move(model));

@@ -1,6 +1,13 @@
 #include "server/proto_convert.h"
 
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "core/base/categorical.h"
+#include "core/base/status_macros.h"
 #include "absl/time/time.h"
 
 namespace optower::server {
@@ -11,16 +18,53 @@ int64_t Micros(absl::Time t) {
   return t == absl::InfinitePast() ? 0 : absl::ToUnixMicros(t);
 }
 
+std::vector<CategoricalFeature> FeaturesFromProto(
+    const google::protobuf::RepeatedPtrField<v1::CategoricalFeature>& features) {
+  std::vector<CategoricalFeature> out;
+  out.reserve(static_cast<size_t>(features.size()));
+  for (const v1::CategoricalFeature& f : features) {
+    out.push_back({f.name(), std::vector<int64_t>(f.ids().begin(), f.ids().end())});
+  }
+  return out;
+}
+
+// The items' categorical features as columns: one per name any item uses, in order of first use
+// (the engine checks the names against the model's item schema and reorders them). No column at
+// all when no item has categorical features (the dense path).
+absl::Status ItemCategoricalFromProto(const v1::UpsertItemsRequest& request,
+                                      CategoricalColumns* cols) {
+  std::vector<std::string> names;
+  absl::flat_hash_set<std::string> seen;
+  for (int i = 0; i < request.items_size(); ++i) {
+    const auto& features = request.items(i).categorical();
+    if (features.size() > kMaxCategoricalFields) {
+      return absl::InvalidArgumentError(absl::StrCat("items[", i, "].categorical has ",
+                                                     features.size(), " features: at most ",
+                                                     kMaxCategoricalFields));
+    }
+    for (const v1::CategoricalFeature& f : features) {
+      if (seen.insert(f.name()).second) names.push_back(f.name());
+    }
+  }
+  if (names.empty()) return absl::OkStatus();
+  *cols = CategoricalColumns(std::move(names));
+  for (int i = 0; i < request.items_size(); ++i) {
+    const absl::Status s =
+        cols->AppendFeatures(FeaturesFromProto(request.items(i).categorical()));
+    if (!s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("items[", i, "].categorical: ", s.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 RetrieveRequest FromProto(const v1::RetrieveRequest& request) {
   RetrieveRequest r;
   r.request_id = request.request_id();
   r.context.assign(request.context().dense().begin(), request.context().dense().end());
-  r.categorical.reserve(static_cast<size_t>(request.context().categorical_size()));
-  for (const v1::CategoricalFeature& f : request.context().categorical()) {
-    r.categorical.push_back({f.name(), std::vector<int64_t>(f.ids().begin(), f.ids().end())});
-  }
+  r.categorical = FeaturesFromProto(request.context().categorical());
   r.k = request.k();
   r.exclude.assign(request.exclude_item_ids().begin(), request.exclude_item_ids().end());
   if (request.has_seed()) r.seed = request.seed();
@@ -89,6 +133,7 @@ absl::StatusOr<ItemCatalog> FromProto(const v1::UpsertItemsRequest& request, int
     items.ids.push_back(item.item_id());
     items.features.insert(items.features.end(), item.features().begin(), item.features().end());
   }
+  RETURN_IF_ERROR(ItemCategoricalFromProto(request, &items.categorical));
   return items;
 }
 

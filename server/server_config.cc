@@ -115,6 +115,8 @@ absl::Status ValidateServerFields(const v1::ServerConfig& c) {
   if (c.init_embedding_dim() < 1) {
     return Bad("init_embedding_dim", c.init_embedding_dim(), "must be >= 1");
   }
+  RETURN_IF_ERROR(ValidateCategoricalFields(InitContextFieldsFromConfig(c), "init_context_fields"));
+  RETURN_IF_ERROR(ValidateCategoricalFields(InitItemFieldsFromConfig(c), "init_item_fields"));
   if (c.intra_op_threads() < 1) return Bad("intra_op_threads", c.intra_op_threads(), "must be >= 1");
   if (!c.background_priority().empty()) {
     RETURN_IF_ERROR(ParseBackgroundPriority(c.background_priority()).status());

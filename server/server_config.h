@@ -23,9 +23,11 @@
 #define OPTOWER_SERVER_SERVER_CONFIG_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "core/base/categorical.h"
 #include "core/storage/event_log.h"
 #include "core/storage/model_store.h"
 #include "core/serving/retrieval_engine.h"
@@ -63,6 +65,10 @@ void ApplyServerConfigDefaults(v1::ServerConfig* config);
 absl::Status ValidateServerConfig(const v1::ServerConfig& config);
 
 RetrievalEngineOptions EngineOptionsFromConfig(const v1::ServerConfig& config);
+// init_context_fields / init_item_fields as core schemas, zero fields taking CategoricalField's
+// defaults (checked by ValidateServerConfig: core/base/categorical.h ValidateCategoricalFields).
+std::vector<CategoricalField> InitContextFieldsFromConfig(const v1::ServerConfig& config);
+std::vector<CategoricalField> InitItemFieldsFromConfig(const v1::ServerConfig& config);
 ItemIndexOptions IndexOptionsFromConfig(const v1::ServerConfig& config);
 BackgroundPriority BackgroundPriorityFromConfig(const v1::ServerConfig& config);
 // The trainer's options from config.trainer (and the reward range and background priority).

@@ -35,6 +35,21 @@ bool ParseLoggedFeatures(const EventLog::JoinedRow& row, const TrainingSnapshot&
   return true;
 }
 
+// log.context_categorical with the fields of snapshot->context_fields, before the first row.
+absl::Status PrepareCategoricalColumns(TrainingSnapshot* snapshot) {
+  BanditLog& log = snapshot->log;
+  if (snapshot->context_fields.empty() || !log.context_categorical.empty()) return absl::OkStatus();
+  // Rows appended before (a caller's own) would have no categorical cells.
+  if (log.size() > 0) {
+    return absl::InvalidArgumentError(
+        "snapshot.context_fields: set before the first append (the log already has rows)");
+  }
+  std::vector<std::string> names;
+  for (const CategoricalField& f : snapshot->context_fields) names.push_back(f.name);
+  log.context_categorical = CategoricalColumns(std::move(names));
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status AppendToSnapshot(const std::vector<EventLog::JoinedRow>& rows,
@@ -48,16 +63,7 @@ absl::Status AppendToSnapshot(const std::vector<EventLog::JoinedRow>& rows,
         log.dim_context));
   RETURN_IF_ERROR(options.Validate());
   RETURN_IF_ERROR(BuildItemRows(catalog, snapshot));
-  if (!snapshot->context_fields.empty() && log.context_categorical.empty()) {
-    std::vector<std::string> names;
-    for (const CategoricalField& f : snapshot->context_fields) names.push_back(f.name);
-    // Rows appended before (none, or a caller's own) had no categorical columns.
-    if (log.size() > 0) {
-      return absl::InvalidArgumentError(
-          "snapshot.context_fields: set before the first append (the log already has rows)");
-    }
-    log.context_categorical = CategoricalColumns(std::move(names));
-  }
+  RETURN_IF_ERROR(PrepareCategoricalColumns(snapshot));
   SnapshotCounts& c = snapshot->counts;
   // A served item is "old" once served_time + window <= now.
   const absl::Time cutoff = now - options.attribution_window;
@@ -105,10 +111,9 @@ absl::Status AppendToSnapshot(const std::vector<EventLog::JoinedRow>& rows,
         log.actions.empty() || row.request_id != snapshot->last_request_id ? 1 : 0);
     snapshot->last_request_id = row.request_id;
     log.contexts.insert(log.contexts.end(), row.context.begin(), row.context.end());
-    if (!snapshot->context_fields.empty()) {
-      // Checked by ParseLoggedFeatures: cannot fail.
+    // Checked by ParseLoggedFeatures: cannot fail.
+    if (!snapshot->context_fields.empty())
       RETURN_IF_ERROR(log.context_categorical.AppendFeatures(features));
-    }
     log.actions.push_back(it->second);
     log.rewards.push_back(reward);
     // The draw's own probability given the earlier items of the slate (= pi_0(a|x) at position 0).
