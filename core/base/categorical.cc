@@ -13,7 +13,7 @@
 namespace optower {
 namespace {
 
-uint64_t Fnv1a64(std::string_view text) {
+uint64_t Fnv1a64(absl::string_view text) {
   uint64_t h = 14695981039346656037ull;
   for (unsigned char c : text) {
     h ^= c;
@@ -48,7 +48,7 @@ bool operator==(const CategoricalField& a, const CategoricalField& b) {
          a.max_ids == b.max_ids;
 }
 
-absl::Status ValidateCategoricalName(std::string_view name, std::string_view what) {
+absl::Status ValidateCategoricalName(absl::string_view name, absl::string_view what) {
   if (name.empty() || name.size() > kMaxCategoricalNameBytes ||
       !std::all_of(name.begin(), name.end(), NameChar)) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -59,7 +59,7 @@ absl::Status ValidateCategoricalName(std::string_view name, std::string_view wha
 }
 
 absl::Status ValidateCategoricalFields(const std::vector<CategoricalField>& fields,
-                                       std::string_view what) {
+                                       absl::string_view what) {
   if (static_cast<int64_t>(fields.size()) > kMaxCategoricalFields)
     return absl::InvalidArgumentError(absl::StrCat(what, ": ", fields.size(),
                                                    " fields, at most ", kMaxCategoricalFields));
@@ -86,8 +86,8 @@ std::string CategoricalFieldToText(const CategoricalField& f) {
   return absl::StrCat(f.name, ":", f.buckets, ":", f.width, ":", f.max_ids);
 }
 
-absl::StatusOr<CategoricalField> CategoricalFieldFromText(std::string_view text) {
-  std::vector<std::string_view> parts = absl::StrSplit(text, ':');
+absl::StatusOr<CategoricalField> CategoricalFieldFromText(absl::string_view text) {
+  std::vector<absl::string_view> parts = absl::StrSplit(text, ':');
   CategoricalField f;
   auto bad = [&](const char* what) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -110,18 +110,18 @@ int64_t CategoricalSlotCount(const std::vector<CategoricalField>& fields) {
   return n;
 }
 
-int64_t CategoricalIdFromText(std::string_view text) {
+int64_t CategoricalIdFromText(absl::string_view text) {
   int64_t id;
   if (absl::SimpleAtoi(text, &id)) return id;
   return static_cast<int64_t>(Fnv1a64(text));
 }
 
-int64_t HashBucket(std::string_view field_name, int64_t id, int64_t buckets) {
+int64_t HashBucket(absl::string_view field_name, int64_t id, int64_t buckets) {
   const uint64_t h = SplitMix64(static_cast<uint64_t>(id) ^ Fnv1a64(field_name));
   return static_cast<int64_t>(h % static_cast<uint64_t>(buckets));
 }
 
-int64_t CategoricalColumns::FieldIndex(std::string_view name) const {
+int64_t CategoricalColumns::FieldIndex(absl::string_view name) const {
   for (size_t i = 0; i < fields_.size(); ++i)
     if (fields_[i] == name) return static_cast<int64_t>(i);
   return -1;
@@ -196,15 +196,15 @@ std::string CategoricalFeaturesToText(absl::Span<const CategoricalFeature> featu
 }
 
 absl::StatusOr<std::vector<CategoricalFeature>> CategoricalFeaturesFromText(
-    std::string_view text) {
+    absl::string_view text) {
   std::vector<CategoricalFeature> out;
   if (text.empty()) return out;
-  for (std::string_view part : absl::StrSplit(text, ';')) {
-    std::pair<std::string_view, std::string_view> kv = absl::StrSplit(part, absl::MaxSplits('=', 1));
+  for (absl::string_view part : absl::StrSplit(text, ';')) {
+    std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(part, absl::MaxSplits('=', 1));
     CategoricalFeature f;
     f.name = std::string(kv.first);
     RETURN_IF_ERROR(ValidateCategoricalName(f.name, "categorical feature name"));
-    for (std::string_view id : absl::StrSplit(kv.second, '|')) {
+    for (absl::string_view id : absl::StrSplit(kv.second, '|')) {
       int64_t v;
       if (!absl::SimpleAtoi(id, &v))
         return absl::InvalidArgumentError(absl::StrCat(
@@ -219,8 +219,8 @@ absl::StatusOr<std::vector<CategoricalFeature>> CategoricalFeaturesFromText(
 
 absl::Status CheckFeaturesAgainstSchema(absl::Span<const CategoricalFeature> features,
                                         const std::vector<CategoricalField>& schema,
-                                        std::string_view what) {
-  absl::flat_hash_set<std::string_view> seen;
+                                        absl::string_view what) {
+  absl::flat_hash_set<absl::string_view> seen;
   for (size_t i = 0; i < features.size(); ++i) {
     const CategoricalFeature& f = features[i];
     auto it = std::find_if(schema.begin(), schema.end(),

@@ -16,7 +16,7 @@
 
 #include <cstdint>
 #include <string>
-#include <string_view>
+#include "absl/strings/string_view.h"
 #include <utility>
 #include <vector>
 
@@ -45,26 +45,26 @@ inline bool operator!=(const CategoricalField& a, const CategoricalField& b) { r
 
 // A field name: 1..64 bytes of [A-Za-z0-9_.-] (names appear in CSV headers, config lines and the
 // event log's text form). InvalidArgument "<what>='<name>': ..." otherwise.
-absl::Status ValidateCategoricalName(std::string_view name, std::string_view what);
+absl::Status ValidateCategoricalName(absl::string_view name, absl::string_view what);
 // Names valid and unique, buckets in [1, 2^24], width in [1, 1024], max_ids in [1, 64], at most
 // 64 fields. `what` prefixes messages ("context_field[1] 'user': buckets=0: must be in [1, 16777216]").
 absl::Status ValidateCategoricalFields(const std::vector<CategoricalField>& fields,
-                                       std::string_view what);
+                                       absl::string_view what);
 
 // "name:buckets:width:max_ids" (config.txt, CLI flags); FromText also takes "name:buckets:width"
 // (max_ids 1) and "name" (defaults). InvalidArgument naming the text on malformed input.
 std::string CategoricalFieldToText(const CategoricalField& field);
-absl::StatusOr<CategoricalField> CategoricalFieldFromText(std::string_view text);
+absl::StatusOr<CategoricalField> CategoricalFieldFromText(absl::string_view text);
 
 // Σ max_ids: the slots a schema adds to a model input row.
 int64_t CategoricalSlotCount(const std::vector<CategoricalField>& fields);
 
 // Integer text ("-12", "49") is that id; any other non-empty text is its FNV-1a-64 hash. So the
 // hashed strings of the Open Bandit Dataset and integer ids both work, and equal text gives equal ids.
-int64_t CategoricalIdFromText(std::string_view text);
+int64_t CategoricalIdFromText(absl::string_view text);
 // The bucket of `id` in field `name`'s table: SplitMix64(id ^ FNV-1a-64(name)) mod buckets. Stable
 // across processes, versions and platforms (fixed arithmetic, no std::hash).
-int64_t HashBucket(std::string_view field_name, int64_t id, int64_t buckets);
+int64_t HashBucket(absl::string_view field_name, int64_t id, int64_t buckets);
 
 // A categorical feature as an RPC carries it.
 struct CategoricalFeature {
@@ -86,7 +86,7 @@ class CategoricalColumns {
     return fields_.empty() ? 0 : static_cast<int64_t>(offsets_.size() - 1) / num_fields();
   }
   // The column of `name`, or -1.
-  int64_t FieldIndex(std::string_view name) const;
+  int64_t FieldIndex(absl::string_view name) const;
   absl::Span<const int64_t> ids(int64_t row, int64_t field) const {
     const size_t c = static_cast<size_t>(row * num_fields() + field);
     return absl::MakeConstSpan(values_.data() + offsets_[c], values_.data() + offsets_[c + 1]);
@@ -120,14 +120,14 @@ bool operator==(const CategoricalColumns& a, const CategoricalColumns& b);
 // The event log's and text form of one row's features: "user=12;tags=3|9" (fields with no ids are
 // left out; "" = no features). Parse is the inverse; InvalidArgument on malformed text.
 std::string CategoricalFeaturesToText(absl::Span<const CategoricalFeature> features);
-absl::StatusOr<std::vector<CategoricalFeature>> CategoricalFeaturesFromText(std::string_view text);
+absl::StatusOr<std::vector<CategoricalFeature>> CategoricalFeaturesFromText(absl::string_view text);
 
 // Checks features against a schema before any work: known, unique names; at most max_ids ids each.
 // InvalidArgument "<what>[i].name='x': not a field of the model's schema (fields: a, b)" or
 // "<what>[i] 'tags': 3 ids, the model's schema takes at most 2".
 absl::Status CheckFeaturesAgainstSchema(absl::Span<const CategoricalFeature> features,
                                         const std::vector<CategoricalField>& schema,
-                                        std::string_view what);
+                                        absl::string_view what);
 
 // Writes CategoricalSlotCount(schema) floats (bucket indices, -1 = none) for one row given as
 // features (checked with CheckFeaturesAgainstSchema first).
