@@ -110,6 +110,34 @@ int64_t CategoricalSlotCount(const std::vector<CategoricalField>& fields) {
   return n;
 }
 
+std::vector<CategoricalField> DeriveCategoricalFields(const CategoricalColumns& cols,
+                                                      const std::vector<CategoricalField>& given,
+                                                      int64_t width) {
+  std::vector<CategoricalField> out = given;
+  for (int64_t c = 0; c < cols.num_fields(); ++c) {
+    const std::string& name = cols.fields()[c];
+    if (std::any_of(given.begin(), given.end(),
+                    [&](const CategoricalField& f) { return f.name == name; }))
+      continue;
+    absl::flat_hash_set<int64_t> distinct;
+    int64_t most = 1;
+    for (int64_t r = 0; r < cols.rows(); ++r) {
+      absl::Span<const int64_t> ids = cols.ids(r, c);
+      distinct.insert(ids.begin(), ids.end());
+      most = std::max<int64_t>(most, static_cast<int64_t>(ids.size()));
+    }
+    CategoricalField f;
+    f.name = name;
+    f.buckets = 16;
+    while (f.buckets < 4 * static_cast<int64_t>(distinct.size()) && f.buckets < (1 << 20))
+      f.buckets *= 2;
+    f.width = width;
+    f.max_ids = std::min(most, kMaxCategoricalIdsPerField);
+    out.push_back(f);
+  }
+  return out;
+}
+
 int64_t CategoricalIdFromText(absl::string_view text) {
   int64_t id;
   if (absl::SimpleAtoi(text, &id)) return id;

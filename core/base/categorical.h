@@ -66,6 +66,16 @@ int64_t CategoricalIdFromText(absl::string_view text);
 // across processes, versions and platforms (fixed arithmetic, no std::hash).
 int64_t HashBucket(absl::string_view field_name, int64_t id, int64_t buckets);
 
+class CategoricalColumns;
+
+// The schema for data with categorical columns `cols`: the `given` fields (kept as they are), then
+// one field per column of `cols` not among them, sized from the data: buckets = the next power of
+// two >= 4 x the column's distinct ids (in [16, 2^20]), width `width`, max_ids = the most ids any
+// row has (>= 1). So a user of `optower train` gets a working schema without writing one.
+std::vector<CategoricalField> DeriveCategoricalFields(const CategoricalColumns& cols,
+                                                      const std::vector<CategoricalField>& given,
+                                                      int64_t width = 16);
+
 // A categorical feature as an RPC carries it.
 struct CategoricalFeature {
   std::string name;

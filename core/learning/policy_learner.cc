@@ -237,9 +237,11 @@ absl::StatusOr<TwoTowerModel> InitialPolicy(const BanditLog& log, const ItemCata
     policy = qhat.Clone();
     policy->impl().config.temperature = options.temperature;
   } else {
-    const TwoTowerConfig config =
+    TwoTowerConfig config =
         MakeTowerConfig(log.dim_context, items, options.hidden, options.embedding_dim,
                         options.activation, options.item_id_embedding, options.temperature);
+    config.context_fields = qhat.config().context_fields;
+    config.item_fields = qhat.config().item_fields;
     ASSIGN_OR_RETURN(TwoTowerModel fresh, TwoTowerModel::Create(config, items.ids, options.seed));
     policy = std::move(fresh);
   }
@@ -254,8 +256,9 @@ absl::StatusOr<TwoTowerModel> InitialPolicy(const BanditLog& log, const ItemCata
 // pi(a_i|x_i) ~ 0 makes every importance weight, and so every IPS gradient, vanish.
 void SoftenRandomInit(TwoTowerModel::Impl& pol, const LogTensors& train) {
   torch::NoGradGuard ng;
-  pol.net->ctx_mean.copy_(train.x.mean(0));
-  pol.net->ctx_std.copy_(train.x.std(0, /*unbiased=*/false).clamp_min(1e-6));
+  const torch::Tensor dense = train.x.slice(1, 0, pol.config.dim_context);
+  pol.net->ctx_mean.copy_(dense.mean(0));
+  pol.net->ctx_std.copy_(dense.std(0, /*unbiased=*/false).clamp_min(1e-6));
   auto params = pol.net->user->parameters();
   params[params.size() - 2].mul_(pol.config.temperature);  // last Linear weight
   params[params.size() - 1].mul_(pol.config.temperature);  // and bias
@@ -361,7 +364,7 @@ void OptimisePolicy(TwoTowerModel::Impl& pol, const BanditLog& log, const ItemCa
                     const torch::Tensor& train_idx, const torch::Tensor& val_idx,
                     TwoTowerModel& qhat, const PolicyLearnerOptions& options, bool fresh_init,
                     const ProgressCallback& progress, PolicyTrainMetrics& metrics) {
-  LogTensors all = MakeLogTensors(log);
+  LogTensors all = MakeLogTensors(log, pol);
   LogTensors train = all.Select(train_idx);
   LogTensors val = all.Select(val_idx);
   if (fresh_init) SoftenRandomInit(pol, train);
@@ -440,6 +443,7 @@ absl::StatusOr<PolicyTrainResult> TrainPolicy(const BanditLog& log, const ItemCa
     return absl::InvalidArgumentError(absl::StrFormat(
         "epochs=%d batch_size=%d learning_rate=%g temperature=%g: epochs >= 0, the others > 0",
         options.epochs, options.batch_size, options.learning_rate, options.temperature));
+  if (options.init != nullptr) RETURN_IF_ERROR(CheckCatalogSchema(options.init->config(), items));
   if (options.init != nullptr && (options.init->config().dim_context != log.dim_context ||
                                   options.init->config().dim_item != items.dim_features))
     return absl::InvalidArgumentError(absl::StrFormat(
@@ -465,6 +469,13 @@ absl::StatusOr<PolicyTrainResult> TrainPolicy(const BanditLog& log, const ItemCa
 
   // q̂ on the train split only, so that the validation DR estimates stay honest.
   RewardModelOptions rm = options.reward_model;
+  if (options.init != nullptr) {
+    rm.context_fields = options.init->config().context_fields;
+    rm.item_fields = options.init->config().item_fields;
+  } else {
+    rm.context_fields = DeriveCategoricalFields(log.context_categorical, options.context_fields);
+    rm.item_fields = DeriveCategoricalFields(items.categorical, options.item_fields);
+  }
   rm.seed = options.seed * 7919 + 17;
   rm.threads = options.threads;
   ASSIGN_OR_RETURN(TwoTowerModel qhat, FitRewardModel(train_log, items, rm, progress));

@@ -50,6 +50,11 @@ struct PolicyLearnerOptions {
   int64_t embedding_dim = 32;
   std::string activation = "relu";
   bool item_id_embedding = false;
+  // Categorical schemas (docs/FEATURES.md). Columns of the log / catalog not listed get fields
+  // derived from the data (DeriveCategoricalFields); with `init`, its schema is used. q̂ and the
+  // policy always share one schema.
+  std::vector<CategoricalField> context_fields;
+  std::vector<CategoricalField> item_fields;
   double temperature = 0.1;  // tau of the learned policy
   // Optimisation.
   int epochs = 20;

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/model/two_tower_net.h"
+
 namespace optower {
 
 LogTensors LogTensors::Select(const torch::Tensor& index) const {
@@ -20,12 +22,10 @@ torch::Tensor ExcludeEarlierItems(const torch::Tensor& logits, const torch::Tens
   return logits.masked_fill(mask, kExcludedLogit);
 }
 
-LogTensors MakeLogTensors(const BanditLog& log) {
+LogTensors MakeLogTensors(const BanditLog& log, const TwoTowerModel::Impl& model) {
   const int64_t n = log.size();
   LogTensors t;
-  t.x = torch::from_blob(const_cast<float*>(log.contexts.data()), {n, log.dim_context},
-                         torch::kFloat32)
-            .clone();
+  t.x = model.ContextInputs(log);
   t.a = torch::from_blob(const_cast<int64_t*>(log.actions.data()), {n}, torch::kInt64).clone();
   t.r = torch::from_blob(const_cast<float*>(log.rewards.data()), {n}, torch::kFloat32).clone();
   t.p = torch::from_blob(const_cast<float*>(log.pscores.data()), {n}, torch::kFloat32).clone();

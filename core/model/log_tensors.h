@@ -8,11 +8,12 @@
 #include <cstdint>
 
 #include "core/base/bandit_data.h"
+#include "core/model/two_tower_model.h"
 
 namespace optower {
 
 struct LogTensors {
-  torch::Tensor x;  // [n, dim_context] float
+  torch::Tensor x;  // [n, ContextInputWidth] float: the model's encoded input rows
   torch::Tensor a;  // [n] int64 catalog rows
   torch::Tensor r;  // [n] float
   torch::Tensor p;  // [n] float pscores
@@ -23,7 +24,9 @@ struct LogTensors {
   LogTensors Select(const torch::Tensor& index) const;
 };
 
-LogTensors MakeLogTensors(const BanditLog& log);
+// x holds `model`'s input rows (dense contexts, then categorical slots: Impl::ContextInputs);
+// throws (TorchStatus callers) when the log's categorical fields are not in the model's schema.
+LogTensors MakeLogTensors(const BanditLog& log, const TwoTowerModel::Impl& model);
 
 // logits [B, N] with the entries of each row's earlier slate items (prefix [B, P], -1 = none) set
 // to kExcludedLogit, so that softmax / log_softmax over the row is the policy's distribution over

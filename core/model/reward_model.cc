@@ -56,6 +56,8 @@ absl::StatusOr<TwoTowerModel> FitRewardModel(const BanditLog& log, const ItemCat
       MakeTowerConfig(log.dim_context, items, options.hidden, options.embedding_dim,
                       options.activation, options.item_id_embedding, /*temperature=*/1.0);
   config.reward_link = binary ? "sigmoid" : "identity";
+  config.context_fields = DeriveCategoricalFields(log.context_categorical, options.context_fields);
+  config.item_fields = DeriveCategoricalFields(items.categorical, options.item_fields);
   ASSIGN_OR_RETURN(TwoTowerModel model, TwoTowerModel::Create(config, items.ids, options.seed));
 
   RETURN_IF_ERROR(TorchStatus(
@@ -63,7 +65,7 @@ absl::StatusOr<TwoTowerModel> FitRewardModel(const BanditLog& log, const ItemCat
         ConfigureTorchForTraining(options.threads);
         torch::manual_seed(options.seed);
         TwoTowerModel::Impl& m = model.impl();
-        LogTensors all = MakeLogTensors(log);
+        LogTensors all = MakeLogTensors(log, m);
         auto [train_idx, val_idx] =
             SplitTrainValidation(all.size(), options.validation_fraction, options.seed + 1);
         LogTensors train = all.Select(train_idx);
@@ -71,8 +73,9 @@ absl::StatusOr<TwoTowerModel> FitRewardModel(const BanditLog& log, const ItemCat
         // Standardise contexts with the training split's statistics (stored in the model).
         {
           torch::NoGradGuard ng;
-          m.net->ctx_mean.copy_(train.x.mean(0));
-          m.net->ctx_std.copy_(train.x.std(0, /*unbiased=*/false).clamp_min(1e-6));
+          const torch::Tensor dense = train.x.slice(1, 0, log.dim_context);
+          m.net->ctx_mean.copy_(dense.mean(0));
+          m.net->ctx_std.copy_(dense.std(0, /*unbiased=*/false).clamp_min(1e-6));
         }
         const torch::Tensor features = m.ItemFeatures(items);
         const torch::Tensor id_rows = m.ItemIdRows(items);

@@ -21,6 +21,10 @@ struct RewardModelOptions {
   int64_t embedding_dim = 32;
   std::string activation = "relu";
   bool item_id_embedding = false;
+  // Categorical schemas (core/base/categorical.h); columns of the log / catalog not listed get a
+  // schema derived from the data (DeriveCategoricalFields).
+  std::vector<CategoricalField> context_fields;
+  std::vector<CategoricalField> item_fields;
   int epochs = 30;
   int batch_size = 256;
   double learning_rate = 5e-3;

@@ -14,13 +14,16 @@
 namespace optower {
 
 absl::Status ValidateTwoTowerConfig(const TwoTowerConfig& c) {
-  if (c.dim_context < 1)
-    return absl::InvalidArgumentError(absl::StrFormat("dim_context=%d: must be >= 1", c.dim_context));
+  RETURN_IF_ERROR(ValidateCategoricalFields(c.context_fields, "context_field"));
+  RETURN_IF_ERROR(ValidateCategoricalFields(c.item_fields, "item_field"));
+  if (c.dim_context < 0 || (c.dim_context == 0 && c.context_fields.empty()))
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "dim_context=%d: must be >= 1 (>= 0 with categorical context fields)", c.dim_context));
   if (c.dim_item < 0)
     return absl::InvalidArgumentError(absl::StrFormat("dim_item=%d: must be >= 0", c.dim_item));
-  if (c.dim_item == 0 && !c.item_id_embedding)
+  if (c.dim_item == 0 && !c.item_id_embedding && c.item_fields.empty())
     return absl::InvalidArgumentError(
-        "dim_item=0 without item_id_embedding: the item tower would have no input");
+        "dim_item=0 without item_id_embedding or item fields: the item tower would have no input");
   if (c.embedding_dim < 1)
     return absl::InvalidArgumentError(
         absl::StrFormat("embedding_dim=%d: must be >= 1", c.embedding_dim));
@@ -36,13 +39,24 @@ absl::Status ValidateTwoTowerConfig(const TwoTowerConfig& c) {
   return absl::OkStatus();
 }
 
+namespace {
+
+std::string FieldLines(const char* key, const std::vector<CategoricalField>& fields) {
+  std::string out;
+  for (const CategoricalField& f : fields) absl::StrAppend(&out, key, "=", CategoricalFieldToText(f), "\n");
+  return out;
+}
+
+}  // namespace
+
 std::string TwoTowerConfigToText(const TwoTowerConfig& c) {
   return absl::StrCat("format=optower-two-tower-v1\n", "dim_context=", c.dim_context, "\n",
                       "dim_item=", c.dim_item, "\n", "hidden=", absl::StrJoin(c.hidden, ","), "\n",
                       "embedding_dim=", c.embedding_dim, "\n", "activation=", c.activation, "\n",
                       "item_id_embedding=", c.item_id_embedding ? "true" : "false", "\n",
                       absl::StrFormat("temperature=%.17g\n", c.temperature),
-                      "reward_link=", c.reward_link, "\n");
+                      "reward_link=", c.reward_link, "\n", FieldLines("context_field", c.context_fields),
+                      FieldLines("item_field", c.item_fields));
 }
 
 absl::StatusOr<TwoTowerConfig> TwoTowerConfigFromText(const std::string& text, const std::string& path) {
@@ -84,6 +98,10 @@ absl::StatusOr<TwoTowerConfig> TwoTowerConfigFromText(const std::string& text, c
     } else if (key == "reward_link") {
       if (value != "sigmoid" && value != "identity") return bad("must be sigmoid or identity");
       c.reward_link = value;
+    } else if (key == "context_field" || key == "item_field") {
+      absl::StatusOr<CategoricalField> f = CategoricalFieldFromText(value);
+      if (!f.ok()) return bad(std::string(f.status().message()).c_str());
+      (key == "context_field" ? c.context_fields : c.item_fields).push_back(*f);
     } else if (key == "temperature") {
       ok = absl::SimpleAtod(value, &c.temperature);
     } else {

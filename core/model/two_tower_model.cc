@@ -77,16 +77,104 @@ TwoTowerConfig MakeTowerConfig(int64_t dim_context, const ItemCatalog& items,
   config.hidden = hidden;
   config.embedding_dim = embedding_dim;
   config.activation = activation;
-  config.item_id_embedding = item_id_embedding || items.dim_features == 0;
+  config.item_id_embedding =
+      item_id_embedding || (items.dim_features == 0 && items.categorical.empty());
   config.temperature = temperature;
   return config;
 }
 
-TwoTowerNetImpl::TwoTowerNetImpl(const TwoTowerConfig& c, int64_t n_item_ids) {
-  user = register_module("user", MakeMlp(c.dim_context, c.hidden, c.embedding_dim, c.activation));
-  if (c.dim_item > 0) {
-    item = register_module("item", MakeMlp(c.dim_item, c.hidden, c.embedding_dim, c.activation));
+int64_t ContextInputWidth(const TwoTowerConfig& c) {
+  return c.dim_context + CategoricalSlotCount(c.context_fields);
+}
+
+int64_t ItemInputWidth(const TwoTowerConfig& c) {
+  return c.dim_item + CategoricalSlotCount(c.item_fields);
+}
+
+absl::Status CheckCatalogSchema(const TwoTowerConfig& c, const ItemCatalog& items) {
+  if (items.dim_features != c.dim_item)
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "items have %d features but the model's item tower takes %d", items.dim_features,
+        c.dim_item));
+  for (const std::string& name : items.categorical.fields()) {
+    bool known = false;
+    for (const CategoricalField& f : c.item_fields) known = known || f.name == name;
+    if (!known) {
+      std::vector<std::string> names;
+      for (const CategoricalField& f : c.item_fields) names.push_back(f.name);
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the catalog's categorical field '", name, "' is not in the model's item schema (fields: ",
+          names.empty() ? "none" : absl::StrJoin(names, ", "), ")"));
+    }
   }
+  if (!items.categorical.empty() && items.categorical.rows() != items.size())
+    return absl::InvalidArgumentError(absl::StrCat("the catalog has ", items.size(),
+                                                   " items but ", items.categorical.rows(),
+                                                   " rows of categorical features"));
+  return absl::OkStatus();
+}
+
+namespace {
+
+// One embedding table per field; row `buckets` is the padding row (zeros, no gradient) that empty
+// slots point at.
+std::vector<torch::nn::Embedding> MakeBags(torch::nn::Module& owner, const char* prefix,
+                                           const std::vector<CategoricalField>& fields) {
+  std::vector<torch::nn::Embedding> bags;
+  for (size_t j = 0; j < fields.size(); ++j) {
+    auto bag = owner.register_module(
+        absl::StrCat(prefix, j),
+        torch::nn::Embedding(torch::nn::EmbeddingOptions(fields[j].buckets + 1, fields[j].width)
+                                 .padding_idx(fields[j].buckets)));
+    torch::NoGradGuard no_grad;
+    bag->weight.normal_(0.0, 0.1);
+    bag->weight[fields[j].buckets].zero_();
+    bags.push_back(bag);
+  }
+  return bags;
+}
+
+int64_t BagWidth(const std::vector<CategoricalField>& fields) {
+  int64_t w = 0;
+  for (const CategoricalField& f : fields) w += f.width;
+  return w;
+}
+
+// [dense, bag_1, ..., bag_F] for encoded rows x = [dense (dim), slots]. Slots outside [0, buckets)
+// (-1 = none, or anything else) count as absent.
+torch::Tensor WithBags(const torch::Tensor& dense, const torch::Tensor& x, int64_t dim,
+                       const std::vector<CategoricalField>& fields,
+                       std::vector<torch::nn::Embedding>& bags) {
+  if (fields.empty()) return dense;
+  std::vector<torch::Tensor> parts;
+  if (dim > 0) parts.push_back(dense);
+  int64_t base = dim;
+  for (size_t j = 0; j < fields.size(); ++j) {
+    const int64_t m = fields[j].max_ids, buckets = fields[j].buckets;
+    torch::Tensor slots = x.slice(1, base, base + m).to(torch::kInt64);
+    torch::Tensor valid = slots.ge(0).logical_and(slots.lt(buckets));
+    torch::Tensor sum = bags[j]->forward(slots.masked_fill(valid.logical_not(), buckets)).sum(1);
+    parts.push_back(sum / valid.sum(1, /*keepdim=*/true).clamp_min(1).to(torch::kFloat32));
+    base += m;
+  }
+  return torch::cat(parts, 1);
+}
+
+}  // namespace
+
+TwoTowerNetImpl::TwoTowerNetImpl(const TwoTowerConfig& c, int64_t n_item_ids)
+    : dim_context(c.dim_context),
+      dim_item(c.dim_item),
+      context_fields(c.context_fields),
+      item_fields(c.item_fields) {
+  user = register_module("user", MakeMlp(c.dim_context + BagWidth(c.context_fields), c.hidden,
+                                         c.embedding_dim, c.activation));
+  const int64_t item_in = c.dim_item + BagWidth(c.item_fields);
+  if (item_in > 0) {
+    item = register_module("item", MakeMlp(item_in, c.hidden, c.embedding_dim, c.activation));
+  }
+  user_bags = MakeBags(*this, "user_bag_", c.context_fields);
+  item_bags = MakeBags(*this, "item_bag_", c.item_fields);
   if (c.item_id_embedding) {
     id_embedding = register_module(
         "id_embedding", torch::nn::Embedding(std::max<int64_t>(n_item_ids, 1), c.embedding_dim));
@@ -99,12 +187,19 @@ TwoTowerNetImpl::TwoTowerNetImpl(const TwoTowerConfig& c, int64_t n_item_ids) {
 }
 
 torch::Tensor TwoTowerNetImpl::User(const torch::Tensor& contexts) {
-  return user->forward((contexts - ctx_mean) / ctx_std);
+  if (context_fields.empty()) return user->forward((contexts - ctx_mean) / ctx_std);
+  const torch::Tensor dense = (contexts.slice(1, 0, dim_context) - ctx_mean) / ctx_std;
+  return user->forward(WithBags(dense, contexts, dim_context, context_fields, user_bags));
 }
 
 torch::Tensor TwoTowerNetImpl::Item(const torch::Tensor& features, const torch::Tensor& id_rows) {
   torch::Tensor out;
-  if (item) out = item->forward(features);
+  if (item) {
+    out = item_fields.empty()
+              ? item->forward(features)
+              : item->forward(WithBags(features.slice(1, 0, dim_item), features, dim_item,
+                                       item_fields, item_bags));
+  }
   if (id_embedding) {
     torch::Tensor known = id_rows.ge(0);
     torch::Tensor emb = id_embedding->forward(id_rows.clamp_min(0)) *
@@ -121,11 +216,42 @@ void TwoTowerModel::Impl::RebuildIdMap() {
   for (int64_t i = 0; i < ids.size(0); ++i) id_to_row[p[i]] = i;
 }
 
+namespace {
+
+// Encoded item input rows [N, ItemInputWidth] as a new tensor (throws on schema errors).
+torch::Tensor EncodedItems(const TwoTowerConfig& config, const ItemCatalog& items) {
+  const absl::Status schema = CheckCatalogSchema(config, items);
+  TORCH_CHECK(schema.ok(), std::string(schema.message()));
+  absl::StatusOr<std::vector<float>> rows = EncodeRows(
+      items.features.data(), items.dim_features, items.size(), items.categorical, 0,
+      config.item_fields);
+  TORCH_CHECK(rows.ok(), std::string(rows.status().message()));
+  return torch::tensor(*rows, torch::kFloat32).view({items.size(), ItemInputWidth(config)});
+}
+
+}  // namespace
+
 torch::Tensor TwoTowerModel::Impl::ItemFeatures(const ItemCatalog& items) const {
+  if (!config.item_fields.empty()) return EncodedItems(config, items);
   if (items.dim_features == 0) return torch::zeros({items.size(), 0});
   return torch::from_blob(const_cast<float*>(items.features.data()),
                           {items.size(), items.dim_features}, torch::kFloat32)
       .clone();
+}
+
+torch::Tensor TwoTowerModel::Impl::ContextInputs(const BanditLog& log) const {
+  TORCH_CHECK(log.dim_context == config.dim_context, "logs have ", log.dim_context,
+              " context features but the model takes ", config.dim_context);
+  if (config.context_fields.empty() && log.context_categorical.empty()) {
+    return torch::from_blob(const_cast<float*>(log.contexts.data()), {log.size(), log.dim_context},
+                            torch::kFloat32)
+        .clone();
+  }
+  absl::StatusOr<std::vector<float>> rows =
+      EncodeRows(log.contexts.data(), log.dim_context, log.size(), log.context_categorical, 0,
+                 config.context_fields);
+  TORCH_CHECK(rows.ok(), std::string(rows.status().message()));
+  return torch::tensor(*rows, torch::kFloat32).view({log.size(), ContextInputWidth(config)});
 }
 
 torch::Tensor TwoTowerModel::Impl::ItemIdRows(const ItemCatalog& items) const {
@@ -159,8 +285,10 @@ torch::Tensor TwoTowerModel::Impl::ItemEmbeddings(const torch::Tensor& features,
 
 namespace {
 
-// The catalog's features as a [N, dim_features] tensor over its own memory (read only).
-torch::Tensor FeatureView(const ItemCatalog& items) {
+// The catalog's item-tower input: dense-only features as a [N, dim_features] tensor over the
+// catalog's own memory (read only), or encoded rows when the model has item fields.
+torch::Tensor FeatureView(const TwoTowerConfig& config, const ItemCatalog& items) {
+  if (!config.item_fields.empty()) return EncodedItems(config, items);
   if (items.dim_features == 0) return torch::zeros({items.size(), 0});
   return torch::from_blob(const_cast<float*>(items.features.data()),
                           {items.size(), items.dim_features}, torch::kFloat32);
@@ -169,7 +297,7 @@ torch::Tensor FeatureView(const ItemCatalog& items) {
 }  // namespace
 
 torch::Tensor TwoTowerModel::Impl::ItemEmbeddings(const ItemCatalog& items) {
-  return ItemEmbeddings(FeatureView(items), ItemIdRows(items));
+  return ItemEmbeddings(FeatureView(config, items), ItemIdRows(items));
 }
 
 TwoTowerModel::TwoTowerModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -245,6 +373,33 @@ absl::StatusOr<TwoTowerModel> TwoTowerModel::Load(const std::string& dir) {
   return TwoTowerModel(std::move(impl));
 }
 
+absl::StatusOr<std::vector<float>> TwoTowerModel::EncodeContexts(
+    const float* dense, int64_t n, const CategoricalColumns& categorical,
+    int64_t first_row) const {
+  return EncodeRows(dense, impl_->config.dim_context, n, categorical, first_row,
+                    impl_->config.context_fields);
+}
+
+absl::StatusOr<std::vector<float>> TwoTowerModel::EncodeContext(
+    const float* dense, absl::Span<const CategoricalFeature> features,
+    absl::string_view what) const {
+  const TwoTowerConfig& c = impl_->config;
+  RETURN_IF_ERROR(CheckFeaturesAgainstSchema(features, c.context_fields, what));
+  std::vector<float> row(static_cast<size_t>(ContextInputWidth(c)));
+  std::copy(dense, dense + c.dim_context, row.begin());
+  RETURN_IF_ERROR(EncodeFeatures(features, c.context_fields, row.data() + c.dim_context));
+  return row;
+}
+
+absl::StatusOr<std::vector<float>> TwoTowerModel::EncodeLogContexts(const BanditLog& log) const {
+  if (log.dim_context != impl_->config.dim_context)
+    return absl::InvalidArgumentError(
+        absl::StrFormat("logs have %d context features but the model takes %d", log.dim_context,
+                        impl_->config.dim_context));
+  if (impl_->config.context_fields.empty() && log.context_categorical.empty()) return log.contexts;
+  return EncodeContexts(log.contexts.data(), log.size(), log.context_categorical, 0);
+}
+
 absl::StatusOr<std::vector<float>> TwoTowerModel::EmbedContexts(const float* contexts,
                                                                 int64_t n) const {
   std::vector<float> out;
@@ -252,7 +407,7 @@ absl::StatusOr<std::vector<float>> TwoTowerModel::EmbedContexts(const float* con
       [&] {
         c10::InferenceMode guard;
         torch::Tensor x = torch::from_blob(const_cast<float*>(contexts),
-                                           {n, impl_->config.dim_context}, torch::kFloat32);
+                                           {n, ContextInputWidth(impl_->config)}, torch::kFloat32);
         torch::Tensor u = impl_->net->User(x).contiguous();
         out.assign(u.data_ptr<float>(), u.data_ptr<float>() + u.numel());
       },
@@ -261,10 +416,7 @@ absl::StatusOr<std::vector<float>> TwoTowerModel::EmbedContexts(const float* con
 }
 
 absl::StatusOr<std::vector<float>> TwoTowerModel::EmbedItems(const ItemCatalog& items) const {
-  if (items.dim_features != impl_->config.dim_item)
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "items have %d features but the model's item tower takes %d", items.dim_features,
-        impl_->config.dim_item));
+  RETURN_IF_ERROR(CheckCatalogSchema(impl_->config, items));
   // The output [N, d] is the only allocation that grows with N: Impl::EmbedItemsInto writes it
   // batch by batch (one forward over a 1M-item catalog would hold every hidden layer's [N, width]
   // activations at once).
@@ -273,7 +425,7 @@ absl::StatusOr<std::vector<float>> TwoTowerModel::EmbedItems(const ItemCatalog& 
       [&] {
         c10::InferenceMode guard;
         impl_->EmbedItemsInto(
-            FeatureView(items), impl_->ItemIdRows(items),
+            FeatureView(impl_->config, items), impl_->ItemIdRows(items),
             torch::from_blob(out.data(), {items.size(), impl_->config.embedding_dim},
                              torch::kFloat32));
       },
@@ -295,10 +447,7 @@ absl::Status TwoTowerModel::ContextMoments(std::vector<float>* mean, std::vector
 
 absl::StatusOr<DenseMatrix> TwoTowerModel::ActionProbabilities(const float* contexts, int64_t n,
                                                                const ItemCatalog& items) const {
-  if (items.dim_features != impl_->config.dim_item)
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "items have %d features but the model's item tower takes %d", items.dim_features,
-        impl_->config.dim_item));
+  RETURN_IF_ERROR(CheckCatalogSchema(impl_->config, items));
   DenseMatrix pi(n, items.size());
   RETURN_IF_ERROR(TorchStatus(
       [&] {
@@ -307,9 +456,9 @@ absl::StatusOr<DenseMatrix> TwoTowerModel::ActionProbabilities(const float* cont
         constexpr int64_t kChunk = 4096;
         for (int64_t start = 0; start < n; start += kChunk) {
           const int64_t len = std::min(kChunk, n - start);
-          torch::Tensor x =
-              torch::from_blob(const_cast<float*>(contexts + start * impl_->config.dim_context),
-                               {len, impl_->config.dim_context}, torch::kFloat32);
+          const int64_t width = ContextInputWidth(impl_->config);
+          torch::Tensor x = torch::from_blob(const_cast<float*>(contexts + start * width),
+                                             {len, width}, torch::kFloat32);
           torch::Tensor logits = (impl_->net->User(x).matmul(v.t()) / impl_->config.temperature)
                                      .to(torch::kFloat64)
                                      .contiguous();

@@ -88,7 +88,7 @@ class TwoTowerModel {
   // messages, e.g. "context.categorical").
   absl::StatusOr<std::vector<float>> EncodeContext(const float* dense,
                                                    absl::Span<const CategoricalFeature> features,
-                                                   std::string_view what) const;
+                                                   absl::string_view what) const;
   // Every context of a log, encoded (the log's dim_context must equal the model's).
   absl::StatusOr<std::vector<float>> EncodeLogContexts(const BanditLog& log) const;
 

@@ -15,18 +15,27 @@
 namespace optower {
 
 // The towers as one module, so one torch::save holds every parameter and buffer.
-//   user(x)  = MLP_u((x - ctx_mean) / ctx_std)                         [B, d]
-//   item(a)  = MLP_v(f(a)) + id_emb[row(a)]  (id_emb only when enabled) [N, d]
+//   user(x)  = MLP_u([(x - ctx_mean) / ctx_std, bag_1(x), ..., bag_F(x)])      [B, d]
+//   item(a)  = MLP_v([f(a), bag_1(a), ...]) + id_emb[row(a)]  (id_emb when on)   [N, d]
+// x and f(a) are encoded input rows (dense part, then categorical slots: core/base/categorical.h);
+// bag_j is the mean of field j's embedding rows over the row's present ids (zeros when none).
 class TwoTowerNetImpl : public torch::nn::Module {
  public:
   TwoTowerNetImpl(const TwoTowerConfig& config, int64_t n_item_ids);
 
-  torch::Tensor User(const torch::Tensor& contexts);  // [B, dim_context] -> [B, d]
-  // features [N, dim_item]; id_rows [N] int64 rows of the id table, -1 = unseen id (no id term).
+  torch::Tensor User(const torch::Tensor& contexts);  // [B, ContextInputWidth] -> [B, d]
+  // features [N, ItemInputWidth]; id_rows [N] int64 rows of the id table, -1 = unseen id (no id
+  // term).
   torch::Tensor Item(const torch::Tensor& features, const torch::Tensor& id_rows);
 
+  int64_t dim_context = 0;
+  int64_t dim_item = 0;
+  std::vector<CategoricalField> context_fields;
+  std::vector<CategoricalField> item_fields;
   torch::nn::Sequential user{nullptr};
   torch::nn::Sequential item{nullptr};
+  std::vector<torch::nn::Embedding> user_bags;  // one per context field
+  std::vector<torch::nn::Embedding> item_bags;  // one per item field
   torch::nn::Embedding id_embedding{nullptr};
   torch::Tensor ctx_mean;  // buffer [dim_context]
   torch::Tensor ctx_std;   // buffer [dim_context]
@@ -40,7 +49,9 @@ struct TwoTowerModel::Impl {
   absl::flat_hash_map<int64_t, int64_t> id_to_row;  // from net->item_ids
 
   void RebuildIdMap();
-  // Catalog -> tensors for Item(): features [N, dim_item] float, id rows [N] int64.
+  // Catalog -> tensors for Item(): features [N, ItemInputWidth] float (encoded), id rows [N]
+  // int64. ItemFeatures throws (caught by TorchStatus callers) when the catalog does not fit the
+  // item schema; check with CheckCatalogSchema first.
   torch::Tensor ItemFeatures(const ItemCatalog& items) const;
   torch::Tensor ItemIdRows(const ItemCatalog& items) const;
   // The item tower over every row of (features [N, dim_item], id_rows [N]) without autograd, in
@@ -51,8 +62,10 @@ struct TwoTowerModel::Impl {
                       torch::Tensor out);
   // EmbedItemsInto a new [N, d] tensor.
   torch::Tensor ItemEmbeddings(const torch::Tensor& features, const torch::Tensor& id_rows);
-  // The same for a catalog (its features viewed in place, not copied).
+  // The same for a catalog (dense-only features viewed in place, not copied).
   torch::Tensor ItemEmbeddings(const ItemCatalog& items);
+  // A log's contexts as a [n, ContextInputWidth] tensor (encoded; throws on schema errors).
+  torch::Tensor ContextInputs(const BanditLog& log) const;
 };
 
 // Sets intra-op threads (0 = all cores) and flush-to-zero for subnormal floats, once per process

@@ -93,13 +93,6 @@ struct RetrievalEngineOptions {
   absl::Status Validate() const;
 };
 
-// A categorical context feature. Accepted and validated; the current towers ignore it and the event
-// log has no column for it yet.
-struct CategoricalFeature {
-  std::string name;  // non-empty
-  std::vector<int64_t> ids;
-};
-
 struct RetrieveRequest {
   std::string request_id;  // empty = generate one (32 hex characters)
   std::vector<float> context;  // [dim_context] dense features
