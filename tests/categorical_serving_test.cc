@@ -16,6 +16,7 @@
 #include "core/serving/index_probe.h"
 #include "core/serving/model_snapshot.h"
 #include "core/serving/retrieval_engine.h"
+#include "core/storage/catalog_store.h"
 #include "core/storage/event_log.h"
 #include "core/storage/sqlite_event_log.h"
 #include "core/training/training_snapshot.h"
@@ -254,6 +255,29 @@ TEST_F(CategoricalServingTest, CategoricalItemFieldsFollowTheirItemsThroughChang
   ASSERT_TRUE(engine_->ReplaceModel(
       "v2", TinyCategoricalModel(kDimContext, catalog_, ContextFields(), ItemFields(), 6)).ok());
   EXPECT_EQ(engine_->snapshot()->catalog().categorical, after.categorical);
+}
+
+// The engine's persist hook saves the catalog with its categorical columns (items CSV c:<name>),
+// and the store loads them back: a restart serves the same item features.
+TEST_F(CategoricalServingTest, CatalogStoreKeepsCategoricalItemColumns) {
+  InitCategorical();
+  ItemCatalog upsert = RandomCatalog(2, kDimItem, 9, 1000);
+  upsert.categorical = CategoricalColumns({"tags"});
+  ASSERT_TRUE(upsert.categorical.AppendFeatures({{"tags", {4, -5}}}).ok());
+  ASSERT_TRUE(upsert.categorical.AppendFeatures({}).ok());
+  ASSERT_TRUE(engine_->UpsertItems(upsert).ok());
+  const ItemCatalog& served = engine_->snapshot()->catalog();
+  absl::StatusOr<std::unique_ptr<CatalogStore>> store = CatalogStore::Open(dir_.path());
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_TRUE((*store)->Save(served, 1).ok());
+  absl::StatusOr<std::optional<StoredCatalog>> loaded = (*store)->Load();
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  ASSERT_TRUE(loaded->has_value());
+  EXPECT_EQ((*loaded)->items.categorical, served.categorical);
+  EXPECT_TRUE(SameCatalog((*loaded)->items, served));
+  ItemCatalog other = served;
+  other.categorical = CategoricalColumns();
+  EXPECT_FALSE(SameCatalog(other, served));
 }
 
 TEST_F(CategoricalServingTest, UpsertWithAFieldOutsideTheItemSchemaIsRefusedNamingIt) {

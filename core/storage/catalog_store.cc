@@ -110,7 +110,8 @@ absl::Status CatalogStore::Save(const ItemCatalog& items, int64_t version) {
 }
 
 bool SameCatalog(const ItemCatalog& a, const ItemCatalog& b) {
-  if (a.dim_features != b.dim_features || a.ids != b.ids || a.features.size() != b.features.size())
+  if (a.dim_features != b.dim_features || a.ids != b.ids ||
+      a.features.size() != b.features.size() || !(a.categorical == b.categorical))
     return false;
   return std::memcmp(a.features.data(), b.features.data(), a.features.size() * sizeof(float)) == 0;
 }

@@ -2,7 +2,8 @@
 // durability"). UpsertItems/DeleteItems save the changed catalog here before they answer, so a
 // restarted server serves exactly the catalog the last acknowledged change left.
 //
-//   <data_dir>/catalog/items-000000000007.csv    the items CSV (item,f0,...) of catalog version 7
+//   <data_dir>/catalog/items-000000000007.csv    the items CSV (item,f0,...,c:<name>...) of
+//                                                catalog version 7, categorical item columns included
 //
 // Save writes the new version's file through WriteFileAtomically (temporary file, fsync, rename,
 // folder fsync), then removes older versions' files. A crash between the two leaves two files;
@@ -56,7 +57,8 @@ class CatalogStore {
   const std::string dir_;
 };
 
-// True when `a` and `b` hold the same ids with bit-identical features in the same order (both
+// True when `a` and `b` hold the same ids with bit-identical features and equal categorical
+// columns (same fields, same ids) in the same order (both
 // are parsed from CSV text, so equal text gives equal floats).
 bool SameCatalog(const ItemCatalog& a, const ItemCatalog& b);
 
