@@ -341,6 +341,64 @@ class TlsTest(unittest.TestCase):
             self.assertEqual(caught.exception.code, grpc.StatusCode.UNAVAILABLE)
 
 
+class CategoricalClientTest(unittest.TestCase):
+    """A server whose random towers declare a categorical schema (issue 12): features in retrieve,
+    categorical item fields in upsert_items, and the server's errors for unknown names."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.config_dir = tempfile.mkdtemp(prefix="optower_pytest_cfg_")
+        config = os.path.join(cls.config_dir, "server.txt")
+        with open(config, "w") as f:
+            f.write('init_context_fields { name: "user" buckets: 1024 width: 4 }\n'
+                    'init_context_fields { name: "tags" buckets: 64 width: 4 max_ids: 2 }\n'
+                    'init_item_fields { name: "brand" buckets: 64 width: 4 }\n')
+        cls.server = ServerProcess(extra_args=("--config", config))
+        from optower_client import Client
+        cls.client = Client(cls.server.address, timeout=30)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.client.close()
+        code = cls.server.stop()
+        shutil.rmtree(cls.config_dir, ignore_errors=True)
+        assert code == 0, f"optower-server exited with {code}"
+
+    def test_retrieve_with_categorical_features(self):
+        context = np.zeros(DIM_CONTEXT, dtype=np.float32)
+        slate = self.client.retrieve(context, k=2, categorical={"user": 12, "tags": [3, 9]})
+        self.assertEqual(len(slate.items), 2)
+        numpy_id = self.client.retrieve(context, k=1, categorical={"user": np.int64(5)})
+        self.assertEqual(len(numpy_id.items), 1)
+
+    def test_unknown_feature_is_invalid_argument_naming_it(self):
+        import grpc
+        from optower_client import OptowerError
+        with self.assertRaises(OptowerError) as caught:
+            self.client.retrieve([0.0] * DIM_CONTEXT, k=1, categorical={"user": 1, "foo": 2})
+        self.assertEqual(caught.exception.code, grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("context.categorical[1].name='foo': not a field of the model's schema "
+                      "(fields: user, tags)", str(caught.exception))
+        with self.assertRaises(TypeError):
+            self.client.retrieve([0.0] * DIM_CONTEXT, k=1, categorical=[("user", 1)])
+
+    def test_upsert_items_with_categorical_fields(self):
+        import grpc
+        from optower_client import OptowerError
+        response = self.client.upsert_items([(900, [0.1, 0.2, 0.3], {"brand": 7}),
+                                             (901, [0.0, 0.0, 0.0])])
+        self.assertEqual(response.inserted, 2)
+        others = [100 + i for i in range(N_ITEMS)] + [901]
+        slate = self.client.retrieve([0.0] * DIM_CONTEXT, k=1, exclude=others)
+        self.assertEqual(slate.items[0].item_id, 900)
+        with self.assertRaises(OptowerError) as caught:
+            self.client.upsert_items([(902, [0.0, 0.0, 0.0], {"colour": 1})])
+        self.assertEqual(caught.exception.code, grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("items[0].categorical 'colour': not a field of the model's item schema",
+                      str(caught.exception))
+        self.client.delete_items([900, 901])
+
+
 def _make_test_pki(folder):
     """A CA and a server certificate for 127.0.0.1 / localhost signed by it (PEM paths)."""
     def run(*args):
