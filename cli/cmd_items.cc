@@ -44,6 +44,14 @@ absl::Status Upsert(const client::OptowerClient& client, const ItemCatalog& item
       v1::Item* item = request.add_items();
       item->set_item_id(items.ids[i]);
       item->mutable_features()->Add(items.feature(i), items.feature(i) + items.dim_features);
+      // The row's categorical columns (c:<name>), empty cells left out.
+      for (int64_t field = 0; field < items.categorical.num_fields(); ++field) {
+        const absl::Span<const int64_t> ids = items.categorical.ids(i, field);
+        if (ids.empty()) continue;
+        v1::CategoricalFeature* feature = item->add_categorical();
+        feature->set_name(items.categorical.fields()[static_cast<size_t>(field)]);
+        feature->mutable_ids()->Add(ids.begin(), ids.end());
+      }
     }
     absl::StatusOr<v1::UpsertItemsResponse> r = client.UpsertItems(request);
     if (!r.ok()) return RpcError("UpsertItems", r.status());
@@ -126,7 +134,9 @@ int ItemsMain(int argc, char** argv) {
       "Each call makes the server rebuild its index once: prefer one call (the default).");
   parser.AddString("server", &f.server, "server address host:port");
   f.connection.Register(&parser);
-  parser.AddString("items", &f.items, "items.csv (item,f0,...)");
+  parser.AddString("items", &f.items,
+                   "items.csv (item,f0,...[,c:<name>...]; categorical columns become the items' "
+                   "categorical fields)");
   parser.AddInt("batch", &f.batch, "items per call (0 = all in one call)");
   parser.AddDouble("timeout", &f.timeout, "deadline of each call in seconds (index builds)");
   parser.AddBool("json", &f.json, "print one JSON object");

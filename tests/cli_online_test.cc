@@ -107,6 +107,12 @@ TEST_F(CliOnlineTest, BadInputExitsTwoWithOneLine) {
       {{"feedback", "--server", address_, "--request-id", "r", "--item", "1", "--reward", "inf"},
        "--reward=inf: expected a finite number"},
       {{"items", "delete", "--server", address_, "--items", dir_.File("nope.csv")}, "nope.csv"},
+      {{"retrieve", "--server", address_, "--context", "1,2,3", "--k", "1", "--categorical",
+        "user=12"},
+       "context.categorical[0].name='user': not a field of the model's schema (fields: none)"},
+      {{"retrieve", "--server", address_, "--context", "1,2,3", "--k", "1", "--categorical",
+        "user=x"},
+       "--categorical: "},
   };
   for (const Case& c : cases) {
     SubprocessResult r = Optower(c.args);
@@ -139,6 +145,50 @@ TEST_F(CliOnlineTest, ItemsUpsertAndDeleteChangeTheCatalog) {
   EXPECT_THAT(del.err, HasSubstr("item_ids[0]=700: not in the catalog"));
   SubprocessResult bad = Optower({"items", "rename", "--server", address_, "--items", path});
   EXPECT_EQ(bad.exit_code, 2);
+}
+
+// Issue 12: `retrieve --categorical` and the c:<name> columns of `items upsert` against a server
+// whose random towers declare a categorical schema.
+TEST_F(CliOnlineTest, CategoricalFeaturesAndItemColumnsReachTheServer) {
+  v1::ServerConfig config;
+  config.set_port(0);
+  config.set_data_dir(dir_.File("data_categorical"));
+  config.set_items_path(testutil::WriteItems(dir_.path(), catalog_, "dense.csv"));
+  config.set_dim_context(3);
+  for (const char* name : {"user", "country"}) config.add_init_context_fields()->set_name(name);
+  config.add_init_item_fields()->set_name("brand");
+  absl::StatusOr<std::unique_ptr<server::OptowerServer>> s = server::OptowerServer::Start(config);
+  ASSERT_TRUE(s.ok()) << s.status();
+  const std::string address = absl::StrCat("127.0.0.1:", (*s)->port());
+
+  SubprocessResult r = Optower({"retrieve", "--server", address, "--context", "0.5,-1,2", "--k",
+                                "2", "--categorical", "user=12;country=49", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_TRUE((*s)->event_log().Flush().ok());
+  absl::StatusOr<std::vector<EventLog::JoinedRow>> rows = (*s)->event_log().ReadJoined({});
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[0].categorical, "user=12;country=49");
+  r = Optower({"retrieve", "--server", address, "--context", "0.5,-1,2", "--k", "2",
+               "--categorical", "user=12;foo=1"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("context.categorical[1].name='foo': not a field of the model's "
+                               "schema (fields: user, country)"));
+
+  ItemCatalog extra = testutil::RandomCatalog(2, 3, /*seed=*/8, /*first_id=*/700);
+  extra.categorical = CategoricalColumns({"brand"});
+  ASSERT_TRUE(extra.categorical.AppendFeatures({{"brand", {5}}}).ok());
+  ASSERT_TRUE(extra.categorical.AppendFeatures({}).ok());
+  const std::string path = testutil::WriteItems(dir_.path(), extra, "extra_categorical.csv");
+  SubprocessResult up = Optower({"items", "upsert", "--server", address, "--items", path});
+  ASSERT_EQ(up.exit_code, 0) << up.err;
+  const ItemCatalog& served = (*s)->engine().snapshot()->catalog();
+  const int64_t row = (*s)->engine().snapshot()->index().RowOf(700);
+  ASSERT_GE(row, 0);
+  ASSERT_EQ(served.categorical.fields(), std::vector<std::string>{"brand"});
+  EXPECT_EQ(served.categorical.ids(row, 0).size(), 1u);
+  EXPECT_EQ(served.categorical.ids(row, 0)[0], 5);
+  ASSERT_TRUE((*s)->Shutdown().ok());
 }
 
 }  // namespace
