@@ -185,8 +185,9 @@ double NormalizedValueOn(const CategoricalEnv& env, const TwoTowerModel& policy,
 
 // The environment's reward lives in user-segment x item-category structure that dense features
 // cannot see (docs/LEARNING.md "Categorical features"). Over 5 seeds at n = 20k (BENCHMARKS
-// "Categorical features"): dense 0.28 +- 0.15 sd, categorical+id 0.94 +- 0.01. The bounds sit
-// > 3 sd from those means: categorical+id >= 0.85, dense <= 0.6.
+// "Categorical features"): dense 0.28 (sd 0.20), categorical+id 0.954 (sd 0.015). This test's
+// seed measured 0.17 and 0.93. Bounds: categorical+id >= 0.85 (6.7 sd below its mean), dense
+// <= 0.7 (2.1 sd above its mean; a fixed seed varies across CPUs far less than across seeds).
 TEST(CategoricalModelTest, CategoricalTowersLearnWhatDenseTowersCannot) {
   auto env = CategoricalEnv::Create(CategoricalEnvOptions());
   ASSERT_TRUE(env.ok());
@@ -197,7 +198,7 @@ TEST(CategoricalModelTest, CategoricalTowersLearnWhatDenseTowersCannot) {
   const Trained full = TrainOnEnvironment(*env, true, true);
   const double full_value = NormalizedValueOn(*env, full.policy, env->items(), true);
   EXPECT_GE(full_value, 0.85);
-  EXPECT_LE(dense_value, 0.6);
+  EXPECT_LE(dense_value, 0.7);
   // Cold start: a fifth of the catalog under ids the model never saw (no id-embedding row): those
   // items are scored from their features and category alone, and the policy keeps most of its
   // value (categorical-only towers reach 0.90; bound 0.75).
