@@ -176,6 +176,37 @@ TEST_F(CliImportTest, SyntheticCampaignWithOtherNamesAndSizes) {
   EXPECT_THAT(r->err, HasSubstr("--overwrite"));
 }
 
+// evaluate --uniform on an imported log whose propensities are uniform (0.2 = 1/5 items): every
+// importance weight is 1 (up to the float pscore: 0.2f = 0.2 + 3e-9), so IPS and SNIPS equal the
+// observed CTR; DR (q̂ fitted on the same 2 rows) is reported too.
+TEST_F(CliImportTest, EvaluateUniformOnImportedLogs) {
+  WriteShoes();
+  const std::string out = dir_ + "/out";
+  auto r = RunOptower({"import", "obd", "--dir", dir_ + "/shoes", "--out", out});
+  ASSERT_EQ(r->exit_code, 0) << r->err;
+  testutil::SubprocessOptions passive;
+  passive.extra_env = {"OMP_WAIT_POLICY=PASSIVE"};
+  r = RunOptower({"evaluate", "--uniform", "--logs", out + "/logs_a.csv", "--items",
+                  out + "/items.csv", "--qhat-epochs", "2", "--threads", "1", "--json"},
+                 passive);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->exit_code, 0) << r->err;
+  EXPECT_EQ(testutil::PyJson(r->out, "d['target']"), "uniform random over 5 items");
+  EXPECT_EQ(testutil::PyJson(r->out, "[round(e['value'], 6) for e in d['estimates'][:2]]"),
+            "[0.5, 0.5]");
+  EXPECT_EQ(testutil::PyJson(r->out, "d['estimates'][2]['estimator']"), "dr");
+  // Usage errors: one line, exit 2.
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"evaluate", "--uniform", "--logs", out + "/logs_a.csv"},
+        std::vector<std::string>{"evaluate", "--uniform", "--model", out, "--items",
+                                 out + "/items.csv", "--logs", out + "/logs_a.csv"},
+        std::vector<std::string>{"evaluate", "--logs", out + "/logs_a.csv"}}) {
+    r = RunOptower(args);
+    EXPECT_EQ(r->exit_code, 2) << r->err;
+    EXPECT_EQ(r->ErrLineCount(), 1) << r->err;
+  }
+}
+
 TEST_F(CliImportTest, BadInputExitsTwoWithFileLineAndWritesNothing) {
   const std::string shoes = dir_ + "/shoes";
   const std::string a = shoes + "/a/shoes.csv";
