@@ -145,6 +145,37 @@ TEST_F(CliImportTest, ObdMenRowsAreImportedExactly) {
             "[('bts', 10000, 69), ('random', 10000, 46)]");
 }
 
+// A tiny model trained through the CLI on the imported BTS log uses the categorical columns (its
+// config lists the user and item fields) and evaluates on the random log.
+TEST_F(CliImportTest, TrainsOnImportedObdLogsWithCategoricalFields) {
+  const std::string men = testutil::SharedDir() + "/obd/men";
+  if (!Exists(men + "/bts/men.csv")) GTEST_SKIP() << "no Open Bandit Dataset at " << men;
+  const std::string data = dir_ + "/men";
+  auto r = RunOptower({"import", "obd", "--dir", men, "--out", data});
+  ASSERT_EQ(r->exit_code, 0) << r->err;
+  testutil::SubprocessOptions passive;
+  passive.extra_env = {"OMP_WAIT_POLICY=PASSIVE"};
+  const std::string model = dir_ + "/model";
+  r = RunOptower({"train", "--logs", data + "/logs_bts.csv", "--items", data + "/items.csv",
+                  "--objective", "dr", "--epochs", "1", "--qhat-epochs", "1", "--hidden=",
+                  "--threads", "1", "--seed", "0", "--out", model, "--quiet"},
+                 passive);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->exit_code, 0) << r->err;
+  const auto config = Lines(model + "/policy/config.txt");
+  const std::string text = absl::StrJoin(config, "\n");
+  for (const char* field : {"context_field=user_feature_0:", "context_field=user_feature_3:",
+                            "item_field=item_feature_1:", "item_field=item_feature_3:"})
+    EXPECT_THAT(text, HasSubstr(field));
+  EXPECT_THAT(text, HasSubstr("dim_context=34"));
+  r = RunOptower({"evaluate", "--model", model, "--logs", data + "/logs_random.csv", "--json"},
+                 passive);
+  ASSERT_EQ(r->exit_code, 0) << r->err;
+  EXPECT_EQ(testutil::PyJson(r->out, "[e['estimator'] for e in d['estimates']]"),
+            "['ips', 'snips', 'dr']");
+  EXPECT_EQ(testutil::PyJson(r->out, "d['n']"), "10000");
+}
+
 TEST_F(CliImportTest, SyntheticCampaignWithOtherNamesAndSizes) {
   WriteShoes();
   const std::string out = dir_ + "/out";
