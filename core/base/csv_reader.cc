@@ -192,6 +192,16 @@ absl::StatusOr<HeaderLayout> CsvReader::ReadHeader(const HeaderSpec& spec) {
   return layout;
 }
 
+absl::StatusOr<std::vector<std::string>> CsvReader::ReadHeaderColumns() {
+  absl::string_view line;
+  ASSIGN_OR_RETURN(bool has_line, scanner_.Next(&line));
+  if (!has_line || scanner_.line() != 1) return scanner_.ErrorAt(1, "empty file; expected a header");
+  SplitFields(line, &fields_);
+  header_.clear();
+  for (absl::string_view f : fields_) header_.emplace_back(f);
+  return header_;
+}
+
 absl::StatusOr<bool> CsvReader::NextRow() {
   absl::string_view line;
   ASSIGN_OR_RETURN(bool has_line, scanner_.Next(&line));

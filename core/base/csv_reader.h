@@ -1,5 +1,5 @@
-// The line/field machinery behind the CSV readers and writers of core/base/csv_io.h (internal to
-// core/base: csv_io.cc and csv_categorical.cc use it; everything else includes csv_io.h).
+// The line/field machinery behind the CSV readers and writers of core/base (internal to core/base:
+// csv_io.cc, csv_categorical.cc and obd_campaign.cc use it; everything else includes csv_io.h).
 //
 // CsvReader reads a whole-file buffer line by line, checks the header against a HeaderSpec and
 // turns every value error into InvalidArgument "<path>:<line>: <column>=<value>: <what>".
@@ -82,6 +82,9 @@ class CsvReader {
 
   // Reads line 1 and checks it against `spec`.
   absl::StatusOr<HeaderLayout> ReadHeader(const HeaderSpec& spec);
+  // Reads line 1 as it is (any column names; for foreign files such as the Open Bandit Dataset's,
+  // whose columns are looked up by name). Error if the file is empty.
+  absl::StatusOr<std::vector<std::string>> ReadHeaderColumns();
   // Next data row split into fields(). False at the end. Checks the column count.
   absl::StatusOr<bool> NextRow();
 
