@@ -107,11 +107,9 @@ absl::Status LearnerFlags::Apply(PolicyLearnerOptions& o) const {
   o.embedding_dim = embedding_dim;
   o.activation = activation;
   o.item_id_embedding = item_id_embedding;
-  if (absl::Status s = ParseFieldsFlag("context-fields", context_fields, &o.context_fields);
-      !s.ok())
-    return s;
-  if (absl::Status s = ParseFieldsFlag("item-fields", item_fields, &o.item_fields); !s.ok())
-    return s;
+  absl::Status fields = ParseFieldsFlag("context-fields", context_fields, &o.context_fields);
+  if (fields.ok()) fields = ParseFieldsFlag("item-fields", item_fields, &o.item_fields);
+  if (!fields.ok()) return fields;
   o.temperature = temperature;
   o.epochs = static_cast<int>(epochs);
   o.batch_size = static_cast<int>(batch_size);
