@@ -96,6 +96,19 @@ class DataDir {
   bool remove_;
 };
 
+// The initial (random) model's categorical schema and id embedding, as the environment declares them.
+void AddEnvironmentSchema(const sim::SimEnvironment& env, v1::ServerConfig* config) {
+  auto add = [](const CategoricalField& f, v1::CategoricalFieldSpec* spec) {
+    spec->set_name(f.name);
+    spec->set_buckets(f.buckets);
+    spec->set_width(static_cast<int32_t>(f.width));
+    spec->set_max_ids(static_cast<int32_t>(f.max_ids));
+  };
+  for (const CategoricalField& f : env.ContextFields()) add(f, config->add_init_context_fields());
+  for (const CategoricalField& f : env.ItemFields()) add(f, config->add_init_item_fields());
+  if (env.ItemIdEmbedding()) config->set_init_item_id_embedding(true);
+}
+
 // Writes the catalog and the server's configuration (into the data folder, a copy into --out) and
 // starts optower-server on it.
 absl::StatusOr<std::unique_ptr<ServerProcess>> StartServer(const SimFlags& f,
@@ -107,6 +120,7 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> StartServer(const SimFlags& f,
   ServerProcess::Options so;
   so.binary = server_binary;
   ASSIGN_OR_RETURN(so.config, sim::SimServerConfig(f, data.path()));
+  AddEnvironmentSchema(env, &*so.config);
   so.config_path = data.File("server.textproto");
   so.config_comment = kConfigComment;
   so.stderr_path = data.File("server.log");

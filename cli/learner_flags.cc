@@ -4,7 +4,6 @@
 
 #include <cstdio>
 #include <memory>
-#include <tuple>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -13,6 +12,22 @@
 #include "core/base/json_writer.h"
 
 namespace optower::cli {
+namespace {
+
+// --context-fields / --item-fields: name[:buckets[:width[:max_ids]]],...
+absl::Status ParseFieldsFlag(const char* flag, const std::string& text,
+                             std::vector<CategoricalField>* out) {
+  out->clear();
+  for (absl::string_view spec : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    auto field = CategoricalFieldFromText(spec);
+    if (!field.ok())
+      return absl::InvalidArgumentError(absl::StrCat("--", flag, ": ", field.status().message()));
+    out->push_back(*field);
+  }
+  return ValidateCategoricalFields(*out, absl::StrCat("--", flag));
+}
+
+}  // namespace
 
 void LearnerFlags::Register(FlagParser& p) {
   p.AddString("objective", &objective, "dr | ipw | dm");
@@ -92,20 +107,9 @@ absl::Status LearnerFlags::Apply(PolicyLearnerOptions& o) const {
   o.embedding_dim = embedding_dim;
   o.activation = activation;
   o.item_id_embedding = item_id_embedding;
-  for (auto [flag, text, out] :
-       {std::tuple<const char*, const std::string*, std::vector<CategoricalField>*>{
-            "context-fields", &context_fields, &o.context_fields},
-        {"item-fields", &item_fields, &o.item_fields}}) {
-    out->clear();
-    for (absl::string_view spec : absl::StrSplit(*text, ',', absl::SkipEmpty())) {
-      auto field = CategoricalFieldFromText(spec);
-      if (!field.ok())
-        return absl::InvalidArgumentError(absl::StrCat("--", flag, ": ", field.status().message()));
-      out->push_back(*field);
-    }
-    if (absl::Status s = ValidateCategoricalFields(*out, absl::StrCat("--", flag)); !s.ok())
-      return s;
-  }
+  absl::Status fields = ParseFieldsFlag("context-fields", context_fields, &o.context_fields);
+  if (fields.ok()) fields = ParseFieldsFlag("item-fields", item_fields, &o.item_fields);
+  if (!fields.ok()) return fields;
   o.temperature = temperature;
   o.epochs = static_cast<int>(epochs);
   o.batch_size = static_cast<int>(batch_size);
