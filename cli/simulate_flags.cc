@@ -131,12 +131,6 @@ absl::StatusOr<v1::ServerConfig> SimServerConfig(const SimFlags& f, const std::s
   config.set_slate_exploration(f.slate_exploration);
   config.set_top_m(static_cast<int32_t>(std::max(f.top_m, f.k)));
   config.set_init_seed(static_cast<uint64_t>(f.seed));
-  if (f.setting == "categorical") {
-    // The server refuses categorical features outside its model's schema: declare the
-    // environment's context fields (CategoricalEnv::ContextColumns) for the random towers; the
-    // items' c:<name> columns get fields derived from items.csv.
-    for (const char* name : {"user", "segment"}) config.add_init_context_fields()->set_name(name);
-  }
   config.mutable_event_log()->set_durability(v1::EventLogConfig::GROUP);
   v1::TrainerConfig* trainer = config.mutable_trainer();
   v1::TrainerConfig::Objective objective;
