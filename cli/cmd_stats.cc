@@ -31,6 +31,14 @@ absl::StatusOr<std::string> ToJson(const v1::GetStatsResponse& s) {
   w.Field("dim_context", s.dim_context());
   w.Field("dim_item", s.dim_item());
   w.Field("embedding_dim", s.embedding_dim());
+  // The categorical schema as name:buckets:width:max_ids texts.
+  for (const auto* fields : {&s.context_fields(), &s.item_fields()}) {
+    w.Key(fields == &s.context_fields() ? "context_fields" : "item_fields").BeginArray();
+    for (const v1::CategoricalFieldSpec& f : *fields) {
+      w.Value(absl::StrCat(f.name(), ":", f.buckets(), ":", f.width(), ":", f.max_ids()));
+    }
+    w.EndArray();
+  }
   w.Field("epsilon", s.epsilon());
   w.Field("temperature", s.temperature());
   w.Field("top_m", s.top_m());

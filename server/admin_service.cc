@@ -367,6 +367,18 @@ void FillIndexStats(const ModelSnapshot& snapshot, const RetrievalEngine::Stats&
   out->set_incremental_updates(stats.index_incremental_updates);
 }
 
+// The served model's categorical schema (what Retrieve and UpsertItems may carry).
+void FillFields(const std::vector<CategoricalField>& fields,
+                google::protobuf::RepeatedPtrField<v1::CategoricalFieldSpec>* out) {
+  for (const CategoricalField& f : fields) {
+    v1::CategoricalFieldSpec* spec = out->Add();
+    spec->set_name(f.name);
+    spec->set_buckets(f.buckets);
+    spec->set_width(static_cast<int32_t>(f.width));
+    spec->set_max_ids(static_cast<int32_t>(f.max_ids));
+  }
+}
+
 }  // namespace
 
 void AdminServiceImpl::FillStats(v1::GetStatsResponse* r) const {
@@ -382,6 +394,8 @@ void AdminServiceImpl::FillStats(v1::GetStatsResponse* r) const {
   r->set_dim_context(static_cast<int32_t>(snap->dim_context()));
   r->set_dim_item(static_cast<int32_t>(snap->catalog().dim_features));
   r->set_embedding_dim(static_cast<int32_t>(snap->embedding_dim()));
+  FillFields(snap->model().config().context_fields, r->mutable_context_fields());
+  FillFields(snap->model().config().item_fields, r->mutable_item_fields());
   r->set_epsilon(o.greedy ? 0.0 : o.epsilon);
   r->set_temperature(engine->ServedTemperature(*snap));
   r->set_top_m(static_cast<int32_t>(o.top_m));

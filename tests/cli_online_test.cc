@@ -161,6 +161,10 @@ TEST_F(CliOnlineTest, CategoricalFeaturesAndItemColumnsReachTheServer) {
   ASSERT_TRUE(s.ok()) << s.status();
   const std::string address = absl::StrCat("127.0.0.1:", (*s)->port());
 
+  SubprocessResult stats = Optower({"stats", "--server", address, "--json"});
+  ASSERT_EQ(stats.exit_code, 0) << stats.err;
+  EXPECT_EQ(PyJson(stats.out, "d['context_fields'], d['item_fields']"),
+            "(['user:4096:16:1', 'country:4096:16:1'], ['brand:4096:16:1'])");
   SubprocessResult r = Optower({"retrieve", "--server", address, "--context", "0.5,-1,2", "--k",
                                 "2", "--categorical", "user=12;country=49", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

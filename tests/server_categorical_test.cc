@@ -100,6 +100,13 @@ TEST_F(ServerCategoricalTest, RetrieveWithCategoricalFeaturesIsServedLoggedAndVa
   EXPECT_EQ(mc.context_fields[1].buckets, 64);
   ASSERT_EQ(mc.item_fields.size(), 1u);
   EXPECT_EQ(mc.item_fields[0].max_ids, 2);
+  absl::StatusOr<v1::GetStatsResponse> stats = client_->GetStats();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  ASSERT_EQ(stats->context_fields_size(), 2);
+  EXPECT_EQ(stats->context_fields(1).name(), "country");
+  EXPECT_EQ(stats->context_fields(1).buckets(), 64);
+  ASSERT_EQ(stats->item_fields_size(), 1);
+  EXPECT_EQ(stats->item_fields(0).max_ids(), 2);
 
   v1::RetrieveRequest good = Request(3);
   AddFeature(good.mutable_context()->mutable_categorical(), "user", {12});
