@@ -96,24 +96,11 @@ class DataDir {
   bool remove_;
 };
 
-// The environment in streaming mode; its action contexts are the catalog's item features.
-absl::StatusOr<std::unique_ptr<SyntheticBandit>> MakeEnvironment(const SimFlags& f) {
-  SyntheticOptions options;
-  options.n_actions = f.items;
-  options.dim_context = f.dim_context;
-  options.dim_action_context = f.dim_item_features;
-  ASSIGN_OR_RETURN(options.reward_type, ParseRewardType(f.reward));
-  options.seed = static_cast<uint64_t>(f.seed);
-  ASSIGN_OR_RETURN(std::unique_ptr<SyntheticBandit> env, SyntheticBandit::Create(options));
-  env->FixStatistics(f.reference_rounds);
-  return env;
-}
-
 // Writes the catalog and the server's configuration (into the data folder, a copy into --out) and
 // starts optower-server on it.
 absl::StatusOr<std::unique_ptr<ServerProcess>> StartServer(const SimFlags& f,
                                                            const std::string& server_binary,
-                                                           const SyntheticBandit& env,
+                                                           const sim::SimEnvironment& env,
                                                            AtomicDirectory* out,
                                                            const DataDir& data) {
   RETURN_IF_ERROR(WriteItemsCsv(data.File("items.csv"), env.Items()));
@@ -131,9 +118,9 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> StartServer(const SimFlags& f,
                                       launch::ServerConfigText(*so.config, kConfigComment)));
   ASSIGN_OR_RETURN(std::unique_ptr<ServerProcess> server, ServerProcess::Start(so));
   if (!f.quiet) {
-    std::printf("simulate: %lld items (%s features), %lld rounds x %lld requests, k %lld, reward "
-                "%s, epsilon %g, seed %lld\n",
-                static_cast<long long>(f.items),
+    std::printf("simulate: %s setting, %lld items (%s features), %lld rounds x %lld requests, "
+                "k %lld, reward %s, epsilon %g, seed %lld\n",
+                f.setting.c_str(), static_cast<long long>(f.items),
                 f.dim_item_features > 0 ? absl::StrCat("N(0,1) x ", f.dim_item_features).c_str()
                                         : "one-hot",
                 static_cast<long long>(f.rounds), static_cast<long long>(f.requests_per_round),
@@ -168,7 +155,7 @@ absl::Status WriteOutputs(const SimFlags& f, const std::vector<RoundResult>& rou
 absl::Status Simulate(const SimFlags& f, const std::string& server_binary, AtomicDirectory* out,
                       const DataDir* data) {
   const absl::Time wall_start = absl::Now();
-  ASSIGN_OR_RETURN(std::unique_ptr<SyntheticBandit> env, MakeEnvironment(f));
+  ASSIGN_OR_RETURN(std::unique_ptr<sim::SimEnvironment> env, sim::MakeSimEnvironment(f));
   ASSIGN_OR_RETURN(std::unique_ptr<ServerProcess> server,
                    StartServer(f, server_binary, *env, out, *data));
   // An error while the server is gone names the last line of its log.

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <tuple>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -19,6 +20,11 @@ void LearnerFlags::Register(FlagParser& p) {
   p.AddInt("embedding-dim", &embedding_dim, "tower output dimension d");
   p.AddString("activation", &activation, "relu | tanh | elu | gelu");
   p.AddBool("item-id-embedding", &item_id_embedding, "add a learned item-id embedding");
+  p.AddString("context-fields", &context_fields,
+              "categorical context schema: name[:buckets[:width[:max_ids]]],... (default: derived "
+              "from the data's c: columns)");
+  p.AddString("item-fields", &item_fields,
+              "categorical item schema, same form (default: derived from the items' c: columns)");
   p.AddDouble("temperature", &temperature, "policy temperature tau");
   p.AddInt("epochs", &epochs, "policy epochs (upper bound; early stopping)");
   p.AddInt("batch-size", &batch_size, "minibatch size");
@@ -86,6 +92,20 @@ absl::Status LearnerFlags::Apply(PolicyLearnerOptions& o) const {
   o.embedding_dim = embedding_dim;
   o.activation = activation;
   o.item_id_embedding = item_id_embedding;
+  for (auto [flag, text, out] :
+       {std::tuple<const char*, const std::string*, std::vector<CategoricalField>*>{
+            "context-fields", &context_fields, &o.context_fields},
+        {"item-fields", &item_fields, &o.item_fields}}) {
+    out->clear();
+    for (absl::string_view spec : absl::StrSplit(*text, ',', absl::SkipEmpty())) {
+      auto field = CategoricalFieldFromText(spec);
+      if (!field.ok())
+        return absl::InvalidArgumentError(absl::StrCat("--", flag, ": ", field.status().message()));
+      out->push_back(*field);
+    }
+    if (absl::Status s = ValidateCategoricalFields(*out, absl::StrCat("--", flag)); !s.ok())
+      return s;
+  }
   o.temperature = temperature;
   o.epochs = static_cast<int>(epochs);
   o.batch_size = static_cast<int>(batch_size);
@@ -129,6 +149,8 @@ void LearnerFlags::WriteJson(JsonWriter& w) const {
       .Field("embedding_dim", embedding_dim)
       .Field("activation", activation)
       .Field("item_id_embedding", item_id_embedding)
+      .Field("context_fields", context_fields)
+      .Field("item_fields", item_fields)
       .Field("temperature", temperature)
       .Field("epochs", epochs)
       .Field("batch_size", batch_size)

@@ -30,6 +30,10 @@ class LearnerFlags {
   int64_t embedding_dim = Defaults().embedding_dim;
   std::string activation = Defaults().activation;
   bool item_id_embedding = Defaults().item_id_embedding;
+  // Comma-separated name[:buckets[:width[:max_ids]]] (core/base/categorical.h); columns of the data
+  // not listed get a schema derived from the data.
+  std::string context_fields;
+  std::string item_fields;
   double temperature = Defaults().temperature;
   int64_t epochs = Defaults().epochs;
   int64_t batch_size = Defaults().batch_size;

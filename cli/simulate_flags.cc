@@ -31,7 +31,10 @@ void AddSimulateFlags(FlagParser& p, SimFlags* f) {
   p.AddInt("dim-context", &f->dim_context, "context dimension D");
   p.AddInt("dim-item-features", &f->dim_item_features,
            "item feature dimension E (N(0,1) action contexts); 0 = one-hot");
-  p.AddString("reward", &f->reward, "logistic | logistic-polynomial | logistic-sparse");
+  p.AddString("reward", &f->reward, "logistic | logistic-polynomial | logistic-sparse (dense)");
+  p.AddString("setting", &f->setting,
+              "dense (OBP's synthetic bandit) | categorical (users, segments and item categories "
+              "as categorical features; docs/LEARNING.md)");
   p.AddInt("seed", &f->seed, "seed of the environment, the requests and the server");
   p.AddInt("reference-rounds", &f->reference_rounds,
            "contexts of the reference batch that fixes the environment's statistics");
@@ -80,6 +83,10 @@ absl::Status ValidateSimFlags(const SimFlags& f) {
   if (!ParseRewardType(f.reward).ok()) {
     return bad("reward", f.reward, "must be one of logistic, logistic-polynomial, logistic-sparse");
   }
+  if (f.setting != "dense" && f.setting != "categorical")
+    return bad("setting", f.setting, "must be dense or categorical");
+  if (f.setting == "categorical" && f.dim_item_features < 1)
+    return bad("dim-item-features", f.dim_item_features, "must be >= 1 with --setting=categorical");
   if (f.seed < 0) return bad("seed", f.seed, "must be >= 0");
   if (!(f.swap_probe_qps >= 0 && f.swap_probe_qps <= 10000))
     return bad("swap-probe-qps", f.swap_probe_qps, "must be in [0, 10000]");

@@ -25,6 +25,9 @@ struct SimFlags {
   int64_t dim_context = 10;
   int64_t dim_item_features = 10;  // 0 = one-hot item features
   std::string reward = "logistic";
+  // dense: OBP's synthetic bandit (the main job); categorical: the categorical environment
+  // (docs/LEARNING.md "Categorical features"; cli/simulate_env.h).
+  std::string setting = "dense";
   int64_t seed = 0;
   int64_t reference_rounds = 100000;
   // Server.

@@ -17,7 +17,6 @@
 #include "absl/time/time.h"
 #include "cli/online_client.h"
 #include "core/base/status_macros.h"
-#include "core/synthetic/synthetic_env.h"
 
 namespace optower::cli::sim {
 namespace {
@@ -140,10 +139,15 @@ absl::Status CheckInterrupted() {
 }
 
 absl::StatusOr<v1::RetrieveResponse> Simulation::RetrieveOne(int64_t round, int64_t i,
-                                                             const float* context,
                                                              std::vector<double>* latencies_ms) {
   v1::RetrieveRequest request;
+  const float* context = env_->Dense(i);
   request.mutable_context()->mutable_dense()->Add(context, context + f_.dim_context);
+  for (const CategoricalFeature& c : env_->Categorical(i)) {
+    v1::CategoricalFeature* out = request.mutable_context()->add_categorical();
+    out->set_name(c.name);
+    out->mutable_ids()->Add(c.ids.begin(), c.ids.end());
+  }
   request.set_k(static_cast<int32_t>(f_.k));
   // Reproducible slates: the same flags give the same requests and sampling seeds.
   request.set_seed(MixSeed(static_cast<uint64_t>(f_.seed),
@@ -162,7 +166,7 @@ absl::StatusOr<v1::RetrieveResponse> Simulation::RetrieveOne(int64_t round, int6
 absl::Status Simulation::PlayRound(int64_t round, RoundResult* out) {
   const absl::Time start = absl::Now();
   const int64_t q_n = f_.requests_per_round, n = f_.items, k = f_.k;
-  const std::vector<float> contexts = env_->SampleContexts(q_n);
+  env_->SampleRound(q_n);
   out->round = round;
   out->requests = q_n;
   // The true expected rewards of the round's contexts, a chunk of rows at a time (<= 16M doubles).
@@ -184,13 +188,11 @@ absl::Status Simulation::PlayRound(int64_t round, RoundResult* out) {
     if (i % chunk == 0) {
       q_first = i;
       const int64_t rows = std::min(chunk, q_n - i);
-      const std::vector<float> part(contexts.begin() + i * f_.dim_context,
-                                    contexts.begin() + (i + rows) * f_.dim_context);
-      ASSIGN_OR_RETURN(q, env_->ExpectedReward(part));
+      ASSIGN_OR_RETURN(q, env_->ExpectedReward(i, rows));
       AddTruth(q, rows, n, k, &truth);
     }
     absl::StatusOr<v1::RetrieveResponse> response =
-        RetrieveOne(round, i, contexts.data() + i * f_.dim_context, &latencies_ms);
+        RetrieveOne(round, i, &latencies_ms);
     if (!response.ok()) return response.status();
     ++versions[response->model_version()];
     for (const v1::RetrievedItem& item : response->items()) {

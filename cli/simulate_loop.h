@@ -14,12 +14,9 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "cli/simulate_env.h"
 #include "cli/simulate_flags.h"
 #include "client/optower_client.h"
-
-namespace optower {
-class SyntheticBandit;
-}  // namespace optower
 
 namespace optower::cli::sim {
 
@@ -71,7 +68,7 @@ absl::Status CheckInterrupted();
 class Simulation {
  public:
   // `env` and `client` must outlive the object.
-  Simulation(const SimFlags& flags, SyntheticBandit* env, client::OptowerClient* client)
+  Simulation(const SimFlags& flags, SimEnvironment* env, client::OptowerClient* client)
       : f_(flags), env_(env), client_(client) {}
 
   // Plays one round of requests_per_round users.
@@ -89,14 +86,14 @@ class Simulation {
   client::CallOptions Call() const;
   // Request i of `round` for `context` ([dim_context]), timed into `latencies_ms`; checks that K
   // items came back.
-  absl::StatusOr<v1::RetrieveResponse> RetrieveOne(int64_t round, int64_t i, const float* context,
+  absl::StatusOr<v1::RetrieveResponse> RetrieveOne(int64_t round, int64_t i,
                                                    std::vector<double>* latencies_ms);
   absl::Status Flush(v1::FeedbackRequest* feedback);
   // Watches `job_id` to its final event, printing the phases unless --quiet.
   absl::Status Watch(const std::string& job_id);
 
   const SimFlags& f_;
-  SyntheticBandit* env_;
+  SimEnvironment* env_;
   client::OptowerClient* client_;
   int64_t total_served_ = 0;
   int64_t total_feedback_ = 0;

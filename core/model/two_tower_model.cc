@@ -127,7 +127,7 @@ std::vector<torch::nn::Embedding> MakeBags(torch::nn::Module& owner, const char*
         torch::nn::Embedding(torch::nn::EmbeddingOptions(fields[j].buckets + 1, fields[j].width)
                                  .padding_idx(fields[j].buckets)));
     torch::NoGradGuard no_grad;
-    bag->weight.normal_(0.0, 0.1);
+    bag->weight.normal_(0.0, 1.0);
     bag->weight[fields[j].buckets].zero_();
     bags.push_back(bag);
   }
