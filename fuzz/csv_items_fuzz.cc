@@ -1,5 +1,6 @@
 // Fuzzes ReadItemsCsv (core/base/csv_io.h): any bytes as an items.csv. Accepted files must give a
-// consistent catalog: ids.size() * dim_features == features.size(), unique ids, finite features.
+// consistent catalog: ids.size() * dim_features == features.size(), unique ids, finite features,
+// categorical columns (if any) with one row per item.
 #include <cmath>
 #include <cstdint>
 #include <unordered_set>
@@ -18,5 +19,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::unordered_set<int64_t> seen(items->ids.begin(), items->ids.end());
   Check(seen.size() == items->ids.size(), "item ids are unique");
   for (float f : items->features) Check(std::isfinite(f), "features are finite");
+  Check(items->categorical.empty() || items->categorical.rows() == items->size(),
+        "categorical rows == items");
   return 0;
 }

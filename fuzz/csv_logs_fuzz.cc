@@ -1,6 +1,7 @@
 // Fuzzes ReadLogsCsv (core/base/csv_io.h): any bytes as a logs.csv against a fixed catalog (ids 1..4,
 // two features). Accepted logs must be consistent: actions are catalog rows, 0 < pscore <= 1,
-// finite rewards and contexts, contexts.size() == n * dim_context.
+// finite rewards and contexts, contexts.size() == n * dim_context, dim_context >= 1 unless there
+// are categorical columns, which then hold n rows; positions empty or one per row, >= 0.
 #include <cmath>
 #include <cstdint>
 
@@ -21,7 +22,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!log.ok()) return 0;
   using optower::fuzz::Check;
   const size_t n = log->actions.size();
-  Check(log->dim_context >= 1, "dim_context >= 1");
+  const optower::CategoricalColumns& cat = log->context_categorical;
+  Check(log->dim_context >= 1 || !cat.empty(), "dim_context >= 1 or categorical columns");
+  Check(cat.empty() || cat.rows() == static_cast<int64_t>(n), "categorical rows == n");
+  Check(log->positions.empty() || log->positions.size() == n, "positions empty or n");
+  for (int32_t p : log->positions) Check(p >= 0, "position >= 0");
   Check(log->rewards.size() == n && log->pscores.size() == n, "one reward and pscore per row");
   Check(log->contexts.size() == n * static_cast<size_t>(log->dim_context),
         "contexts.size() == n * dim_context");
