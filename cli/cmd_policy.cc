@@ -23,7 +23,8 @@ int RunPolicy(int argc, char** argv) {
                "over the catalog as one row (header a0..a{N-1}, columns in items.csv order), or with\n"
                "--top-k K the K most probable items (header item0,prob0,...).");
   p.AddString("model", &model_dir, "model folder written by optower train");
-  p.AddString("contexts", &contexts_path, "contexts CSV: x0..x{D-1}");
+  p.AddString("contexts", &contexts_path,
+              "contexts CSV: x0..x{D-1}[,c:<field>...] (categorical columns: docs/FEATURES.md)");
   p.AddString("out", &out, "output CSV (written atomically)");
   p.AddString("items", &items_path, "catalog to score (default: the model's items.csv)");
   p.AddInt("top-k", &top_k, "write the top K items and probabilities instead (0 = full)");
@@ -37,14 +38,17 @@ int RunPolicy(int argc, char** argv) {
   auto catalog = CatalogForModel(*model, model_dir, items_path);
   if (!catalog.ok()) return ReportError(catalog.status());
   const ItemCatalog& items = *catalog;
-  int64_t dim = 0;
-  auto contexts = ReadContextsCsv(contexts_path, &dim);
-  if (!contexts.ok()) return ReportError(contexts.status());
-  if (dim != model->policy.config().dim_context)
+  auto table = ReadContextTableCsv(contexts_path);
+  if (!table.ok()) return ReportError(table.status());
+  if (table->dim != model->policy.config().dim_context)
     return UsageError(absl::StrFormat("%s:1: %d context columns but the model takes %d",
-                                      contexts_path, dim, model->policy.config().dim_context));
-  const int64_t n = static_cast<int64_t>(contexts->size()) / dim;
-  auto pi = model->policy.ActionProbabilities(contexts->data(), n, items);
+                                      contexts_path, table->dim,
+                                      model->policy.config().dim_context));
+  const int64_t n = table->rows;
+  auto inputs = model->policy.EncodeContexts(table->dense.data(), n, table->categorical, 0);
+  if (!inputs.ok())
+    return UsageError(absl::StrCat(contexts_path, ": ", inputs.status().message()));
+  auto pi = model->policy.ActionProbabilities(inputs->data(), n, items);
   if (!pi.ok()) return ReportError(pi.status());
   absl::Status written;
   if (top_k == 0) {

@@ -66,7 +66,8 @@ int RunTrain(int argc, char** argv) {
                "Fits the reward model q̂ and the two-tower policy off-policy (DR / IPS policy\n"
                "gradients, or the direct method) and writes a model folder: policy/, reward_model/,\n"
                "items.csv and manifest.json (config, options, metrics).");
-  p.AddString("logs", &logs_path, "logged data: x0..x{D-1},action,reward,pscore");
+  p.AddString("logs", &logs_path,
+              "logged data: x0..x{D-1}[,c:<field>...],action,reward,pscore[,position]");
   p.AddString("items", &items_path, "item catalog: item,f0..f{E-1}");
   p.AddString("out", &out, "model folder to write (atomically)");
   p.AddBool("overwrite", &overwrite, "replace an existing non-empty --out");
