@@ -44,6 +44,9 @@ void AddSimulateFlags(FlagParser& p, SimFlags* f) {
   p.AddString("slate-exploration", &f->slate_exploration,
               "server: per_position | per_slate (how epsilon and tau act across a K-slate)");
   p.AddString("objective", &f->objective, "trainer objective: dr | ipw | dm");
+  p.AddString("warm-start", &f->warm_start,
+              "trainer: served (each job starts from the served towers) | qhat (from the job's "
+              "fitted q̂)");
   p.AddString("slate-learning", &f->slate_learning,
               "trainer, K > 1: per_draw | top_k (Chen et al.'s top-K correction)");
   p.AddString("gradient", &f->gradient,
@@ -102,6 +105,8 @@ absl::Status ValidateSimFlags(const SimFlags& f) {
   if (f.objective != "dr" && f.objective != "ipw" && f.objective != "dm") {
     return bad("objective", f.objective, "must be one of dr, ipw, dm");
   }
+  if (f.warm_start != "served" && f.warm_start != "qhat")
+    return bad("warm-start", f.warm_start, "must be served or qhat");
   if (!ParseSlateLearning(f.slate_learning).ok()) {
     return bad("slate-learning", f.slate_learning, "must be one of per_draw, top_k");
   }
@@ -144,6 +149,7 @@ absl::StatusOr<v1::ServerConfig> SimServerConfig(const SimFlags& f, const std::s
                         : f.gradient == "sampled" ? v1::TrainerConfig::GRADIENT_SAMPLED
                                                   : v1::TrainerConfig::GRADIENT_AUTO);
   trainer->set_threads(static_cast<int32_t>(f.train_threads));
+  if (f.warm_start == "qhat") trainer->set_warm_start_from_served(false);
   trainer->set_seed(static_cast<uint64_t>(f.seed));
   if (f.epochs > 0) trainer->set_epochs(static_cast<int32_t>(f.epochs));
   return config;

@@ -39,6 +39,9 @@ struct SimFlags {
   std::string objective = "dr";
   std::string slate_learning = "per_draw";
   std::string gradient = "auto";  // trainer: auto | exact | sampled
+  // trainer: served = each job starts from the served towers (TrainerConfig's default); qhat = from
+  // the job's freshly fitted q̂ (the DM policy), then DR steps.
+  std::string warm_start = "served";
   bool force = false;
   int64_t train_threads = 2;
   int64_t epochs = 0;  // 0 = the server's default

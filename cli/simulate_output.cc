@@ -39,7 +39,7 @@ void JsonSetting(const SimFlags& f, JsonWriter& w) {
       .Field("requests_per_round", f.requests_per_round).Field("k", f.k)
       .Field("dim_context", f.dim_context).Field("dim_item_features", f.dim_item_features)
       .Field("item_features", f.dim_item_features > 0 ? "normal" : "one-hot")
-      .Field("setting", f.setting).Field("reward", f.reward).Field("seed", f.seed)
+      .Field("setting", f.setting).Field("warm_start", f.warm_start).Field("reward", f.reward).Field("seed", f.seed)
       .Field("reference_rounds", f.reference_rounds).Field("epsilon", f.epsilon)
       .Field("temperature", f.temperature).Field("top_m", std::max(f.top_m, f.k))
       .Field("slate_exploration", f.slate_exploration)
