@@ -24,7 +24,7 @@
 namespace optower {
 namespace {
 
-constexpr int64_t kReplayed = 300;  // rows of the random log sent through Retrieve
+constexpr int64_t kReplayed = 10000;  // the whole random log, every row through Retrieve
 
 TEST(ServerObdTest, ImportedModelServesTheRandomLogsContextsAndLogsTheirCategoricalFeatures) {
   const std::string campaign = testutil::SharedDir() + "/obd/men";
@@ -39,6 +39,7 @@ TEST(ServerObdTest, ImportedModelServesTheRandomLogsContextsAndLogsTheirCategori
   }
   ASSERT_NE(bts, nullptr);
   ASSERT_NE(random, nullptr);
+  ASSERT_GE(random->log.size(), kReplayed);
 
   // A small DR policy on the BTS log (the schema is derived from its c: columns).
   PolicyLearnerOptions o;
