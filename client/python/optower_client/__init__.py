@@ -10,17 +10,21 @@ target makes them in <build>/client/python/gen, to put on PYTHONPATH with this f
 """
 
 from .client import Client, OptowerError, TrainingProgress
-from .logs import CsvError, LogData, read_items_csv, read_logs_csv
+from .logs import (CsvError, ItemTable, LogData, categorical_id_from_text, read_items_csv,
+                   read_items_table, read_logs_csv)
 from ._generated import health_pb2, optower_pb2
 
 __all__ = [
     "Client",
     "CsvError",
+    "ItemTable",
     "LogData",
     "OptowerError",
     "TrainingProgress",
+    "categorical_id_from_text",
     "health_pb2",
     "optower_pb2",
     "read_items_csv",
+    "read_items_table",
     "read_logs_csv",
 ]
