@@ -22,6 +22,7 @@
 #include "cli/script_path.h"
 #include "cli/flag_parser.h"
 #include "cli/learner_flags.h"
+#include "cli/sample_stats.h"
 #include "cli/synthetic_flags.h"
 #include "core/base/atomic_file.h"
 #include "core/base/json_writer.h"
@@ -206,20 +207,6 @@ absl::Status RunSeed(const ExperimentFlags& f, const FlagParser& p, const Plan& 
     }
   }
   return absl::OkStatus();
-}
-
-double Mean(const std::vector<double>& x) {
-  double s = 0;
-  for (double v : x) s += v;
-  return x.empty() ? 0.0 : s / x.size();
-}
-
-double Sd(const std::vector<double>& x) {
-  if (x.size() < 2) return 0.0;
-  const double m = Mean(x);
-  double s = 0;
-  for (double v : x) s += (v - m) * (v - m);
-  return std::sqrt(s / (x.size() - 1));
 }
 
 // The three files' contents.

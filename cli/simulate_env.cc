@@ -59,22 +59,18 @@ class CategoricalEnvironment : public SimEnvironment {
   float SampleReward(double q) override {
     return std::uniform_real_distribution<double>(0.0, 1.0)(rng_) < q ? 1.0f : 0.0f;
   }
-  // The schema a deployment would declare: buckets 4x the ids (as DeriveCategoricalFields would).
+  // The schema a deployment would declare, sized as DeriveCategoricalFields would.
   std::vector<CategoricalField> ContextFields() const override {
     const CategoricalEnvOptions& o = env_.options();
-    return {{"user", Buckets(o.n_users), 16, 1}, {"segment", Buckets(o.n_segments), 16, 1}};
+    return {{"user", DefaultCategoricalBuckets(o.n_users), 16, 1},
+            {"segment", DefaultCategoricalBuckets(o.n_segments), 16, 1}};
   }
   std::vector<CategoricalField> ItemFields() const override {
-    return {{"category", Buckets(env_.options().n_categories), 16, 1}};
+    return {{"category", DefaultCategoricalBuckets(env_.options().n_categories), 16, 1}};
   }
   bool ItemIdEmbedding() const override { return true; }
 
  private:
-  static int64_t Buckets(int64_t ids) {
-    int64_t b = 16;
-    while (b < 4 * ids && b < (int64_t{1} << 20)) b *= 2;
-    return b;
-  }
   CategoricalEnv env_;
   uint64_t seed_;
   int64_t rounds_ = 0;

@@ -34,14 +34,20 @@ bool NameChar(char c) {
          c == '.' || c == '-';
 }
 
-std::string SchemaNames(const std::vector<CategoricalField>& schema) {
-  if (schema.empty()) return "none";
-  return absl::StrJoin(schema, ", ", [](std::string* out, const CategoricalField& f) {
+}  // namespace
+
+std::string CategoricalFieldNames(const std::vector<CategoricalField>& fields) {
+  if (fields.empty()) return "none";
+  return absl::StrJoin(fields, ", ", [](std::string* out, const CategoricalField& f) {
     out->append(f.name);
   });
 }
 
-}  // namespace
+int64_t DefaultCategoricalBuckets(int64_t distinct_ids) {
+  int64_t buckets = 16;
+  while (buckets < 4 * distinct_ids && buckets < (int64_t{1} << 20)) buckets *= 2;
+  return buckets;
+}
 
 bool operator==(const CategoricalField& a, const CategoricalField& b) {
   return a.name == b.name && a.buckets == b.buckets && a.width == b.width &&
@@ -128,9 +134,7 @@ std::vector<CategoricalField> DeriveCategoricalFields(const CategoricalColumns& 
     }
     CategoricalField f;
     f.name = name;
-    f.buckets = 16;
-    while (f.buckets < 4 * static_cast<int64_t>(distinct.size()) && f.buckets < (1 << 20))
-      f.buckets *= 2;
+    f.buckets = DefaultCategoricalBuckets(static_cast<int64_t>(distinct.size()));
     f.width = width;
     f.max_ids = std::min(most, kMaxCategoricalIdsPerField);
     out.push_back(f);
@@ -228,7 +232,8 @@ absl::StatusOr<std::vector<CategoricalFeature>> CategoricalFeaturesFromText(
   std::vector<CategoricalFeature> out;
   if (text.empty()) return out;
   for (absl::string_view part : absl::StrSplit(text, ';')) {
-    std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(part, absl::MaxSplits('=', 1));
+    std::pair<absl::string_view, absl::string_view> kv =
+        absl::StrSplit(part, absl::MaxSplits('=', 1));
     CategoricalFeature f;
     f.name = std::string(kv.first);
     RETURN_IF_ERROR(ValidateCategoricalName(f.name, "categorical feature name"));
@@ -256,7 +261,7 @@ absl::Status CheckFeaturesAgainstSchema(absl::Span<const CategoricalFeature> fea
     if (it == schema.end())
       return absl::InvalidArgumentError(absl::StrCat(
           what, "[", i, "].name='", f.name.substr(0, 80),
-          "': not a field of the model's schema (fields: ", SchemaNames(schema), ")"));
+          "': not a field of the model's schema (fields: ", CategoricalFieldNames(schema), ")"));
     if (!seen.insert(f.name).second)
       return absl::InvalidArgumentError(
           absl::StrCat(what, "[", i, "].name='", f.name, "': repeated"));
@@ -269,8 +274,9 @@ absl::Status CheckFeaturesAgainstSchema(absl::Span<const CategoricalFeature> fea
 }
 
 absl::Status EncodeFeatures(absl::Span<const CategoricalFeature> features,
-                            const std::vector<CategoricalField>& schema, float* slots) {
-  RETURN_IF_ERROR(CheckFeaturesAgainstSchema(features, schema, "categorical"));
+                            const std::vector<CategoricalField>& schema, float* slots,
+                            absl::string_view what) {
+  RETURN_IF_ERROR(CheckFeaturesAgainstSchema(features, schema, what));
   std::fill(slots, slots + CategoricalSlotCount(schema), -1.0f);
   int64_t base = 0;
   for (const CategoricalField& s : schema) {
@@ -298,7 +304,7 @@ absl::StatusOr<std::vector<float>> EncodeRows(const float* dense, int64_t dense_
     if (it == schema.end())
       return absl::InvalidArgumentError(absl::StrCat(
           "categorical field '", cols.fields()[c],
-          "' is not in the model's schema (fields: ", SchemaNames(schema), ")"));
+          "' is not in the model's schema (fields: ", CategoricalFieldNames(schema), ")"));
     col_of[it - schema.begin()] = c;
   }
   if (!cols.empty() && first_row + n > cols.rows())

@@ -47,7 +47,8 @@ inline bool operator!=(const CategoricalField& a, const CategoricalField& b) { r
 // event log's text form). InvalidArgument "<what>='<name>': ..." otherwise.
 absl::Status ValidateCategoricalName(absl::string_view name, absl::string_view what);
 // Names valid and unique, buckets in [1, 2^24], width in [1, 1024], max_ids in [1, 64], at most
-// 64 fields. `what` prefixes messages ("context_field[1] 'user': buckets=0: must be in [1, 16777216]").
+// 64 fields. `what` prefixes messages
+// ("context_field[1] 'user': buckets=0: must be in [1, 16777216]").
 absl::Status ValidateCategoricalFields(const std::vector<CategoricalField>& fields,
                                        absl::string_view what);
 
@@ -60,7 +61,8 @@ absl::StatusOr<CategoricalField> CategoricalFieldFromText(absl::string_view text
 int64_t CategoricalSlotCount(const std::vector<CategoricalField>& fields);
 
 // Integer text ("-12", "49") is that id; any other non-empty text is its FNV-1a-64 hash. So the
-// hashed strings of the Open Bandit Dataset and integer ids both work, and equal text gives equal ids.
+// hashed strings of the Open Bandit Dataset and integer ids both work, and equal text gives equal
+// ids.
 int64_t CategoricalIdFromText(absl::string_view text);
 // The bucket of `id` in field `name`'s table: SplitMix64(id ^ FNV-1a-64(name)) mod buckets. Stable
 // across processes, versions and platforms (fixed arithmetic, no std::hash).
@@ -68,9 +70,16 @@ int64_t HashBucket(absl::string_view field_name, int64_t id, int64_t buckets);
 
 class CategoricalColumns;
 
+// Buckets for a field of `distinct_ids` ids: the next power of two >= 4 x distinct_ids, in
+// [16, 2^20] (few collisions; tables stay small).
+int64_t DefaultCategoricalBuckets(int64_t distinct_ids);
+
+// The names of `fields` joined by ", " ("none" when empty), for messages.
+std::string CategoricalFieldNames(const std::vector<CategoricalField>& fields);
+
 // The schema for data with categorical columns `cols`: the `given` fields (kept as they are), then
-// one field per column of `cols` not among them, sized from the data: buckets = the next power of
-// two >= 4 x the column's distinct ids (in [16, 2^20]), width `width`, max_ids = the most ids any
+// one field per column of `cols` not among them, sized from the data: buckets =
+// DefaultCategoricalBuckets(the column's distinct ids), width `width`, max_ids = the most ids any
 // row has (>= 1). So a user of `optower train` gets a working schema without writing one.
 std::vector<CategoricalField> DeriveCategoricalFields(const CategoricalColumns& cols,
                                                       const std::vector<CategoricalField>& given,
@@ -140,9 +149,10 @@ absl::Status CheckFeaturesAgainstSchema(absl::Span<const CategoricalFeature> fea
                                         absl::string_view what);
 
 // Writes CategoricalSlotCount(schema) floats (bucket indices, -1 = none) for one row given as
-// features (checked with CheckFeaturesAgainstSchema first).
+// features, after CheckFeaturesAgainstSchema(features, schema, what) (nothing written on error).
 absl::Status EncodeFeatures(absl::Span<const CategoricalFeature> features,
-                            const std::vector<CategoricalField>& schema, float* slots);
+                            const std::vector<CategoricalField>& schema, float* slots,
+                            absl::string_view what = "categorical");
 
 // Model input rows [n, dense_dim + CategoricalSlotCount(schema)]: dense row i (dense_dim floats
 // from `dense`), then the slots of row first_row + i of `cols`. Schema fields absent from `cols`

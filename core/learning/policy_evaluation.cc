@@ -19,10 +19,10 @@ absl::Status CheckOpeInputs(const TwoTowerModel& policy, const TwoTowerModel* qh
   for (const TwoTowerModel* m : {&policy, qhat}) {
     if (m == nullptr) continue;
     RETURN_IF_ERROR(CheckCatalogSchema(m->config(), items));
-    if (!log.context_categorical.empty() || !m->config().context_fields.empty())
-      RETURN_IF_ERROR(m->EncodeContexts(log.contexts.data(), std::min<int64_t>(log.size(), 1),
-                                        log.context_categorical, 0)
-                          .status());
+    // The log's categorical fields against the model's schema (zero rows: nothing is encoded).
+    if (!log.context_categorical.empty())
+      RETURN_IF_ERROR(
+          m->EncodeContexts(log.contexts.data(), 0, log.context_categorical, 0).status());
   }
   const int64_t n = log.size();
   const int64_t N = items.size();
@@ -43,18 +43,6 @@ absl::Status CheckOpeInputs(const TwoTowerModel& policy, const TwoTowerModel* qh
     }
   }
   return absl::OkStatus();
-}
-
-// Rows [s, s + len) of the log as `model`'s input: the dense rows in place, or encoded rows.
-torch::Tensor ChunkInputs(const TwoTowerModel& model, const BanditLog& log, int64_t s,
-                          int64_t len) {
-  if (model.config().context_fields.empty() && log.context_categorical.empty())
-    return torch::from_blob(const_cast<float*>(log.context(s)), {len, log.dim_context},
-                            torch::kFloat32);
-  absl::StatusOr<std::vector<float>> rows =
-      model.EncodeContexts(log.context(s), len, log.context_categorical, s);
-  TORCH_CHECK(rows.ok(), std::string(rows.status().message()));
-  return torch::tensor(*rows, torch::kFloat32).view({len, ContextInputWidth(model.config())});
 }
 
 }  // namespace
@@ -90,7 +78,7 @@ absl::StatusOr<OpeSamples> MakeOpeSamples(const TwoTowerModel& policy, const Two
         }
         for (int64_t s = 0; s < n; s += chunk) {
           const int64_t len = std::min(chunk, n - s);
-          const torch::Tensor x = ChunkInputs(policy, log, s, len);
+          const torch::Tensor x = p.ContextInputs(log, s, len);
           torch::Tensor logits =
               (p.net->User(x).matmul(vt) / p.config.temperature).to(torch::kFloat64);
           // Slates: each draw is valued over the items it could still pick (its slate's earlier
@@ -110,7 +98,7 @@ absl::StatusOr<OpeSamples> MakeOpeSamples(const TwoTowerModel& policy, const Two
           std::copy(pa.data_ptr<double>(), pa.data_ptr<double>() + len,
                     out.target_prob.begin() + s);
           if (q != nullptr) {
-            torch::Tensor qs = q->net->User(ChunkInputs(*qhat, log, s, len)).matmul(qvt);
+            torch::Tensor qs = q->net->User(q->ContextInputs(log, s, len)).matmul(qvt);
             if (sigmoid) qs = torch::sigmoid(qs);
             qs = qs.to(torch::kFloat64);
             const torch::Tensor ql = qs.gather(1, a).squeeze(1).contiguous();

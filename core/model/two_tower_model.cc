@@ -100,11 +100,10 @@ absl::Status CheckCatalogSchema(const TwoTowerConfig& c, const ItemCatalog& item
     bool known = false;
     for (const CategoricalField& f : c.item_fields) known = known || f.name == name;
     if (!known) {
-      std::vector<std::string> names;
-      for (const CategoricalField& f : c.item_fields) names.push_back(f.name);
-      return absl::InvalidArgumentError(absl::StrCat(
-          "the catalog's categorical field '", name, "' is not in the model's item schema (fields: ",
-          names.empty() ? "none" : absl::StrJoin(names, ", "), ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("the catalog's categorical field '", name,
+                       "' is not in the model's item schema (fields: ",
+                       CategoricalFieldNames(c.item_fields), ")"));
     }
   }
   if (!items.categorical.empty() && items.categorical.rows() != items.size())
@@ -218,40 +217,58 @@ void TwoTowerModel::Impl::RebuildIdMap() {
 
 namespace {
 
+// Encoded input rows [n, width] as a new tensor; throws (for TorchStatus callers) on an error.
+torch::Tensor EncodedTensor(const absl::StatusOr<std::vector<float>>& rows, int64_t n,
+                            int64_t width) {
+  TORCH_CHECK(rows.ok(), std::string(rows.status().message()));
+  return torch::tensor(*rows, torch::kFloat32).view({n, width});
+}
+
 // Encoded item input rows [N, ItemInputWidth] as a new tensor (throws on schema errors).
 torch::Tensor EncodedItems(const TwoTowerConfig& config, const ItemCatalog& items) {
   const absl::Status schema = CheckCatalogSchema(config, items);
   TORCH_CHECK(schema.ok(), std::string(schema.message()));
-  absl::StatusOr<std::vector<float>> rows = EncodeRows(
-      items.features.data(), items.dim_features, items.size(), items.categorical, 0,
-      config.item_fields);
-  TORCH_CHECK(rows.ok(), std::string(rows.status().message()));
-  return torch::tensor(*rows, torch::kFloat32).view({items.size(), ItemInputWidth(config)});
+  return EncodedTensor(EncodeRows(items.features.data(), items.dim_features, items.size(),
+                                  items.categorical, 0, config.item_fields),
+                       items.size(), ItemInputWidth(config));
+}
+
+// The catalog's item-tower input: dense-only features as a [N, dim_features] tensor over the
+// catalog's own memory (read only), or encoded rows when the model has item fields.
+torch::Tensor FeatureView(const TwoTowerConfig& config, const ItemCatalog& items) {
+  if (!config.item_fields.empty()) return EncodedItems(config, items);
+  if (items.dim_features == 0) return torch::zeros({items.size(), 0});
+  return torch::from_blob(const_cast<float*>(items.features.data()),
+                          {items.size(), items.dim_features}, torch::kFloat32);
 }
 
 }  // namespace
 
 torch::Tensor TwoTowerModel::Impl::ItemFeatures(const ItemCatalog& items) const {
-  if (!config.item_fields.empty()) return EncodedItems(config, items);
-  if (items.dim_features == 0) return torch::zeros({items.size(), 0});
-  return torch::from_blob(const_cast<float*>(items.features.data()),
-                          {items.size(), items.dim_features}, torch::kFloat32)
-      .clone();
+  torch::Tensor view = FeatureView(config, items);
+  return config.item_fields.empty() ? view.clone() : view;  // encoded rows are already a copy
+}
+
+bool TwoTowerModel::Impl::ContextsAreInputs(const BanditLog& log) const {
+  return config.context_fields.empty() && log.context_categorical.empty();
+}
+
+torch::Tensor TwoTowerModel::Impl::ContextInputs(const BanditLog& log, int64_t first,
+                                                 int64_t n) const {
+  TORCH_CHECK(log.dim_context == config.dim_context, "logs have ", log.dim_context,
+              " context features but the model takes ", config.dim_context);
+  if (ContextsAreInputs(log)) {
+    return torch::from_blob(const_cast<float*>(log.context(first)), {n, log.dim_context},
+                            torch::kFloat32);
+  }
+  return EncodedTensor(EncodeRows(log.context(first), log.dim_context, n, log.context_categorical,
+                                  first, config.context_fields),
+                       n, ContextInputWidth(config));
 }
 
 torch::Tensor TwoTowerModel::Impl::ContextInputs(const BanditLog& log) const {
-  TORCH_CHECK(log.dim_context == config.dim_context, "logs have ", log.dim_context,
-              " context features but the model takes ", config.dim_context);
-  if (config.context_fields.empty() && log.context_categorical.empty()) {
-    return torch::from_blob(const_cast<float*>(log.contexts.data()), {log.size(), log.dim_context},
-                            torch::kFloat32)
-        .clone();
-  }
-  absl::StatusOr<std::vector<float>> rows =
-      EncodeRows(log.contexts.data(), log.dim_context, log.size(), log.context_categorical, 0,
-                 config.context_fields);
-  TORCH_CHECK(rows.ok(), std::string(rows.status().message()));
-  return torch::tensor(*rows, torch::kFloat32).view({log.size(), ContextInputWidth(config)});
+  torch::Tensor x = ContextInputs(log, 0, log.size());
+  return ContextsAreInputs(log) ? x.clone() : x;  // encoded rows are already a copy
 }
 
 torch::Tensor TwoTowerModel::Impl::ItemIdRows(const ItemCatalog& items) const {
@@ -283,18 +300,6 @@ torch::Tensor TwoTowerModel::Impl::ItemEmbeddings(const torch::Tensor& features,
   return out;
 }
 
-namespace {
-
-// The catalog's item-tower input: dense-only features as a [N, dim_features] tensor over the
-// catalog's own memory (read only), or encoded rows when the model has item fields.
-torch::Tensor FeatureView(const TwoTowerConfig& config, const ItemCatalog& items) {
-  if (!config.item_fields.empty()) return EncodedItems(config, items);
-  if (items.dim_features == 0) return torch::zeros({items.size(), 0});
-  return torch::from_blob(const_cast<float*>(items.features.data()),
-                          {items.size(), items.dim_features}, torch::kFloat32);
-}
-
-}  // namespace
 
 torch::Tensor TwoTowerModel::Impl::ItemEmbeddings(const ItemCatalog& items) {
   return ItemEmbeddings(FeatureView(config, items), ItemIdRows(items));
@@ -384,10 +389,9 @@ absl::StatusOr<std::vector<float>> TwoTowerModel::EncodeContext(
     const float* dense, absl::Span<const CategoricalFeature> features,
     absl::string_view what) const {
   const TwoTowerConfig& c = impl_->config;
-  RETURN_IF_ERROR(CheckFeaturesAgainstSchema(features, c.context_fields, what));
   std::vector<float> row(static_cast<size_t>(ContextInputWidth(c)));
   std::copy(dense, dense + c.dim_context, row.begin());
-  RETURN_IF_ERROR(EncodeFeatures(features, c.context_fields, row.data() + c.dim_context));
+  RETURN_IF_ERROR(EncodeFeatures(features, c.context_fields, row.data() + c.dim_context, what));
   return row;
 }
 

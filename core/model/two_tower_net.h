@@ -64,7 +64,14 @@ struct TwoTowerModel::Impl {
   torch::Tensor ItemEmbeddings(const torch::Tensor& features, const torch::Tensor& id_rows);
   // The same for a catalog (dense-only features viewed in place, not copied).
   torch::Tensor ItemEmbeddings(const ItemCatalog& items);
-  // A log's contexts as a [n, ContextInputWidth] tensor (encoded; throws on schema errors).
+  // True when the log's contexts are this model's input rows as they are (no categorical fields on
+  // either side), so no encoding is needed.
+  bool ContextsAreInputs(const BanditLog& log) const;
+  // Rows [first, first + n) of a log's contexts as a [n, ContextInputWidth] tensor: a view of the
+  // log's memory when ContextsAreInputs (the log must outlive it), else new encoded rows. Throws
+  // (for TorchStatus callers) on another dim_context or categorical fields outside the schema.
+  torch::Tensor ContextInputs(const BanditLog& log, int64_t first, int64_t n) const;
+  // Every row, in memory of its own.
   torch::Tensor ContextInputs(const BanditLog& log) const;
 };
 

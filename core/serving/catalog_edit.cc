@@ -4,18 +4,10 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "core/base/status_macros.h"
 
 namespace optower {
 namespace {
-
-std::string FieldNames(const std::vector<CategoricalField>& schema) {
-  if (schema.empty()) return "none";
-  return absl::StrJoin(schema, ", ", [](std::string* out, const CategoricalField& f) {
-    out->append(f.name);
-  });
-}
 
 // The first row of `cols` with an id in `field`, or 0.
 int64_t FirstRowWithIds(const CategoricalColumns& cols, int64_t field) {
@@ -43,7 +35,8 @@ absl::StatusOr<CategoricalColumns> ColumnsForSchema(const CategoricalColumns& co
     if (it == schema.end()) {
       return absl::InvalidArgumentError(absl::StrCat(
           what, "[", FirstRowWithIds(cols, c), "].categorical '", name.substr(0, 80),
-          "': not a field of the model's item schema (fields: ", FieldNames(schema), ")"));
+          "': not a field of the model's item schema (fields: ", CategoricalFieldNames(schema),
+          ")"));
     }
     source[static_cast<size_t>(it - schema.begin())] = c;
   }

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_format.h"
 #include "core/base/status_macros.h"
+#include "core/synthetic/synthetic_logit_model.h"
 
 namespace optower {
 namespace {
@@ -71,7 +72,8 @@ absl::StatusOr<CategoricalEnv> CategoricalEnv::Create(const CategoricalEnvOption
     const int64_t c = d.Below(o.n_categories);
     env.category_of_item_[a] = c;
     items.ids.push_back(a);
-    for (int64_t j = 0; j < o.dim_item; ++j) items.features.push_back(static_cast<float>(d.Normal()));
+    for (int64_t j = 0; j < o.dim_item; ++j)
+      items.features.push_back(static_cast<float>(d.Normal()));
     items.categorical.AddCell(std::vector<int64_t>{c});
     for (int64_t j = 0; j < k; ++j)
       env.item_latent_[a * k + j] = category[c * k + j] + o.item_noise * d.Normal();
@@ -132,23 +134,13 @@ DenseMatrix CategoricalEnv::Logits(const CategoricalContexts& contexts) const {
 
 DenseMatrix CategoricalEnv::ExpectedRewards(const CategoricalContexts& contexts) const {
   DenseMatrix q = Logits(contexts);
-  for (double& v : q.data) v = 1.0 / (1.0 + std::exp(-v));
+  synthetic_internal::SigmoidInPlace(q.data.data(), q.rows, q.cols);
   return q;
 }
 
 DenseMatrix CategoricalEnv::BehaviorPolicy(const CategoricalContexts& contexts) const {
   DenseMatrix pi = Logits(contexts);
-  for (int64_t i = 0; i < pi.rows; ++i) {
-    double* row = pi.row(i);
-    double mx = -INFINITY;
-    for (int64_t a = 0; a < pi.cols; ++a) {
-      row[a] *= options_.behavior_beta;
-      mx = std::max(mx, row[a]);
-    }
-    double z = 0;
-    for (int64_t a = 0; a < pi.cols; ++a) z += (row[a] = std::exp(row[a] - mx));
-    for (int64_t a = 0; a < pi.cols; ++a) row[a] /= z;
-  }
+  synthetic_internal::SoftmaxRowsInPlace(options_.behavior_beta, pi.data.data(), pi.rows, pi.cols);
   return pi;
 }
 
