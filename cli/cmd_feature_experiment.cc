@@ -18,6 +18,7 @@
 #include "cli/command.h"
 #include "cli/flag_parser.h"
 #include "cli/learner_flags.h"
+#include "cli/sample_stats.h"
 #include "core/base/atomic_file.h"
 #include "core/base/status_macros.h"
 #include "core/learning/policy_learner.h"
@@ -69,18 +70,13 @@ absl::StatusOr<FeatureRun> RunOne(const CategoricalEnv& env, const std::string& 
   BanditLog log = env.SampleLog(n, static_cast<uint64_t>(seed) * 1000 + 1);
   ItemCatalog items = env.items();
   CategoricalColumns test_cols = env.ContextColumns(test);
+  // `variant` is one of dense, categorical, categorical+id (checked by Run before any work).
   if (variant == "dense") {
     log.context_categorical = CategoricalColumns();
     items.categorical = CategoricalColumns();
     test_cols = CategoricalColumns();
-    o.item_id_embedding = false;
-  } else if (variant == "categorical") {
-    o.item_id_embedding = false;
-  } else if (variant == "categorical+id") {
-    o.item_id_embedding = true;
-  } else {
-    return absl::InvalidArgumentError(absl::StrCat("--variants: unknown variant '", variant, "'"));
   }
+  o.item_id_embedding = variant == "categorical+id";
   o.reward_model.item_id_embedding = o.item_id_embedding;
   o.seed = static_cast<uint64_t>(seed);
   ASSIGN_OR_RETURN(const PolicyTrainResult result, TrainPolicy(log, items, o));
@@ -110,6 +106,10 @@ absl::Status Run(const FeatureFlags& f) {
   const std::vector<std::string> variants = absl::StrSplit(f.variants, ',', absl::SkipEmpty());
   if (f.seeds < 1 || f.test_rounds < 1 || sizes.empty() || variants.empty())
     return absl::InvalidArgumentError("--seeds, --test-rounds, --sizes, --variants: need >= 1");
+  for (const std::string& v : variants)
+    if (v != "dense" && v != "categorical" && v != "categorical+id")
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--variants: unknown variant '", v, "' (dense, categorical, categorical+id)"));
   std::vector<FeatureRun> runs;
   for (int64_t seed = 0; seed < f.seeds; ++seed) {
     CategoricalEnvOptions eo = f.env;
@@ -133,20 +133,21 @@ absl::Status Run(const FeatureFlags& f) {
       }
   }
   std::string results = "variant,n,seed,value,behavior,optimal,normalized,seconds\n";
-  std::map<std::pair<std::string, int64_t>, std::vector<FeatureRun>> groups;
+  // Per (variant, n): the normalised values and training seconds over seeds.
+  std::map<std::pair<std::string, int64_t>, std::pair<std::vector<double>, std::vector<double>>>
+      groups;
   for (const FeatureRun& r : runs) {
     absl::StrAppendFormat(&results, "%s,%d,%d,%.6f,%.6f,%.6f,%.6f,%.3f\n", r.variant, r.n, r.seed,
                           r.value, r.behavior, r.optimal, r.normalized, r.seconds);
-    groups[{r.variant, r.n}].push_back(r);
+    groups[{r.variant, r.n}].first.push_back(r.normalized);
+    groups[{r.variant, r.n}].second.push_back(r.seconds);
   }
   std::string summary = "variant,n,runs,normalized_mean,normalized_sd,normalized_se,seconds_mean\n";
   for (const auto& [key, g] : groups) {
-    double m = 0, s2 = 0, sec = 0;
-    for (const FeatureRun& r : g) m += r.normalized / g.size(), sec += r.seconds / g.size();
-    for (const FeatureRun& r : g) s2 += (r.normalized - m) * (r.normalized - m);
-    const double sd = g.size() > 1 ? std::sqrt(s2 / (g.size() - 1)) : 0.0;
+    const double sd = Sd(g.first);
     absl::StrAppendFormat(&summary, "%s,%d,%d,%.4f,%.4f,%.4f,%.2f\n", key.first, key.second,
-                          g.size(), m, sd, sd / std::sqrt(static_cast<double>(g.size())), sec);
+                          g.first.size(), Mean(g.first), sd,
+                          sd / std::sqrt(static_cast<double>(g.first.size())), Mean(g.second));
   }
   std::fputs(summary.c_str(), stdout);
   if (f.out.empty()) return absl::OkStatus();

@@ -190,6 +190,15 @@ TEST_F(CliTrainTest, BadFlagsExitWithUsageError) {
   EXPECT_EQ(r->exit_code, 2);
   EXPECT_EQ(r->ErrLineCount(), 1);
   EXPECT_THAT(r->err, HasSubstr("--sampled-head=0"));
+  r = RunOptower({"train", "--logs", logs_, "--items", items_, "--out", dir_ + "/m",
+                  "--context-fields", "user:0"});
+  EXPECT_EQ(r->exit_code, 2);
+  EXPECT_EQ(r->ErrLineCount(), 1);
+  EXPECT_THAT(r->err, HasSubstr("--context-fields: categorical field[0] 'user': buckets=0"));
+  r = RunOptower({"feature-experiment", "--variants", "dense,tabular", "--seeds", "1"});
+  EXPECT_EQ(r->exit_code, 2);
+  EXPECT_EQ(r->ErrLineCount(), 1);
+  EXPECT_THAT(r->err, HasSubstr("--variants: unknown variant 'tabular'"));
   r = RunOptower({"train", "--help"});
   EXPECT_EQ(r->exit_code, 0);
   EXPECT_THAT(r->out, HasSubstr("--objective"));
