@@ -12,6 +12,8 @@ PACKAGES=(
   libabsl-dev           # Status/StatusOr, flags, strings, synchronization
   libgtest-dev libgmock-dev
   libsqlite3-dev        # embedded durable event log (WAL)
+  libpq-dev             # PostgreSQL client: the shared event log, catalog and model registry
+  postgresql-15         # the real PostgreSQL server the tests start (scripts/pg_test_server.sh)
   python3-matplotlib python3-numpy  # PNG plots (run with /usr/bin/python3)
   python3-yaml          # deploy manifest lint test
   python3-grpcio python3-protobuf  # the Python client and its tests
