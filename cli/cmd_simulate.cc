@@ -30,6 +30,7 @@
 #include "cli/flag_parser.h"
 #include "cli/online_client.h"
 #include "cli/script_path.h"
+#include "cli/simulate_cluster.h"
 #include "cli/simulate_flags.h"
 #include "cli/simulate_loop.h"
 #include "cli/simulate_output.h"
@@ -109,28 +110,24 @@ void AddEnvironmentSchema(const sim::SimEnvironment& env, v1::ServerConfig* conf
   if (env.ItemIdEmbedding()) config->set_init_item_id_embedding(true);
 }
 
-// Writes the catalog and the server's configuration (into the data folder, a copy into --out) and
-// starts optower-server on it.
-absl::StatusOr<std::unique_ptr<ServerProcess>> StartServer(const SimFlags& f,
-                                                           const std::string& server_binary,
-                                                           const sim::SimEnvironment& env,
-                                                           AtomicDirectory* out,
-                                                           const DataDir& data) {
+// Writes the catalog and the server's configuration (a copy into --out) and starts the server, or
+// with --backend=postgres the trainer and the replicas (cli/simulate_cluster.h).
+absl::StatusOr<std::unique_ptr<sim::SimCluster>> StartServers(const SimFlags& f,
+                                                              const std::string& server_binary,
+                                                              const sim::SimEnvironment& env,
+                                                              AtomicDirectory* out,
+                                                              const DataDir& data) {
   RETURN_IF_ERROR(WriteItemsCsv(data.File("items.csv"), env.Items()));
-  ServerProcess::Options so;
-  so.binary = server_binary;
-  ASSIGN_OR_RETURN(so.config, sim::SimServerConfig(f, data.path()));
-  AddEnvironmentSchema(env, &*so.config);
-  so.config_path = data.File("server.textproto");
-  so.config_comment = kConfigComment;
-  so.stderr_path = data.File("server.log");
+  ASSIGN_OR_RETURN(v1::ServerConfig config, sim::SimServerConfig(f, data.path()));
+  AddEnvironmentSchema(env, &config);
   // Start-up embeds the catalog and builds its index (above 100,000 items a k-means IVF plus the
   // recall tuning: measured ~1-5 minutes at 10^6 items on 2 shared cores), so the wait grows with
   // the catalog: 2 minutes plus 0.6 ms per item (12 minutes at 10^6).
-  so.start_timeout = absl::Seconds(120) + absl::Microseconds(600) * f.items;
+  const absl::Duration start_timeout = absl::Seconds(120) + absl::Microseconds(600) * f.items;
   RETURN_IF_ERROR(WriteFileAtomically(out->FilePath("server.textproto"),
-                                      launch::ServerConfigText(*so.config, kConfigComment)));
-  ASSIGN_OR_RETURN(std::unique_ptr<ServerProcess> server, ServerProcess::Start(so));
+                                      launch::ServerConfigText(config, kConfigComment)));
+  ASSIGN_OR_RETURN(std::unique_ptr<sim::SimCluster> cluster,
+                   sim::SimCluster::Start(f, server_binary, config, data.path(), start_timeout));
   if (!f.quiet) {
     std::printf("simulate: %s setting, %lld items (%s features), %lld rounds x %lld requests, "
                 "k %lld, reward %s, epsilon %g, seed %lld\n",
@@ -140,12 +137,11 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> StartServer(const SimFlags& f,
                 static_cast<long long>(f.rounds), static_cast<long long>(f.requests_per_round),
                 static_cast<long long>(f.k), f.reward.c_str(), f.epsilon,
                 static_cast<long long>(f.seed));
-    std::printf("optower-server pid %d on %s, data %s%s\n", static_cast<int>(server->pid()),
-                server->address().c_str(), data.path().c_str(),
+    std::printf("%s, data %s%s\n", cluster->Describe().c_str(), data.path().c_str(),
                 data.removed_at_end() ? " (temporary)" : "");
     std::fflush(stdout);
   }
-  return server;
+  return cluster;
 }
 
 // rounds.csv, summary.json and (unless --no-plot) learning_curve.png into `out`, then Commit.
@@ -170,30 +166,41 @@ absl::Status Simulate(const SimFlags& f, const std::string& server_binary, Atomi
                       const DataDir* data) {
   const absl::Time wall_start = absl::Now();
   ASSIGN_OR_RETURN(std::unique_ptr<sim::SimEnvironment> env, sim::MakeSimEnvironment(f));
-  ASSIGN_OR_RETURN(std::unique_ptr<ServerProcess> server,
-                   StartServer(f, server_binary, *env, out, *data));
-  // An error while the server is gone names the last line of its log.
+  ASSIGN_OR_RETURN(std::unique_ptr<sim::SimCluster> cluster,
+                   StartServers(f, server_binary, *env, out, *data));
+  // An error while a server is gone names the last line of its log.
   auto with_server_log = [&](absl::Status s) {
-    if (s.ok() || server->Running()) return s;
-    const std::string last = server->LastStderrLine();
-    return absl::Status(s.code(), absl::StrCat(s.message(), " (optower-server died",
-                                               last.empty() ? "" : ": ", last, ")"));
+    if (s.ok()) return s;
+    const std::string died = cluster->Died();
+    if (died.empty()) return s;
+    return absl::Status(s.code(), absl::StrCat(s.message(), " (optower-server ", died, ")"));
   };
 
-  ASSIGN_OR_RETURN(std::unique_ptr<client::OptowerClient> client,
-                   ConnectToServer(server->address(), f.timeout));
-  {
-    auto health = client->CheckHealth();
+  ASSIGN_OR_RETURN(std::unique_ptr<client::OptowerClient> admin,
+                   ConnectToServer(cluster->admin()->address(), f.timeout));
+  std::vector<std::unique_ptr<client::OptowerClient>> replicas;
+  std::vector<client::OptowerClient*> serving;
+  for (ServerProcess* p : cluster->serving()) {
+    if (p == cluster->admin()) {
+      serving.push_back(admin.get());
+      continue;
+    }
+    ASSIGN_OR_RETURN(std::unique_ptr<client::OptowerClient> c, ConnectToServer(p->address(), f.timeout));
+    serving.push_back(c.get());
+    replicas.push_back(std::move(c));
+  }
+  for (client::OptowerClient* c : serving) {
+    auto health = c->CheckHealth();
     if (!health.ok()) return with_server_log(sim::Rpc("Health", health.status()));
     if (*health != grpc::health::v1::HealthCheckResponse::SERVING) {
       return absl::UnavailableError("optower-server is not SERVING");
     }
   }
-  sim::Simulation simulation(f, env.get(), client.get());
+  sim::Simulation simulation(f, env.get(), serving, admin.get());
   std::vector<RoundResult> rounds;
   RETURN_IF_ERROR(with_server_log(sim::RunRounds(f, simulation, &rounds)));
   RETURN_IF_ERROR(sim::CheckInterrupted());
-  RETURN_IF_ERROR(server->Stop(absl::Seconds(60)));
+  RETURN_IF_ERROR(cluster->Stop());
 
   const sim::Summary summary = sim::Summarize(rounds);
   const double wall = absl::ToDoubleSeconds(absl::Now() - wall_start);

@@ -61,6 +61,13 @@ void AddSimulateFlags(FlagParser& p, SimFlags* f) {
   p.AddBool("keep-data", &f->keep_data, "keep the temporary data folder (event log, models)");
   p.AddString("server-binary", &f->server_binary,
               "optower-server to start (default: ../server/optower-server beside this binary)");
+  p.AddString("backend", &f->backend,
+              "sqlite (one optower-server) | postgres (a trainer and --replicas serving replicas "
+              "sharing PostgreSQL; docs/SCALING.md)");
+  p.AddInt("replicas", &f->replicas, "serving replicas with --backend=postgres");
+  p.AddString("pg-dsn-file", &f->pg_dsn_file,
+              "--backend=postgres: file with the libpq connection string of the database to use "
+              "(its tables must be empty); default: a throwaway PostgreSQL in the data folder");
   p.AddDouble("swap-probe-qps", &f->swap_probe_qps,
               "Retrieve calls per second sent during each retrain (latency probe; 0 = off)");
   p.AddInt("feedback-batch", &f->feedback_batch, "feedback events per Feedback call");
@@ -115,6 +122,13 @@ absl::Status ValidateSimFlags(const SimFlags& f) {
   }
   if (f.train_threads < 1) return bad("train-threads", f.train_threads, "must be >= 1");
   if (f.epochs < 0) return bad("epochs", f.epochs, "must be >= 0 (0 = the server's default)");
+  if (f.backend != "sqlite" && f.backend != "postgres")
+    return bad("backend", f.backend, "must be sqlite or postgres");
+  if (f.replicas < 1 || f.replicas > 8) return bad("replicas", f.replicas, "must be in [1, 8]");
+  if (f.replicas > 1 && f.backend != "postgres")
+    return bad("replicas", f.replicas, "more than one needs --backend=postgres");
+  if (!f.pg_dsn_file.empty() && f.backend != "postgres")
+    return bad("pg-dsn-file", f.pg_dsn_file, "needs --backend=postgres");
   if (f.out.empty()) return absl::InvalidArgumentError("--out: empty");
   if (f.feedback_batch < 1 || f.feedback_batch > 1000) {
     return bad("feedback-batch", f.feedback_batch, "must be in [1, 1000]");

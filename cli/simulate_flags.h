@@ -51,6 +51,12 @@ struct SimFlags {
   std::string data_dir;
   bool keep_data = false;
   std::string server_binary;
+  // Scale-out (docs/SCALING.md): sqlite = one optower-server; postgres = a trainer (role=train)
+  // and `replicas` serving replicas (role=serve) sharing a PostgreSQL database: --pg-dsn-file's,
+  // or a throwaway server started with scripts/pg_test_server.sh in the data folder.
+  std::string backend = "sqlite";
+  int64_t replicas = 1;
+  std::string pg_dsn_file;
   int64_t feedback_batch = 1000;
   // > 0: while a job trains and swaps, a second client thread sends this many Retrieve calls per
   // second (fresh contexts, never given feedback) and the summary compares their p99 latency with

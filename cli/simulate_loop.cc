@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -153,7 +154,8 @@ absl::StatusOr<v1::RetrieveResponse> Simulation::RetrieveOne(int64_t round, int6
   request.set_seed(MixSeed(static_cast<uint64_t>(f_.seed),
                            static_cast<uint64_t>(round) * 1000000007ULL + static_cast<uint64_t>(i)));
   const absl::Time sent = absl::Now();
-  absl::StatusOr<v1::RetrieveResponse> response = client_->Retrieve(request, Call());
+  client::OptowerClient* server = serving_[static_cast<size_t>(i) % serving_.size()];
+  absl::StatusOr<v1::RetrieveResponse> response = server->Retrieve(request, Call());
   latencies_ms->push_back(absl::ToDoubleMilliseconds(absl::Now() - sent));
   if (!response.ok()) return Rpc("Retrieve", response.status());
   if (response->items_size() != f_.k) {
@@ -244,9 +246,16 @@ absl::Status Simulation::WaitForCommit() {
   const absl::Time deadline = absl::Now() + absl::Seconds(std::max(30.0, f_.timeout));
   while (true) {
     RETURN_IF_ERROR(CheckInterrupted());
-    absl::StatusOr<v1::GetStatsResponse> stats = client_->GetStats(Call());
-    if (!stats.ok()) return Rpc("GetStats", stats.status());
-    const v1::EventLogStats& log = stats->event_log();
+    // Each serving process logs what it served and the feedback it took: add them up.
+    v1::EventLogStats log;
+    for (client::OptowerClient* server : serving_) {
+      absl::StatusOr<v1::GetStatsResponse> stats = server->GetStats(Call());
+      if (!stats.ok()) return Rpc("GetStats", stats.status());
+      log.set_served_rows(log.served_rows() + stats->event_log().served_rows());
+      log.set_feedback_rows(log.feedback_rows() + stats->event_log().feedback_rows());
+      log.set_queue_depth(log.queue_depth() + stats->event_log().queue_depth());
+      log.set_errors(log.errors() + stats->event_log().errors());
+    }
     if (log.served_rows() >= total_served_ && log.feedback_rows() >= total_feedback_ &&
         log.queue_depth() == 0) {
       return absl::OkStatus();
@@ -312,7 +321,7 @@ absl::Status Simulation::Retrain(RoundResult* out) {
         for (int64_t d = 0; d < f_.dim_context; ++d) request.mutable_context()->add_dense(normal(rng));
         request.set_k(static_cast<int32_t>(f_.k));
         const absl::Time sent = absl::Now();
-        if (client_->Retrieve(request, Call()).ok())
+        if (serving_[0]->Retrieve(request, Call()).ok())
           probe_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - sent));
         next += period;
         const absl::Time now = absl::Now();
@@ -333,13 +342,22 @@ absl::Status Simulation::Retrain(RoundResult* out) {
   absl::StatusOr<v1::GetStatsResponse> stats = client_->GetStats(Call());
   if (!stats.ok()) return Rpc("GetStats", stats.status());
   FillJob(*job, *stats, start, out);
+  if (serving_.size() > 1 || serving_[0] != client_) {
+    const absl::Time synced = absl::Now();
+    RETURN_IF_ERROR(WaitForReplicas(stats->model_version()));
+    out->replica_sync_ms = absl::ToDoubleMilliseconds(absl::Now() - synced);
+  }
   if (job->state() == v1::TRAINING_JOB_STATE_CANCELLED) {
     return absl::AbortedError(absl::StrCat(*job_id, " was cancelled: ", job->reason()));
   }
   if (!f_.quiet) {
-    std::printf(" -> %s%s, serving %s (%.1f s)\n", out->decision.c_str(),
+    std::printf(" -> %s%s, serving %s (%.1f s%s)\n", out->decision.c_str(),
                 out->saved_version.empty() ? "" : absl::StrCat(" ", out->saved_version).c_str(),
-                out->next_version.c_str(), out->job_seconds);
+                out->next_version.c_str(), out->job_seconds,
+                std::isnan(out->replica_sync_ms)
+                    ? ""
+                    : absl::StrFormat("; every replica serving it %.0f ms later",
+                                      out->replica_sync_ms).c_str());
     if (out->job_state == "failed" || out->job_state == "rejected") {
       std::printf("    reason: %s\n", out->reason.c_str());
     }
@@ -354,9 +372,30 @@ client::CallOptions Simulation::Call() const {
   return call;
 }
 
+absl::Status Simulation::WaitForReplicas(const std::string& version) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(std::max(60.0, f_.timeout));
+  for (client::OptowerClient* server : serving_) {
+    while (true) {
+      RETURN_IF_ERROR(CheckInterrupted());
+      absl::StatusOr<v1::GetStatsResponse> stats = server->GetStats(Call());
+      if (!stats.ok()) return Rpc("GetStats", stats.status());
+      if (stats->model_version() == version) break;
+      if (absl::Now() > deadline) {
+        return absl::DeadlineExceededError(absl::StrCat(
+            "a serving replica still serves ", stats->model_version(), ", not the trainer's ", version));
+      }
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Simulation::Flush(v1::FeedbackRequest* feedback) {
   if (feedback->events_size() == 0) return absl::OkStatus();
-  absl::StatusOr<v1::FeedbackResponse> r = client_->Feedback(*feedback, Call());
+  // Round robin over the replicas, so that feedback mostly reaches another replica than the one
+  // that served it (the join is in the shared log, wherever feedback arrives).
+  client::OptowerClient* server = serving_[static_cast<size_t>(++feedback_batches_) % serving_.size()];
+  absl::StatusOr<v1::FeedbackResponse> r = server->Feedback(*feedback, Call());
   if (!r.ok()) return Rpc("Feedback", r.status());
   if (r->accepted() != feedback->events_size()) {
     return absl::InternalError(absl::StrFormat(

@@ -52,6 +52,8 @@ struct RoundResult {
   int64_t train_events = 0;      // samples the job used (train + holdout)
   int64_t pending_excluded = 0;  // should stay 0 (see SimServerConfig)
   double ope_old = NAN, ope_new = NAN, ope_diff = NAN, ope_diff_low = NAN, ope_diff_high = NAN;
+  // --replicas > 1: from the job's end to every replica serving the trainer's version.
+  double replica_sync_ms = NAN;
 };
 
 // (value - first) / (optimal - first); NaN when optimal == first.
@@ -67,9 +69,14 @@ absl::Status CheckInterrupted();
 
 class Simulation {
  public:
-  // `env` and `client` must outlive the object.
-  Simulation(const SimFlags& flags, SimEnvironment* env, client::OptowerClient* client)
-      : f_(flags), env_(env), client_(client) {}
+  // `env` and the clients must outlive the object. `serving`: the processes that take Retrieve
+  // and Feedback (one, or the replicas of --backend postgres: request i goes to replica
+  // i mod R, and each feedback batch to the replica after the one that got the previous batch,
+  // so feedback usually reaches another replica than the one that served it); `admin`: the one
+  // that trains (the same process for one server).
+  Simulation(const SimFlags& flags, SimEnvironment* env, std::vector<client::OptowerClient*> serving,
+             client::OptowerClient* admin)
+      : f_(flags), env_(env), serving_(std::move(serving)), client_(admin) {}
 
   // Plays one round of requests_per_round users.
   absl::Status PlayRound(int64_t round, RoundResult* out);
@@ -79,7 +86,8 @@ class Simulation {
   absl::Status WaitForCommit();
 
   // WaitForCommit, TriggerRetrain, then WatchTraining to the final event; fills the job columns of
-  // `out`.
+  // `out`. With replicas, then waits until every replica serves what the trainer serves
+  // (out->replica_sync_ms).
   absl::Status Retrain(RoundResult* out);
 
  private:
@@ -92,9 +100,14 @@ class Simulation {
   // Watches `job_id` to its final event, printing the phases unless --quiet.
   absl::Status Watch(const std::string& job_id);
 
+  // Waits until every serving process serves `version`.
+  absl::Status WaitForReplicas(const std::string& version);
+
   const SimFlags& f_;
   SimEnvironment* env_;
-  client::OptowerClient* client_;
+  std::vector<client::OptowerClient*> serving_;
+  client::OptowerClient* client_;  // the admin (trainer) process
+  int64_t feedback_batches_ = 0;
   int64_t total_served_ = 0;
   int64_t total_feedback_ = 0;
 };

@@ -197,6 +197,12 @@ absl::Status StillWanted(grpc::CallbackServerContext* context, const char* metho
   return absl::OkStatus();
 }
 
+// The RPCs a serving replica refuses (they change the shared registry or catalog).
+bool IsAdminWrite(const char* method) {
+  const std::string m(method);
+  return m == "UpsertItems" || m == "DeleteItems" || m == "TriggerRetrain" || m == "Rollback";
+}
+
 }  // namespace
 
 template <typename Request, typename Response>
@@ -211,6 +217,9 @@ grpc::ServerUnaryReactor* AdminServiceImpl::Serve(
   // Request and response live until the call finishes (on the worker: in the queued job).
   auto call = std::make_shared<std::pair<Request, Response>>();
   absl::Status status = AuthenticateAndParse(Authenticate(context), *wire, limit, &call->first);
+  if (status.ok() && IsAdminWrite(method)) {
+    status = RefuseAdminWrite(info_.role, info_.trainer_address, method);
+  }
   auto run = [call, out, work = std::move(work)]() {
     absl::Status s = work(call->first, &call->second);
     if (s.ok()) s = SerializeToWire(call->second, out);
@@ -386,6 +395,8 @@ void AdminServiceImpl::FillStats(v1::GetStatsResponse* r) const {
   const std::shared_ptr<const ModelSnapshot> snap = engine->snapshot();
   const RetrievalEngineOptions& o = engine->options();
   r->set_model_version(snap->model_version());
+  r->mutable_scale_out()->set_role(ServerRoleName(info_.role));
+  if (info_.scale_out) info_.scale_out(r->mutable_scale_out());
   r->set_catalog_size(snap->catalog().size());
   r->set_catalog_version(snap->catalog_version());
   r->set_index_type(snap->index().type_name());

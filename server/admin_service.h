@@ -39,6 +39,7 @@
 #include "server/auth.h"
 #include "server/model_publisher.h"
 #include "server/server_metrics.h"
+#include "server/server_role.h"
 #include "server/training_watch.h"
 
 namespace optower::server {
@@ -78,6 +79,12 @@ class AdminServiceImpl final : public AdminServiceBase {
     int64_t max_upsert_bytes = 64 << 20;  // UpsertItems (= max_receive_message_bytes)
     int max_queue = 16;     // calls waiting for the worker; RESOURCE_EXHAUSTED beyond
     int max_watchers = 16;  // concurrent WatchTraining streams; RESOURCE_EXHAUSTED beyond
+    // Scale-out (docs/SCALING.md): a serving replica (role=serve) answers the admin writes
+    // (UpsertItems, DeleteItems, TriggerRetrain, Rollback) FAILED_PRECONDITION naming
+    // trainer_address, after the token check. scale_out fills GetStats.scale_out (optional).
+    ServerRole role = ServerRole::kAll;
+    std::string trainer_address;
+    std::function<void(v1::ScaleOutStats*)> scale_out;
   };
   AdminServiceImpl(Deps deps, Info info);
   ~AdminServiceImpl() override;

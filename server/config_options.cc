@@ -156,7 +156,14 @@ RetrievalEngineOptions EngineOptionsFromConfig(const v1::ServerConfig& c) {
   return o;
 }
 
-std::string EventLogPath(const v1::ServerConfig& c) { return c.data_dir() + "/events.sqlite"; }
+std::string EventLogPath(const v1::ServerConfig& c) {
+  // Never the DSN (it may hold a password): where it comes from.
+  if (c.postgres().enabled()) {
+    return c.postgres().dsn_file().empty() ? "postgres ($OPTOWER_PG_DSN)"
+                                           : "postgres (" + c.postgres().dsn_file() + ")";
+  }
+  return c.data_dir() + "/events.sqlite";
+}
 
 ModelStore::Options ModelStoreOptionsFromConfig(const v1::ServerConfig& c) {
   const v1::TrainerConfig& t = c.trainer();

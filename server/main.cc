@@ -123,6 +123,16 @@ ABSL_FLAG(std::optional<int>, trainer_threads, std::nullopt,
           absl::StrCat("LibTorch intra-op threads of a training job (default ",
                        optower::server::kDefaultTrainerThreads, ")"));
 
+// Scale-out (docs/SCALING.md): the shared PostgreSQL backend and this process's role.
+ABSL_FLAG(std::optional<std::string>, role, std::nullopt,
+          "all (default: one process) | serve (a serving replica) | train (the elected trainer); "
+          "serve and train need --postgres_dsn_file or postgres.enabled");
+ABSL_FLAG(std::optional<std::string>, postgres_dsn_file, std::nullopt,
+          "file holding the libpq connection string (password included): keep the event log, "
+          "catalog and model registry in PostgreSQL (else $OPTOWER_PG_DSN with postgres.enabled)");
+ABSL_FLAG(std::optional<std::string>, trainer_address, std::nullopt,
+          "where admin writes go (quoted in a serving replica's FAILED_PRECONDITION answers)");
+
 // Security and metrics (docs/SECURITY.md, docs/METRICS.md).
 ABSL_FLAG(std::optional<int>, metrics_port, std::nullopt,
           "Prometheus /metrics port (default 0 = off; -1 = any free port)");
@@ -209,6 +219,12 @@ absl::StatusOr<v1::ServerConfig> ConfigFromFlags() {
   if (auto v = absl::GetFlag(FLAGS_auto_retrain_every_minutes)) t->set_auto_retrain_every_minutes(*v);
   if (auto v = absl::GetFlag(FLAGS_train_epochs)) t->set_epochs(*v);
   if (auto v = absl::GetFlag(FLAGS_trainer_threads)) t->set_threads(*v);
+  if (auto v = absl::GetFlag(FLAGS_role)) config.set_role(*v);
+  if (auto v = absl::GetFlag(FLAGS_postgres_dsn_file)) {
+    config.mutable_postgres()->set_enabled(true);
+    config.mutable_postgres()->set_dsn_file(*v);
+  }
+  if (auto v = absl::GetFlag(FLAGS_trainer_address)) config.set_trainer_address(*v);
   if (auto v = absl::GetFlag(FLAGS_metrics_port)) config.set_metrics_port(*v);
   if (auto v = absl::GetFlag(FLAGS_admin_token_file)) config.set_admin_token_file(*v);
   if (auto v = absl::GetFlag(FLAGS_retrieve_token_file)) config.set_retrieve_token_file(*v);
@@ -378,7 +394,7 @@ int Main(int argc, char** argv) {
   std::shared_ptr<const ModelSnapshot> snap = (*server)->engine().snapshot();
   std::fprintf(stderr,
                "optower-server: model %s (%s), %lld items (%s index%s, recall@10 %.3f on %s), "
-               "epsilon %g (%s slates), event log %s (%s), trainer %s\n",
+               "epsilon %g (%s slates), event log %s (%s), role %s, trainer %s\n",
                snap->model_version().c_str(), (*server)->model_source().c_str(),
                static_cast<long long>(snap->catalog().size()),
                snap->index().type_name().c_str(), IndexParameters(snap->index()).c_str(),
@@ -386,7 +402,11 @@ int Main(int argc, char** argv) {
                (*server)->config().epsilon(), (*server)->config().slate_exploration().c_str(),
                EventLogPath((*server)->config()).c_str(),
                DurabilityName((*server)->config().event_log().durability()).c_str(),
-               (*server)->trainer() != nullptr ? "on" : "off");
+               (*server)->config().role().c_str(),
+               (*server)->trainer() == nullptr ? "off"
+               : (*server)->scale_out() == nullptr || (*server)->scale_out()->leader()
+                   ? "on"
+                   : "standby (another trainer is elected)");
   snap.reset();  // held for the process lifetime, it would never be freed after a swap
   PrintSecurityLine(**server);
   std::printf("optower-server listening on %s\n", (*server)->address().c_str());

@@ -197,7 +197,8 @@ absl::StatusOr<std::optional<StoredCatalog>> LoadStoredCatalog(const v1::ServerC
 namespace {
 
 absl::StatusOr<ServingModel> LoadModelAndCatalog(const v1::ServerConfig& config, ModelStore* store,
-                                                 const std::optional<StoredCatalog>& catalog) {
+                                                 const std::optional<StoredCatalog>& catalog,
+                                                 bool seed) {
   if (store != nullptr) {
     ASSIGN_OR_RETURN(std::optional<ServingModel> stored, FromStore(config, *store, catalog));
     if (stored.has_value()) return std::move(*stored);
@@ -215,7 +216,7 @@ absl::StatusOr<ServingModel> LoadModelAndCatalog(const v1::ServerConfig& config,
                               : config.items_path().empty() ? config.model_dir() + "/items.csv"
                                                           : config.items_path()));
     out.trained = true;
-    if (store == nullptr) {
+    if (store == nullptr || !seed) {
       out.version = VersionFromDir(config.model_dir());
       out.source = absl::StrCat("model_dir ", config.model_dir());
     } else {
@@ -270,13 +271,13 @@ absl::StatusOr<ServingModel> LoadModelAndCatalog(const v1::ServerConfig& config,
 }  // namespace
 
 absl::StatusOr<ServingModel> LoadServingModel(const v1::ServerConfig& config, ModelStore* store,
-                                              CatalogStore* catalogs) {
+                                              CatalogStore* catalogs, bool seed) {
   ASSIGN_OR_RETURN(const std::optional<StoredCatalog> catalog, LoadStoredCatalog(config, catalogs));
-  ASSIGN_OR_RETURN(ServingModel out, LoadModelAndCatalog(config, store, catalog));
+  ASSIGN_OR_RETURN(ServingModel out, LoadModelAndCatalog(config, store, catalog, seed));
   if (catalog.has_value()) {
     out.catalog_version = catalog->version;
     absl::StrAppend(&out.source, "; catalog ", catalog->path);
-  } else if (catalogs != nullptr) {
+  } else if (catalogs != nullptr && seed) {
     // Seed the store: from now on every catalog change is saved there before it is acknowledged.
     RETURN_IF_ERROR(WithField(catalogs->Save(out.catalog, /*version=*/0),
                               absl::StrCat("saving the catalog to ", catalogs->dir())));

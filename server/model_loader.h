@@ -52,8 +52,11 @@ struct ServingModel {
 // import, and 3); `catalogs` may be null (the catalog is not persisted). Errors name the config field
 // (model_dir, items_path, dim_context) and the offending value, or the stored version(s). Warnings
 // (a version skipped, items_path overridden) go to stderr, one line each.
+// `seed` false (a process of a shared deployment that does not hold the trainer election): an
+// empty store is not written — model_dir is served under its folder name without an import, and
+// the catalog is not stored — the elected trainer seeds the shared state and the follower brings it.
 absl::StatusOr<ServingModel> LoadServingModel(const v1::ServerConfig& config, ModelStore* store,
-                                              CatalogStore* catalogs = nullptr);
+                                              CatalogStore* catalogs = nullptr, bool seed = true);
 
 }  // namespace optower::server
 

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -21,8 +22,8 @@
 #include "absl/time/clock.h"
 #include "core/serving/context_sample.h"
 #include "core/serving/model_snapshot.h"
-#include "core/storage/sqlite_event_log.h"
 #include "core/base/status_macros.h"
+#include "server/backends.h"
 #include "server/model_loader.h"
 #include "server/server_config.h"
 #include "server/tls.h"
@@ -64,6 +65,13 @@ absl::Status EnsureDirectory(const std::string& path) {
                                     : absl::StatusCode::kFailedPrecondition,
                       absl::StrCat("data_dir=", path, ": cannot create it (", std::strerror(err),
                                    "; its parent folder must exist)"));
+}
+
+// This process in the election's lease row: host name, configured port and pid.
+std::string ProcessName(const v1::ServerConfig& config) {
+  char host[256] = {0};
+  if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  return absl::StrCat(host, ":", config.port(), " pid ", ::getpid());
 }
 
 constexpr const char* kServiceNames[] = {"", "optower.v1.RetrievalService",
@@ -108,17 +116,29 @@ absl::StatusOr<std::unique_ptr<OptowerServer>> OptowerServer::Start(v1::ServerCo
 
 absl::Status OptowerServer::OpenComponents() {
   const v1::ServerConfig& config = config_;
+  ASSIGN_OR_RETURN(role_, ParseServerRole(config.role()));
   ASSIGN_OR_RETURN(prometheus_, PrometheusExporter::Create());
   metrics_.AttachPrometheus(*prometheus_);
-  ASSIGN_OR_RETURN(store_, ModelStore::Open(config.data_dir(), ModelStoreOptionsFromConfig(config)));
-  ASSIGN_OR_RETURN(catalog_store_, CatalogStore::Open(config.data_dir()));
+  ASSIGN_OR_RETURN(Backends backends, OpenBackends(config, role_, ProcessName(config)));
+  backend_ = backends.kind;
+  store_ = std::move(backends.store);
+  catalog_store_ = std::move(backends.catalogs);
+  event_log_ = std::move(backends.event_log);
+  election_ = std::move(backends.election);
+  // Shared state is seeded (a model_dir imported, items_path stored as catalog version 0) only by
+  // one process: the one holding the trainer election; the others serve what they were given
+  // until the follower brings them the shared state (docs/SCALING.md "Start-up").
+  bool seed = backend_ != "postgres";
+  if (election_ != nullptr) {
+    absl::StatusOr<bool> won = election_->TryAcquire();
+    seed = won.ok() && *won;
+  }
   ASSIGN_OR_RETURN(ServingModel serving,
-                   LoadServingModel(config, store_.get(), catalog_store_.get()));
+                   LoadServingModel(config, store_.get(), catalog_store_.get(), seed));
   model_source_ = serving.source;
   const std::string untrained_version = serving.trained ? "" : serving.version;
   ModelSnapshot::Options snapshot_options;
   snapshot_options.index = IndexOptionsFromConfig(config);
-  ASSIGN_OR_RETURN(event_log_, SqliteEventLog::Open(EventLogOptionsFromConfig(config)));
   // The index's recall probe: the user tower on the contexts of the most recent logged requests
   // (sampled contexts top them up; core/serving/index_probe.h). Best effort: a log that cannot be
   // read here fails later where it matters, not the probe.
@@ -144,9 +164,20 @@ absl::Status OptowerServer::OpenComponents() {
                                                     event_log_.get()));
   engine_->SeedProbeContexts(*logged, input_width);
   publisher_ = std::make_unique<ModelPublisher>(engine_.get(), store_.get(), untrained_version);
-  if (!config.trainer().disabled()) {
+  if (backend_ == "postgres") {
+    ScaleOut::Options so;
+    so.dsn = backends.dsn;
+    so.poll_interval = absl::Milliseconds(config.postgres().poll_interval_ms());
+    so.election_interval = absl::Milliseconds(config.postgres().election_interval_ms());
+    so.elected_at_start = seed;
+    scale_out_ = ScaleOut::Start(std::move(so), election_.get(), store_.get(),
+                                 catalog_store_.get(), engine_.get());
+  }
+  if (!config.trainer().disabled() && RoleTrains(role_)) {
+    TrainerHooks hooks = publisher_->Hooks();
+    if (scale_out_ != nullptr) hooks.leadership = [so = scale_out_.get()] { return so->leadership(); };
     ASSIGN_OR_RETURN(trainer_, Trainer::Create(TrainerOptionsFromConfig(config), event_log_.get(),
-                                               store_.get(), publisher_->Hooks()));
+                                               store_.get(), std::move(hooks)));
   }
   return absl::OkStatus();
 }
@@ -156,6 +187,7 @@ absl::Status OptowerServer::CreateServices() {
   RetrievalServiceImpl::Limits limits;
   limits.max_retrieve_bytes = config.max_retrieve_bytes();
   limits.max_feedback_bytes = config.max_feedback_bytes();
+  limits.role = role_;
   retrieval_service_ = std::make_unique<RetrievalServiceImpl>(engine_.get(), &metrics_, &auth_, limits);
   AdminServiceImpl::Deps deps;
   deps.engine = engine_.get();
@@ -173,6 +205,12 @@ absl::Status OptowerServer::CreateServices() {
   info.max_upsert_bytes = config.max_receive_message_bytes();
   info.max_queue = config.max_admin_queue();
   info.max_watchers = config.max_watchers();
+  info.role = role_;
+  info.trainer_address = config.trainer_address();
+  info.scale_out = [this](v1::ScaleOutStats* out) {
+    out->set_backend(backend_);
+    if (scale_out_ != nullptr) scale_out_->FillStats(out);
+  };
   PrometheusExporter::Sources sources;
   sources.engine = engine_.get();
   sources.event_log = event_log_.get();
@@ -272,6 +310,11 @@ absl::Status OptowerServer::Shutdown() {
     server_->Wait();
   }
   if (trainer_stop.joinable()) trainer_stop.join();
+  // The trainer has stopped: hand the election over at once rather than when the session ends.
+  if (scale_out_ != nullptr) {
+    scale_out_->Stop();
+    scale_out_->ReleaseElection();
+  }
   if (admin_service_ != nullptr) admin_service_->Stop();
   close_status_ = event_log_ != nullptr ? event_log_->Close() : absl::OkStatus();
   if (prometheus_ != nullptr) prometheus_->StopHttp();

@@ -46,6 +46,7 @@
 #include "core/base/data_dir_lock.h"
 #include "core/storage/event_log.h"
 #include "core/storage/model_store.h"
+#include "core/storage/trainer_election.h"
 #include "core/serving/retrieval_engine.h"
 #include "core/training/trainer.h"
 #include "optower/v1/optower.pb.h"
@@ -54,6 +55,8 @@
 #include "server/model_publisher.h"
 #include "server/prometheus_exporter.h"
 #include "server/retrieval_service.h"
+#include "server/scale_out.h"
+#include "server/server_role.h"
 #include "server/server_metrics.h"
 
 namespace optower::server {
@@ -85,8 +88,10 @@ class OptowerServer {
   RetrievalEngine& engine() { return *engine_; }
   EventLog& event_log() { return *event_log_; }
   ModelStore& model_store() { return *store_; }
-  // Null when trainer.disabled.
+  // Null when trainer.disabled or role=serve.
   Trainer* trainer() { return trainer_.get(); }
+  // Null without postgres.
+  ScaleOut* scale_out() { return scale_out_.get(); }
   // Where the first served model came from (for the start-up line).
   const std::string& model_source() const { return model_source_; }
   const AuthPolicy& auth() const { return auth_; }
@@ -123,6 +128,10 @@ class OptowerServer {
   std::unique_ptr<RetrievalEngine> engine_;
   std::unique_ptr<ModelPublisher> publisher_;
   std::unique_ptr<Trainer> trainer_;
+  ServerRole role_ = ServerRole::kAll;
+  std::string backend_;  // "sqlite" | "postgres"
+  std::unique_ptr<TrainerElection> election_;  // postgres and a role that trains
+  std::unique_ptr<ScaleOut> scale_out_;        // postgres: election loop + follower
   std::unique_ptr<RetrievalServiceImpl> retrieval_service_;
   std::unique_ptr<AdminServiceImpl> admin_service_;
   std::unique_ptr<grpc::Server> server_;

@@ -48,6 +48,7 @@ grpc::ServerUnaryReactor* RetrievalServiceImpl::Retrieve(grpc::CallbackServerCon
   absl::Status status =
       AuthenticateAndParse(Authenticate(context), *request,
                            {"Retrieve", "max_retrieve_bytes", limits_.max_retrieve_bytes}, &parsed);
+  if (status.ok()) status = RefuseServing(limits_.role, "Retrieve");
   if (status.ok()) status = DoRetrieve(*engine_, parsed, CallDeadline(*context), response);
   return Finish(context, &metrics_->retrieve, start, status);
 }
@@ -60,6 +61,7 @@ grpc::ServerUnaryReactor* RetrievalServiceImpl::Feedback(grpc::CallbackServerCon
   absl::Status status =
       AuthenticateAndParse(Authenticate(context), *request,
                            {"Feedback", "max_feedback_bytes", limits_.max_feedback_bytes}, &parsed);
+  if (status.ok()) status = RefuseServing(limits_.role, "Feedback");
   if (status.ok()) status = DoFeedback(*engine_, parsed, CallDeadline(*context), response);
   return Finish(context, &metrics_->feedback, start, status);
 }

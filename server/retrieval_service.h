@@ -18,6 +18,7 @@
 #include "optower/v1/optower.grpc.pb.h"
 #include "server/auth.h"
 #include "server/server_metrics.h"
+#include "server/server_role.h"
 
 namespace optower::server {
 
@@ -25,6 +26,9 @@ namespace optower::server {
 struct RetrievalServiceLimits {
   int64_t max_retrieve_bytes = 64 << 10;
   int64_t max_feedback_bytes = 1 << 20;
+  // A trainer (role=train) answers Retrieve and Feedback FAILED_PRECONDITION, after the token
+  // check (server/server_role.h).
+  ServerRole role = ServerRole::kAll;
 };
 
 class RetrievalServiceImpl final

@@ -1,4 +1,5 @@
 #include "server/server_config.h"
+#include "server/server_role.h"
 
 #include <algorithm>
 #include <cmath>
@@ -329,6 +330,7 @@ void ApplyServerConfigDefaults(v1::ServerConfig* c) {
   ApplyEventLogDefaults(EventLogOptionsFromConfig(empty), c->mutable_event_log());
   ApplyTrainerDefaults(TrainerOptionsFromConfig(empty), ModelStoreOptionsFromConfig(empty),
                        c->mutable_trainer());
+  ApplyScaleOutDefaults(c);
 }
 
 absl::Status ValidateTrainerConfig(const v1::TrainerConfig& t) {
@@ -351,6 +353,7 @@ absl::Status ValidateServerConfig(const v1::ServerConfig& c) {
                               {{"threads", "build_threads"}}));
   RETURN_IF_ERROR(ValidateEventLogDurations(c.event_log()));
   RETURN_IF_ERROR(ConfigNames(EventLogOptionsFromConfig(c).Validate(), "event_log.", {}));
+  RETURN_IF_ERROR(ValidateScaleOut(c));
   return ValidateTrainerFields(c);
 }
 

@@ -424,6 +424,23 @@ absl::Status RetrievalEngine::ReplaceModel(std::string model_version,
   return absl::OkStatus();
 }
 
+absl::Status RetrievalEngine::AdoptCatalog(ItemCatalog catalog, int64_t catalog_version) {
+  if (catalog.size() == 0) return absl::InvalidArgumentError("catalog: no items");
+  absl::MutexLock lock(&writer_mu_);
+  std::shared_ptr<const ModelSnapshot> old = holder_.Get();  // released by PublishAndRetire
+  if (old->catalog_version() >= catalog_version) return absl::OkStatus();
+  RETURN_IF_ERROR(CheckCatalogSchema(old->model().config(), catalog));
+  const std::vector<float> contexts =
+      context_sample_.Recent(ContextInputWidth(old->model().config()));
+  ASSIGN_OR_RETURN(std::shared_ptr<const ModelSnapshot> snapshot, RunAtPriority(options_.build_priority, [&] {
+                     return ModelSnapshot::Build(old->model_version(), old->shared_model(),
+                                                 std::move(catalog), catalog_version,
+                                                 options_.snapshot, old.get(), &contexts);
+                   }));
+  PublishAndRetire(std::move(snapshot), std::move(old));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::shared_ptr<const ModelSnapshot>> RetrievalEngine::ApplyCatalogChanges(
     const ModelSnapshot& old, ItemCatalog next, ItemIndex::Changes changes) {
   const std::vector<float> contexts =

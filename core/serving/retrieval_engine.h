@@ -186,6 +186,14 @@ class RetrievalEngine {
   // clients send contexts of the served schema, and the catalog holds items of it.
   absl::Status ReplaceModel(std::string model_version, std::shared_ptr<const TwoTowerModel> model);
 
+  // Serves `catalog` as catalog version `catalog_version`: a serving replica adopting the shared
+  // catalog that another process (the trainer) changed and saved (docs/SCALING.md). The served
+  // model re-embeds it and the index is rebuilt; persist_catalog is not called (the catalog is
+  // already stored). A no-op (OK) when the served catalog_version is already >= catalog_version.
+  // InvalidArgument (nothing changes) for an empty catalog or one that does not fit the served
+  // model's item schema. Blocks for the index build; serialised with other snapshot writers.
+  absl::Status AdoptCatalog(ItemCatalog catalog, int64_t catalog_version);
+
   // The snapshot a Retrieve starting now would use.
   std::shared_ptr<const ModelSnapshot> snapshot() const { return holder_.Get(); }
   const RetrievalEngineOptions& options() const { return options_; }

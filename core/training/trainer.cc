@@ -81,6 +81,7 @@ bool Trainer::cancel_requested() const {
 }
 
 absl::StatusOr<std::string> Trainer::Trigger(bool force) {
+  if (hooks_.leadership) RETURN_IF_ERROR(hooks_.leadership());
   absl::MutexLock lock(&mu_);
   return Enqueue(force, "manual");
 }
@@ -137,6 +138,7 @@ void Trainer::WorkerLoop() {
 }
 
 void Trainer::MaybeAutoTrigger() {
+  if (hooks_.leadership && !hooks_.leadership().ok()) return;  // a standby trainer waits
   std::optional<int64_t> feedback;
   if (options_.auto_every_feedback > 0) {
     absl::StatusOr<int64_t> count = log_->CountFeedback();
@@ -266,6 +268,7 @@ absl::Status Trainer::Rollback(const std::string& version) {
   if (!IsModelVersion(version))
     return absl::InvalidArgumentError(
         absl::StrFormat("version=\"%s\": not a model version (e.g. \"000001\")", version));
+  if (hooks_.leadership) RETURN_IF_ERROR(hooks_.leadership());
   absl::MutexLock publish_lock(&publish_mu_);
   ASSIGN_OR_RETURN(ModelFolder folder, store_->Load(version));
   RETURN_IF_ERROR(hooks_.publish(version, folder.policy));

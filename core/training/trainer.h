@@ -89,6 +89,11 @@ struct TrainerHooks {
   // already saved when this is called, so the hook may record the measured index recall with
   // store->UpdateManifest(version, ...).
   std::function<absl::Status(const std::string& version, const TwoTowerModel& policy)> publish;
+  // Optional (null: always). OK while this process may train and publish — the elected trainer of
+  // a shared deployment (docs/SCALING.md "Trainer election"). Otherwise its status (e.g.
+  // FailedPrecondition "standby: another trainer is elected") answers Trigger and Rollback, and
+  // automatic triggers are skipped. A job that started while elected is fenced by the store.
+  std::function<absl::Status()> leadership;
 };
 
 struct TrainerOptions {
