@@ -23,7 +23,29 @@ REPO_ROOT defaults to the parent of this file's folder. Checks:
     the config file it names (found through the runtime stage's COPY), the compose command with its
     mounted config and the Kubernetes args with the ConfigMap each configure an admin token
     (admin_token_file, or OPTOWER_ADMIN_TOKEN from a secret) whenever the host is not loopback, and
-    none passes --insecure_open_admin (the server would start with open admin RPCs).
+    none passes --insecure_open_admin (the server would start with open admin RPCs);
+  - the scale-out (PostgreSQL, serving replicas and one trainer; deploy/README.md "Scale-out"):
+    deploy/scaleout/config/{serve,train}.textproto parse as optower.v1.ServerConfig (with protoc), set
+    their role, postgres { enabled, dsn_file under /run/secrets/ }, 0.0.0.0, /var/lib/optower, an admin
+    token, and (serve) a trainer_address;
+    deploy/scaleout/docker-compose.yml has one postgres:* service (password from
+    POSTGRES_PASSWORD_FILE in a secret, healthcheck, named volume, not published beyond loopback), at
+    least two --role=serve services and exactly one --role=train, each with its config from
+    deploy/scaleout/config/ (the flag and the config's role agree), its own named data volume, ports on
+    127.0.0.1 only and distinct, the DSN and the admin token as declared secret files (under
+    deploy/secrets/), depends_on postgres service_healthy, and the replicas' trainer_address reaching
+    the trainer;
+    deploy/k8s/scaleout/*.yaml: every ConfigMap/Secret (and key) a pod uses exists unless optional;
+    one serving Deployment (replicas >= 2, RollingUpdate, emptyDir data_dir) and one trainer
+    Deployment (replicas 1, Recreate), both with gRPC readiness and liveness probes on 50051, their
+    ConfigMap equal to the config file of their role, the DSN from a mounted Secret file (or
+    OPTOWER_PG_DSN from a secretKeyRef) and the admin token likewise; Services that select one role
+    each and reach the pods' ports (serving 50051 + 9464, trainer 50051), the serving trainer_address
+    naming the trainer's Service; PostgreSQL a StatefulSet behind a headless Service with a
+    volumeClaimTemplate and its password from the Secret, the Secret's dsn naming that Service;
+    runAsNonRoot everywhere; and nowhere (args, env values, configs) a literal password or connection
+    string, nor a secret-bearing variable (OPTOWER_PG_DSN, OPTOWER_ADMIN_TOKEN, POSTGRES_PASSWORD, ...)
+    with a literal value.
 
 Every broken expectation prints one "FAIL: <file>: <what>" line; the exit code is 1 if any failed.
 """
@@ -651,6 +673,31 @@ def compose_port_targets(ports):
     return out
 
 
+def compose_mounts(svc):
+    """{container path: (source, "bind" | "volume")} of a compose service's volumes."""
+    mounts = {}
+    for v in svc.get("volumes") or []:
+        if isinstance(v, dict):
+            mounts[str(v.get("target", "")).rstrip("/")] = (v.get("source"), v.get("type", "volume"))
+        else:
+            parts = str(v).split(":")
+            if len(parts) >= 2:
+                mounts[parts[1].rstrip("/")] = (parts[0], "bind" if parts[0].startswith((".", "/", "~")) else "volume")
+    return mounts
+
+
+def compose_env(svc):
+    """A compose service's environment as {name: value or None}."""
+    env = svc.get("environment") or {}
+    if isinstance(env, dict):
+        return {str(k): (None if v is None else str(v)) for k, v in env.items()}
+    out = {}
+    for e in env:
+        name, eq, value = str(e).partition("=")
+        out[name] = value if eq else None
+    return out
+
+
 def lint_compose(lint, docs):
     path = os.path.join(lint.root, "deploy", "docker-compose.yml")
     if not os.path.isfile(path):
@@ -673,14 +720,7 @@ def lint_compose(lint, docs):
     for port in (GRPC_PORT, METRICS_PORT):
         lint.expect(port in targets, swhere, f"does not publish container port {port}")
     top_volumes = comp.get("volumes") or {}
-    mounts = {}
-    for v in svc.get("volumes") or []:
-        if isinstance(v, dict):
-            mounts[str(v.get("target", "")).rstrip("/")] = (v.get("source"), v.get("type", "volume"))
-        else:
-            parts = str(v).split(":")
-            if len(parts) >= 2:
-                mounts[parts[1].rstrip("/")] = (parts[0], "bind" if parts[0].startswith((".", "/", "~")) else "volume")
+    mounts = compose_mounts(svc)
     data = mounts.get(DATA_DIR)
     if lint.expect(data, swhere, f"nothing mounted at {DATA_DIR}"):
         lint.expect(data[1] == "volume" and data[0] in top_volumes, swhere,
@@ -697,8 +737,7 @@ def lint_compose(lint, docs):
         host = os.path.normpath(os.path.join(os.path.dirname(path), src))
         if lint.expect(os.path.exists(host), swhere, f"the config source {src} does not exist"):
             config_text = open(host).read() if os.path.isfile(host) else ""
-    env = svc.get("environment") or {}
-    env_names = set(env) if isinstance(env, dict) else {str(e).split("=")[0] for e in env}
+    env_names = set(compose_env(svc))
     token_file = arg_value(cmd, "--admin_token_file")
     if token_file is None:
         token_file = config_fields(config_text).get("admin_token_file")
@@ -729,6 +768,12 @@ def lint_config(lint):
                 f"port {port.group(1) if port else ''} differs from the {GRPC_PORT} everything else uses")
     data = re.search(r'^\s*data_dir\s*:\s*"([^"]*)"', body, re.M)
     lint.expect(data and data.group(1).rstrip("/") == DATA_DIR, where, f"data_dir must be {DATA_DIR}")
+    protoc_check(lint, where, text)
+    return text
+
+
+def protoc_check(lint, where, text):
+    """`text` parses as a text-format optower.v1.ServerConfig (when protoc and the proto are here)."""
     proto = os.path.join(lint.root, "proto", "optower", "v1", "optower.proto")
     protoc = shutil.which("protoc")
     if os.path.isfile(proto) and protoc:
@@ -737,8 +782,544 @@ def lint_config(lint):
         lint.expect(r.returncode == 0, where, "is not a valid optower.v1.ServerConfig: " +
                     r.stderr.decode(errors="replace").strip().replace("\n", "; "))
     else:
-        lint.notes.append("server.textproto: not checked against the proto (no protoc or proto file)")
-    return text
+        lint.notes.append(f"{os.path.basename(where)}: not checked against the proto (no protoc or proto file)")
+
+
+# ------------------------------------------------------------------------------------------------
+# Scale-out (issue 13): PostgreSQL, serving replicas (--role=serve) and one trainer (--role=train).
+# deploy/scaleout/config/{serve,train}.textproto, deploy/scaleout/docker-compose.yml and
+# deploy/k8s/scaleout/*.yaml. The DSN (libpq keywords, password included) is a secret: a file named by
+# postgres.dsn_file (or --postgres_dsn_file) in a mounted secret, or env OPTOWER_PG_DSN from a
+# secretKeyRef; never a literal in args, an env value or a config.
+# ------------------------------------------------------------------------------------------------
+
+SCALEOUT_ROLES = ("serve", "train")
+SCALEOUT_CONFIG_DIR = os.path.join("deploy", "scaleout", "config")
+SCALEOUT_COMPOSE = os.path.join("deploy", "scaleout", "docker-compose.yml")
+SCALEOUT_K8S_DIR = os.path.join("deploy", "k8s", "scaleout")
+SCALEOUT_K8S_KINDS = ("Deployment", "Service", "ConfigMap", "Secret", "StatefulSet")
+# Environment variables whose value is a secret: only ever from a secretKeyRef (k8s) or a secret file.
+SECRET_ENV_NAMES = ("OPTOWER_PG_DSN", "OPTOWER_ADMIN_TOKEN", "OPTOWER_RETRIEVE_TOKEN", "POSTGRES_PASSWORD",
+                    "PGPASSWORD")
+# A password or a connection string written out: libpq's password=..., a URI with user:password@,
+# any postgres:// URI (it may carry the password as ?password=).
+LITERAL_SECRET = re.compile(r"(?i)\bpassword\s*=\s*[^\s'\"&]|\bpostgres(?:ql)?://")
+
+
+def literal_secret(value):
+    return value is not None and LITERAL_SECRET.search(str(value)) is not None
+
+
+def config_body(text):
+    return "\n".join(l.split("#", 1)[0] for l in (text or "").splitlines())
+
+
+def config_block(text, name):
+    """Scalar fields of the top-level message field `name { ... }` of a text-format config (None if
+    absent)."""
+    depth, inside, lines = 0, False, []
+    for line in config_body(text).splitlines():
+        if depth == 0 and not inside:
+            m = re.match(rf"\s*{re.escape(name)}\s*:?\s*{{(.*)$", line)
+            if m:
+                inside, depth = True, 1 + m.group(1).count("{") - m.group(1).count("}")
+                lines.append(m.group(1).rsplit("}", 1)[0] if depth == 0 else m.group(1))
+                if depth == 0:
+                    break
+                continue
+        if inside:
+            depth += line.count("{") - line.count("}")
+            if depth <= 0:
+                lines.append(line.rsplit("}", 1)[0])
+                break
+            lines.append(line)
+        else:
+            depth += line.count("{") - line.count("}")
+    return config_fields("\n".join(lines)) if inside else None
+
+
+def scaleout_dsn_source(args, config_text):
+    """(postgres enabled?, dsn_file or None): flags override the config (--postgres_dsn_file sets both)."""
+    pg = config_block(config_text, "postgres") or {}
+    flag_file = arg_value(args, "--postgres_dsn_file")
+    enabled = flag_file is not None or pg.get("enabled") in ("true", "True", "1", "t")
+    dsn_file = flag_file if flag_file is not None else (pg.get("dsn_file") or None)
+    return enabled, dsn_file
+
+
+def scaleout_literal_args(lint, where, args):
+    for a in args:
+        lint.expect(not literal_secret(a), where,
+                    f"argument {a.split('=', 1)[0]}=... holds a password or a connection string: "
+                    "the DSN comes from a secret file (postgres.dsn_file) or OPTOWER_PG_DSN from a secret")
+        lint.expect(not re.match(r"--?(postgres_)?dsn(=|$)", a), where,
+                    f"argument {a.split('=', 1)[0]} passes a DSN on the command line (visible in ps): "
+                    "use --postgres_dsn_file or postgres.dsn_file")
+
+
+def lint_scaleout_configs(lint):
+    """deploy/scaleout/config/{serve,train}.textproto: {role: text}."""
+    configs = {}
+    for role in SCALEOUT_ROLES:
+        rel = os.path.join(SCALEOUT_CONFIG_DIR, f"{role}.textproto")
+        path = os.path.join(lint.root, rel)
+        if not lint.expect(os.path.isfile(path), rel, "missing"):
+            continue
+        text = open(path).read()
+        configs[role] = text
+        protoc_check(lint, rel, text)
+        f = config_fields(text)
+        lint.expect(f.get("role") == role, rel, f"role is {f.get('role')!r}, want \"{role}\"")
+        lint.expect(f.get("host") in ("0.0.0.0", "::", "[::]"), rel,
+                    "host must be \"0.0.0.0\" (or \"[::]\"): replicas are reached over the network")
+        lint.expect(f.get("port") in (None, str(GRPC_PORT)), rel, f"port differs from {GRPC_PORT}")
+        lint.expect((f.get("data_dir") or "").rstrip("/") == DATA_DIR, rel, f"data_dir must be {DATA_DIR}")
+        pg = config_block(text, "postgres")
+        if lint.expect(pg is not None, rel, "no postgres { ... } block: the roles need the shared backend"):
+            lint.expect(pg.get("enabled") in ("true", "True", "1", "t"), rel, "postgres.enabled is not true")
+            lint.expect(pg.get("dsn_file", "").startswith("/run/secrets/"), rel,
+                        f"postgres.dsn_file is {pg.get('dsn_file')!r}: want a mounted secret under /run/secrets/")
+        lint.expect("dsn" not in config_fields(config_body(text)) and
+                    not re.search(r"(?m)^\s*dsn\s*:", config_body(text)), rel,
+                    "a dsn field: the connection string belongs in the secret file, not the config")
+        lint.expect(not literal_secret(config_body(text)), rel,
+                    "holds a password or a connection string: the DSN comes from postgres.dsn_file")
+        problem = open_admin_problem([], text)
+        lint.expect(problem is None, rel, f"the config {problem}")
+        if role == "serve":
+            lint.expect(f.get("trainer_address"), rel,
+                        "no trainer_address: a replica's FAILED_PRECONDITION for admin writes names it")
+    return configs
+
+
+def compose_port_bindings(ports):
+    """[(host_ip, published, target)] of a compose service's ports (short or long syntax)."""
+    out = []
+    for p in ports or []:
+        if isinstance(p, dict):
+            out.append((str(p.get("host_ip", "")), str(p.get("published", "")), int(p.get("target", 0))))
+            continue
+        parts = str(p).split("/")[0].split(":")
+        target = int(parts[-1].split("-")[0])
+        published = parts[-2] if len(parts) >= 2 else ""
+        host_ip = ":".join(parts[:-2]) if len(parts) >= 3 else ""
+        out.append((host_ip, published, target))
+    return out
+
+
+def compose_secret_names(svc):
+    return [s if isinstance(s, str) else s.get("source") for s in svc.get("secrets") or []]
+
+
+def compose_secret_target(svc, path):
+    """The service secret mounted at `path` (/run/secrets/<target>), or None."""
+    for s in svc.get("secrets") or []:
+        src = s if isinstance(s, str) else s.get("source")
+        target = src if isinstance(s, str) else (s.get("target") or src)
+        if not target.startswith("/"):
+            target = f"/run/secrets/{target}"
+        if target == path:
+            return src
+    return None
+
+
+def lint_scaleout_compose(lint, docs, configs):
+    path = os.path.join(lint.root, SCALEOUT_COMPOSE)
+    where = SCALEOUT_COMPOSE
+    if not lint.expect(path in docs, where, "missing or not valid YAML"):
+        return
+    comp = docs[path][0]
+    services = comp.get("services") or {}
+    top_secrets = comp.get("secrets") or {}
+    top_volumes = comp.get("volumes") or {}
+    secrets_dir = os.path.join(lint.root, "deploy", "secrets")
+    for name, sec in top_secrets.items():
+        if isinstance(sec, dict) and sec.get("file"):
+            host = os.path.normpath(os.path.join(os.path.dirname(path), sec["file"]))
+            lint.expect(under(host, secrets_dir), where,
+                        f"secret {name}: file {sec['file']} is outside deploy/secrets/ (git-ignored and "
+                        "kept out of the image by .dockerignore)")
+    pg = {n: s for n, s in services.items() if str(s.get("image", "")).split(":")[0].endswith("postgres")}
+    if lint.expect(len(pg) == 1, where, f"want one PostgreSQL service (image postgres:*), found {sorted(pg)}"):
+        pname, psvc = next(iter(pg.items()))
+        pwhere = f"{where} (service {pname})"
+        env = compose_env(psvc)
+        lint.expect("POSTGRES_PASSWORD" not in env, pwhere,
+                    "POSTGRES_PASSWORD is a literal: use POSTGRES_PASSWORD_FILE=/run/secrets/<a secret>")
+        pw_file = env.get("POSTGRES_PASSWORD_FILE")
+        src = compose_secret_target(psvc, pw_file) if pw_file else None
+        lint.expect(src and src in top_secrets, pwhere,
+                    f"POSTGRES_PASSWORD_FILE ({pw_file}) is not a declared secret of the service")
+        hc = psvc.get("healthcheck") or {}
+        lint.expect(hc.get("test") and not hc.get("disable"), pwhere,
+                    "no healthcheck: the optower services wait for service_healthy")
+        data = compose_mounts(psvc).get("/var/lib/postgresql/data")
+        lint.expect(data and data[1] == "volume" and data[0] in top_volumes, pwhere,
+                    "/var/lib/postgresql/data must be a named volume declared under top-level volumes")
+        for host_ip, _, target in compose_port_bindings(psvc.get("ports")):
+            lint.expect(is_loopback(host_ip) if host_ip else False, pwhere,
+                        f"publishes {target} on {host_ip or 'every interface'}: keep the database internal")
+    else:
+        pname = None
+    roles, data_volumes, host_ports = {}, {}, {}
+    for name, svc in services.items():
+        if name in pg:
+            continue
+        swhere = f"{where} (service {name})"
+        lint.expect("optower" in str(svc.get("image", "")) or svc.get("build"), swhere,
+                    "neither an optower image nor a build")
+        cmd = svc.get("command") or []
+        cmd = shlex.split(cmd) if isinstance(cmd, str) else [str(a) for a in cmd]
+        mounts = compose_mounts(svc)
+        config = arg_value(cmd, "--config") or "/etc/optower/server.textproto"
+        mounted = [(m, src) for m, (src, kind) in mounts.items() if under(config, m) and kind == "bind"]
+        text = ""
+        if lint.expect(mounted, swhere, f"--config {config} is not a mounted file"):
+            host = os.path.normpath(os.path.join(os.path.dirname(path), mounted[0][1]))
+            if lint.expect(os.path.isfile(host), swhere, f"the config source {mounted[0][1]} does not exist"):
+                text = open(host).read()
+                lint.expect(os.path.dirname(host) == os.path.join(lint.root, SCALEOUT_CONFIG_DIR), swhere,
+                            f"the config {mounted[0][1]} is not one of {SCALEOUT_CONFIG_DIR}/ (the linted ones)")
+        flag_role, cfg_role = arg_value(cmd, "--role"), config_fields(text).get("role")
+        role = flag_role or cfg_role
+        lint.expect(role in SCALEOUT_ROLES, swhere, f"role {role!r}: want --role=serve or --role=train")
+        if flag_role and cfg_role:
+            lint.expect(flag_role == cfg_role, swhere, f"--role={flag_role} but the config says {cfg_role!r}")
+        if text and role in SCALEOUT_ROLES:
+            lint.expect(mounted[0][1].endswith(f"{role}.textproto"), swhere,
+                        f"role {role} mounts {mounted[0][1]}, not config/{role}.textproto")
+        roles.setdefault(role, []).append((name, svc, cmd, text))
+        # The DSN: a secret file, never a literal.
+        enabled, dsn_file = scaleout_dsn_source(cmd, text)
+        lint.expect(enabled, swhere, "postgres is not enabled (config postgres.enabled or --postgres_dsn_file)")
+        src = compose_secret_target(svc, dsn_file) if dsn_file else None
+        lint.expect(src and src in top_secrets, swhere,
+                    f"the DSN file ({dsn_file}) is not a declared secret of the service: compose has no "
+                    "secretKeyRef, so the DSN must be a secret file (postgres.dsn_file)")
+        scaleout_literal_args(lint, swhere, cmd)
+        env = compose_env(svc)
+        for k, v in env.items():
+            lint.expect(not literal_secret(v), swhere, f"environment {k} holds a password or a connection string")
+            lint.expect(k not in SECRET_ENV_NAMES or v is None or re.fullmatch(r"\$\{\w+\}", v), swhere,
+                        f"environment {k} is a literal secret: use a secret file")
+        # Admin token (as for the single server).
+        problem = open_admin_problem(cmd, text, token_env="OPTOWER_ADMIN_TOKEN" in env)
+        lint.expect(problem is None, swhere, f"the service {problem}")
+        token_file = arg_value(cmd, "--admin_token_file") or config_fields(text).get("admin_token_file")
+        tsrc = compose_secret_target(svc, token_file) if token_file else None
+        lint.expect((tsrc and tsrc in top_secrets) or "OPTOWER_ADMIN_TOKEN" in env, swhere,
+                    "the admin token is neither admin_token_file=/run/secrets/<a declared secret> nor "
+                    "env OPTOWER_ADMIN_TOKEN")
+        for s in compose_secret_names(svc):
+            lint.expect(s in top_secrets, swhere, f"secret {s} is not declared at top level")
+        # Its own data volume (its LOCK), ports on loopback, health, ordering.
+        data = mounts.get(DATA_DIR)
+        if lint.expect(data and data[1] == "volume" and data[0] in top_volumes, swhere,
+                       f"{DATA_DIR} must be a named volume declared under top-level volumes"):
+            lint.expect(data[0] not in data_volumes, swhere,
+                        f"shares the volume {data[0]} with {data_volumes.get(data[0])}: one process per data_dir")
+            data_volumes[data[0]] = name
+        bindings = compose_port_bindings(svc.get("ports"))
+        lint.expect(any(t == GRPC_PORT for _, _, t in bindings), swhere, f"does not publish container port {GRPC_PORT}")
+        for host_ip, published, target in bindings:
+            lint.expect(host_ip and is_loopback(host_ip), swhere,
+                        f"port {target} is published on {host_ip or 'every interface'}: loopback only "
+                        "(plaintext until TLS is configured), as ../docker-compose.yml")
+            if published:
+                lint.expect(published not in host_ports, swhere,
+                            f"host port {published} is also {host_ports.get(published)}'s")
+                host_ports[published] = name
+        hc = svc.get("healthcheck") or {}
+        lint.expect(not hc.get("disable") and "health" in " ".join(map(str, hc.get("test") or ["health"])), swhere,
+                    "the healthcheck is disabled or not `optower health` (the image's gRPC check)")
+        deps = svc.get("depends_on") or {}
+        cond = deps.get(pname, {}).get("condition") if isinstance(deps, dict) else None
+        lint.expect(pname and cond == "service_healthy", swhere,
+                    f"depends_on {pname}: condition service_healthy is missing (got {cond!r})")
+        lint.expect(not (svc.get("deploy") or {}).get("replicas", 1) > 1, swhere,
+                    "deploy.replicas > 1: each replica is a service of its own (own volume, own port)")
+    lint.expect(len(roles.get("serve", [])) >= 2, where,
+                f"want at least 2 serving replicas (--role=serve), found {len(roles.get('serve', []))}")
+    lint.expect(len(roles.get("train", [])) == 1, where,
+                f"want exactly 1 trainer (--role=train), found {len(roles.get('train', []))}")
+    # The replicas' trainer_address reaches the trainer: its service name on the compose network or
+    # its published port on the host's loopback.
+    for tname, tsvc, _, _ in roles.get("train", [])[:1]:
+        ok = {f"{tname}:{GRPC_PORT}"}
+        ok |= {f"{ip}:{pub}" for ip, pub, t in compose_port_bindings(tsvc.get("ports")) if t == GRPC_PORT and pub}
+        ok |= {f"localhost:{pub}" for ip, pub, t in compose_port_bindings(tsvc.get("ports")) if t == GRPC_PORT and pub}
+        for name, _, cmd, text in roles.get("serve", []):
+            addr = arg_value(cmd, "--trainer_address") or config_fields(text).get("trainer_address")
+            lint.expect(addr in ok, f"{where} (service {name})",
+                        f"trainer_address {addr!r} is not the trainer ({' or '.join(sorted(ok))})")
+
+
+def k8s_pod_spec(obj):
+    return ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+
+
+def k8s_pod_labels(obj):
+    return (((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
+
+
+def k8s_secret_keys(sec):
+    return set((sec.get("data") or {}).keys()) | set((sec.get("stringData") or {}).keys())
+
+
+def k8s_volume_file(volumes, mounts, path):
+    """(kind, name, key) of the ConfigMap/Secret key mounted as the file `path`, else None."""
+    for mpath, m in mounts.items():
+        if not under(path, mpath):
+            continue
+        vol = volumes.get(m.get("name")) or {}
+        for kind, name_key in (("configMap", "name"), ("secret", "secretName")):
+            src = vol.get(kind)
+            if not src:
+                continue
+            rel = m.get("subPath") or os.path.relpath(path, mpath)
+            key = rel
+            items = src.get("items")
+            if items:
+                key = next((i.get("key") for i in items if i.get("path") == rel), None)
+            return kind, src.get(name_key), key
+    return None
+
+
+def lint_k8s_refs(lint, where, pod, cms, secrets):
+    """Every ConfigMap/Secret a pod uses (volumes, env, envFrom) exists with the keys it names,
+    unless marked optional."""
+    def check(kind, name, keys, optional):
+        table = cms if kind == "ConfigMap" else secrets
+        if optional:
+            return
+        if lint.expect(name in table, where, f"uses {kind} {name}, which {SCALEOUT_K8S_DIR}/ does not define"):
+            have = set((table[name].get("data") or {}).keys()) | set((table[name].get("stringData") or {}).keys())
+            for k in keys:
+                lint.expect(k in have, where, f"{kind} {name} has no key {k} (has {sorted(have)})")
+    for v in pod.get("volumes") or []:
+        if v.get("configMap"):
+            c = v["configMap"]
+            check("ConfigMap", c.get("name"), [i.get("key") for i in c.get("items") or []], c.get("optional"))
+        if v.get("secret"):
+            c = v["secret"]
+            check("Secret", c.get("secretName"), [i.get("key") for i in c.get("items") or []], c.get("optional"))
+        for src in ((v.get("projected") or {}).get("sources") or []):
+            for kind, key in (("ConfigMap", "configMap"), ("Secret", "secret")):
+                if src.get(key):
+                    c = src[key]
+                    check(kind, c.get("name"), [i.get("key") for i in c.get("items") or []], c.get("optional"))
+    for c in (pod.get("containers") or []) + (pod.get("initContainers") or []):
+        for e in c.get("env") or []:
+            vf = e.get("valueFrom") or {}
+            for kind, key in (("ConfigMap", "configMapKeyRef"), ("Secret", "secretKeyRef")):
+                if vf.get(key):
+                    r = vf[key]
+                    check(kind, r.get("name"), [r.get("key")], r.get("optional"))
+        for ef in c.get("envFrom") or []:
+            for kind, key in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
+                if ef.get(key):
+                    check(kind, ef[key].get("name"), [], ef[key].get("optional"))
+
+
+def lint_k8s_no_literals(lint, where, pod):
+    """No password or connection string in any container's command, args or env values; secret-bearing
+    variables only from a secretKeyRef. runAsNonRoot, never uid 0."""
+    psc = pod.get("securityContext") or {}
+    for c in (pod.get("containers") or []) + (pod.get("initContainers") or []):
+        cwhere = f"{where} (container {c.get('name')})"
+        scaleout_literal_args(lint, cwhere, [str(a) for a in (c.get("command") or []) + (c.get("args") or [])])
+        for e in c.get("env") or []:
+            if "value" in e:
+                lint.expect(not literal_secret(e["value"]), cwhere,
+                            f"env {e.get('name')} holds a password or a connection string")
+                lint.expect(e.get("name") not in SECRET_ENV_NAMES, cwhere,
+                            f"env {e.get('name')} is a literal value: use valueFrom.secretKeyRef")
+        csc = c.get("securityContext") or {}
+        lint.expect(psc.get("runAsNonRoot") is True or csc.get("runAsNonRoot") is True, cwhere,
+                    "securityContext.runAsNonRoot must be true")
+        for sc in (psc, csc):
+            if "runAsUser" in sc:
+                lint.expect(sc["runAsUser"] != 0, cwhere, "runAsUser 0 is root")
+
+
+def selects(selector, labels):
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def lint_scaleout_k8s(lint, docs, configs):
+    k8s_dir = os.path.join(lint.root, SCALEOUT_K8S_DIR)
+    by_kind = {}
+    for path, loaded in docs.items():
+        if os.path.dirname(path) != k8s_dir:
+            continue
+        for d in loaded:
+            if isinstance(d, dict) and d.get("kind") and (d.get("metadata") or {}).get("name"):
+                by_kind.setdefault(d["kind"], []).append((lint.rel(path), d))
+    if not lint.expect(by_kind, SCALEOUT_K8S_DIR + "/", "missing or holds no manifests"):
+        return
+    for kind in SCALEOUT_K8S_KINDS:
+        lint.expect(kind in by_kind, SCALEOUT_K8S_DIR + "/", f"no {kind} manifest")
+    cms = {d["metadata"]["name"]: d for _, d in by_kind.get("ConfigMap", [])}
+    secrets = {d["metadata"]["name"]: d for _, d in by_kind.get("Secret", [])}
+    services = {d["metadata"]["name"]: (w, d) for w, d in by_kind.get("Service", [])}
+    workloads = by_kind.get("Deployment", []) + by_kind.get("StatefulSet", [])
+    for where, obj in workloads:
+        owhere = f"{where} ({obj['kind']} {obj['metadata']['name']})"
+        pod = k8s_pod_spec(obj)
+        lint_k8s_refs(lint, owhere, pod, cms, secrets)
+        lint_k8s_no_literals(lint, owhere, pod)
+        sel = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        lint.expect(selects(sel, k8s_pod_labels(obj)), owhere, "spec.selector does not match the pod labels")
+
+    roles, trainer_addrs = {}, []
+    for where, dep in by_kind.get("Deployment", []):
+        c = next((c for c in containers_of(dep) if "optower" in str(c.get("image", ""))), None)
+        if c is None:
+            continue
+        dwhere = f"{where} (Deployment {dep['metadata']['name']})"
+        pod, spec = k8s_pod_spec(dep), dep.get("spec") or {}
+        args = [str(a) for a in (c.get("command") or []) + (c.get("args") or [])]
+        volumes = {v.get("name"): v for v in pod.get("volumes") or []}
+        mounts = {m.get("mountPath", "").rstrip("/"): m for m in c.get("volumeMounts") or []}
+        config = arg_value(args, "--config")
+        ref = k8s_volume_file(volumes, mounts, config) if config else None
+        text = ""
+        if lint.expect(ref and ref[0] == "configMap", dwhere, f"--config ({config}) is not a file of a mounted ConfigMap"):
+            text = ((cms.get(ref[1]) or {}).get("data") or {}).get(ref[2])
+            lint.expect(text is not None, dwhere, f"ConfigMap {ref[1]} (key {ref[2]}) is not defined in {SCALEOUT_K8S_DIR}/")
+            text = text or ""
+        flag_role, cfg_role = arg_value(args, "--role"), config_fields(text).get("role")
+        role = flag_role or cfg_role
+        if not lint.expect(role in SCALEOUT_ROLES, dwhere, f"role {role!r}: want --role=serve or --role=train"):
+            continue
+        if flag_role and cfg_role:
+            lint.expect(flag_role == cfg_role, dwhere, f"--role={flag_role} but the config says {cfg_role!r}")
+        if text and role in configs:
+            lint.expect(text == configs[role], f"ConfigMap {ref[1]}",
+                        f"data[{ref[2]}] differs from {SCALEOUT_CONFIG_DIR}/{role}.textproto: keep them equal")
+        roles.setdefault(role, []).append((dwhere, dep))
+        if role == "serve":
+            trainer_addrs.append((dwhere, arg_value(args, "--trainer_address") or
+                                  config_fields(text).get("trainer_address", "")))
+        # Probes, ports, metrics.
+        for probe in ("readinessProbe", "livenessProbe"):
+            p = c.get(probe) or {}
+            lint.expect(isinstance(p.get("grpc"), dict) and p["grpc"].get("port") == GRPC_PORT, dwhere,
+                        f"{probe} must be a native grpc probe on port {GRPC_PORT} (got {p or 'none'})")
+        cports = {p.get("containerPort") for p in c.get("ports") or []}
+        for port in (GRPC_PORT, METRICS_PORT):
+            lint.expect(port in cports, dwhere, f"no containerPort {port}")
+        lint.expect(arg_value(args, "--metrics_port") == str(METRICS_PORT), dwhere, f"--metrics_port is not {METRICS_PORT}")
+        # The DSN: a mounted Secret file, or OPTOWER_PG_DSN from a secretKeyRef.
+        enabled, dsn_file = scaleout_dsn_source(args, text)
+        lint.expect(enabled, dwhere, "postgres is not enabled (config postgres.enabled or --postgres_dsn_file)")
+        env_refs = {e.get("name"): ((e.get("valueFrom") or {}).get("secretKeyRef") or {}) for e in c.get("env") or []}
+        if dsn_file:
+            f = k8s_volume_file(volumes, mounts, dsn_file)
+            lint.expect(f and f[0] == "secret", dwhere, f"the DSN file {dsn_file} is not a file of a mounted Secret")
+        else:
+            lint.expect(env_refs.get("OPTOWER_PG_DSN"), dwhere,
+                        "no DSN: neither postgres.dsn_file in a mounted Secret nor OPTOWER_PG_DSN from a secretKeyRef")
+        # The admin token.
+        token_file = arg_value(args, "--admin_token_file") or config_fields(text).get("admin_token_file")
+        problem = open_admin_problem(args, text, token_env=bool(env_refs.get("OPTOWER_ADMIN_TOKEN")))
+        lint.expect(problem is None, dwhere, f"the container {problem}")
+        f = k8s_volume_file(volumes, mounts, token_file) if token_file else None
+        lint.expect((f and f[0] == "secret") or env_refs.get("OPTOWER_ADMIN_TOKEN"), dwhere,
+                    "the admin token is neither admin_token_file in a mounted Secret nor env "
+                    "OPTOWER_ADMIN_TOKEN from a secretKeyRef")
+        # data_dir and the rollout shape of each role.
+        data = mounts.get(DATA_DIR)
+        vol = volumes.get((data or {}).get("name")) or {}
+        if role == "serve":
+            lint.expect(isinstance(spec.get("replicas"), int) and spec["replicas"] >= 2, dwhere,
+                        f"replicas is {spec.get('replicas')!r}, want 2 or more")
+            lint.expect((spec.get("strategy") or {}).get("type", "RollingUpdate") == "RollingUpdate", dwhere,
+                        "strategy.type must be RollingUpdate: replicas hold no state of their own")
+            lint.expect("emptyDir" in vol, dwhere,
+                        f"{DATA_DIR} must be an emptyDir (the state is in PostgreSQL; a ReadWriteOnce PVC "
+                        f"cannot be shared by replicas), got {vol or 'nothing'}")
+        else:
+            lint.expect(spec.get("replicas") == 1, dwhere, f"replicas is {spec.get('replicas')!r}, want 1 (one trainer)")
+            lint.expect((spec.get("strategy") or {}).get("type") == "Recreate", dwhere,
+                        "strategy.type must be Recreate: a second trainer would only wait on the election")
+            lint.expect(vol, dwhere, f"nothing mounted at {DATA_DIR}")
+    lint.expect(len(roles.get("serve", [])) == 1, SCALEOUT_K8S_DIR + "/", "want one serving Deployment (--role=serve)")
+    lint.expect(len(roles.get("train", [])) == 1, SCALEOUT_K8S_DIR + "/", "want one trainer Deployment (--role=train)")
+
+    # Services: each selects some workload's pods and reaches its ports; the serving Service selects
+    # the serving pods only (50051, 9464), the trainer's the trainer only (50051).
+    pods = [(obj, k8s_pod_labels(obj)) for _, obj in workloads]
+    def cport(obj, target):
+        for c in containers_of(obj):
+            for p in c.get("ports") or []:
+                if target in (p.get("containerPort"), p.get("name")):
+                    return True
+        return False
+    role_of = {id(dep): role for role, deps in roles.items() for _, dep in deps}
+    exposes = {}
+    for name, (where, svc) in services.items():
+        swhere = f"{where} (Service {name})"
+        sspec = svc.get("spec") or {}
+        sel = sspec.get("selector") or {}
+        chosen = [obj for obj, labels in pods if selects(sel, labels)]
+        if not lint.expect(chosen, swhere, f"selector {sel} matches no workload's pods"):
+            continue
+        for p in sspec.get("ports") or []:
+            target = p.get("targetPort", p.get("port"))
+            lint.expect(all(cport(obj, target) for obj in chosen), swhere,
+                        f"port {p.get('port')} targets {target!r}, which the selected pods do not have")
+        chosen_roles = {role_of.get(id(o)) for o in chosen}
+        ports = {p.get("port") for p in sspec.get("ports") or []}
+        if chosen_roles & set(SCALEOUT_ROLES):
+            if lint.expect(len(chosen_roles) == 1, swhere, f"selects {sorted(map(str, chosen_roles))} pods: "
+                                                           "serving and trainer pods need separate Services"):
+                exposes.setdefault(chosen_roles.pop(), []).append((name, ports))
+    want = {"serve": (GRPC_PORT, METRICS_PORT), "train": (GRPC_PORT,)}
+    for role, ports in want.items():
+        lint.expect(any(all(p in have for p in ports) for _, have in exposes.get(role, [])), SCALEOUT_K8S_DIR + "/",
+                    f"no Service exposes {', '.join(map(str, ports))} of the {role} pods")
+    for dwhere, addr in trainer_addrs:  # the serving pods' trainer_address (flag or config)
+        host, _, port = addr.rpartition(":")
+        lint.expect(any(host.split(".")[0] == n and port == str(GRPC_PORT) for n, _ in exposes.get("train", [])),
+                    dwhere, f"trainer_address {addr!r} is not <the trainer's Service>:{GRPC_PORT} "
+                            f"({[n for n, _ in exposes.get('train', [])]})")
+
+    # PostgreSQL: a StatefulSet behind a headless Service, data on a volumeClaimTemplate, the password
+    # from the Secret; the placeholder DSN names that Service.
+    for where, sts in by_kind.get("StatefulSet", []):
+        swhere = f"{where} (StatefulSet {sts['metadata']['name']})"
+        spec = sts.get("spec") or {}
+        hs = services.get(spec.get("serviceName"))
+        if lint.expect(hs, swhere, f"serviceName {spec.get('serviceName')!r} is not a Service here"):
+            lint.expect((hs[1].get("spec") or {}).get("clusterIP") == "None", swhere,
+                        f"Service {spec.get('serviceName')} must be headless (clusterIP: None)")
+            lint.expect(selects((hs[1].get("spec") or {}).get("selector") or {}, k8s_pod_labels(sts)), swhere,
+                        f"Service {spec.get('serviceName')} does not select its pods")
+        vcts = spec.get("volumeClaimTemplates") or []
+        lint.expect(vcts and all(((v.get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage")
+                                 for v in vcts), swhere, "no volumeClaimTemplates with a storage request")
+        for c in containers_of(sts):
+            if not str(c.get("image", "")).split(":")[0].endswith("postgres"):
+                continue
+            env = {e.get("name"): e for e in c.get("env") or []}
+            pw = env.get("POSTGRES_PASSWORD")
+            pw_file = (env.get("POSTGRES_PASSWORD_FILE") or {}).get("value")
+            mounts = {m.get("mountPath", "").rstrip("/"): m for m in c.get("volumeMounts") or []}
+            volumes = {v.get("name"): v for v in k8s_pod_spec(sts).get("volumes") or []}
+            f = k8s_volume_file(volumes, mounts, pw_file) if pw_file else None
+            lint.expect((pw and (pw.get("valueFrom") or {}).get("secretKeyRef")) or (f and f[0] == "secret"), swhere,
+                        "the PostgreSQL password is neither POSTGRES_PASSWORD from a secretKeyRef nor "
+                        "POSTGRES_PASSWORD_FILE in a mounted Secret")
+            lint.expect(any(m.startswith("/var/lib/postgresql") and mounts[m].get("name") in
+                            {(v.get("metadata") or {}).get("name") for v in vcts} for m in mounts), swhere,
+                        "the data folder (/var/lib/postgresql/...) is not a volumeClaimTemplate")
+        for name, sec in secrets.items():
+            dsn = (sec.get("stringData") or {}).get("dsn")
+            m = re.search(r"\bhost\s*=\s*([^\s]+)", dsn or "")
+            if m:
+                lint.expect(m.group(1).split(".")[0] == spec.get("serviceName"), f"Secret {name}",
+                            f"the dsn's host={m.group(1)} is not the StatefulSet's Service {spec.get('serviceName')}")
 
 
 def main():
@@ -760,6 +1341,9 @@ def main():
     docs = load_yaml_files(lint, yaml)
     lint_k8s(lint, docs, config_text)
     lint_compose(lint, docs)
+    scaleout_configs = lint_scaleout_configs(lint)
+    lint_scaleout_compose(lint, docs, scaleout_configs)
+    lint_scaleout_k8s(lint, docs, scaleout_configs)
     for n in lint.notes:
         print(f"note: {n}")
     for f in lint.failures:
