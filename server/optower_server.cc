@@ -133,6 +133,15 @@ absl::Status OptowerServer::OpenComponents() {
     absl::StatusOr<bool> won = election_->TryAcquire();
     seed = won.ok() && *won;
   }
+  if (backend_ == "postgres" && config.items_path().empty() && config.model_dir().empty()) {
+    ASSIGN_OR_RETURN(const std::optional<int64_t> latest, catalog_store_->LatestVersion());
+    if (!latest.has_value()) {
+      return absl::UnavailableError(
+          "the shared catalog is empty and this process has no items_path: start the trainer "
+          "(role=train, with items_path) first, which seeds it, then this process (docs/SCALING.md "
+          "\"Start-up\")");
+    }
+  }
   ASSIGN_OR_RETURN(ServingModel serving,
                    LoadServingModel(config, store_.get(), catalog_store_.get(), seed));
   model_source_ = serving.source;

@@ -32,8 +32,8 @@ SharedStateFollower::Stats SharedStateFollower::stats() const {
 }
 
 absl::Status SharedStateFollower::SyncCatalog() {
-  ASSIGN_OR_RETURN(const int64_t latest, catalogs_->LatestVersion());
-  if (latest <= engine_->snapshot()->catalog_version()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(const std::optional<int64_t> latest, catalogs_->LatestVersion());
+  if (!latest.has_value() || *latest <= engine_->snapshot()->catalog_version()) return absl::OkStatus();
   ASSIGN_OR_RETURN(std::optional<StoredCatalog> stored, catalogs_->Load());
   if (!stored.has_value()) return absl::OkStatus();
   RETURN_IF_ERROR(engine_->AdoptCatalog(std::move(stored->items), stored->version));

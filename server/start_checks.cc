@@ -32,7 +32,9 @@ absl::Status CheckFirstStart(const v1::ServerConfig& c) {
     return absl::InvalidArgumentError(
         "data_dir: required (the event log lives there): pass --data_dir=DIR (created if missing)");
   }
-  if (c.model_dir().empty() && c.items_path().empty()) {
+  // With postgres the shared catalog (seeded by the elected trainer) is served: items_path is the
+  // seed, needed only by the process that seeds (OptowerServer says so if the catalog is empty).
+  if (c.model_dir().empty() && c.items_path().empty() && !c.postgres().enabled()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "items_path: required when no model_dir is given: pass --items=FILE, the catalog to serve (",
         kMakeItems, "), or --model=DIR, a model folder from `optower train`"));
