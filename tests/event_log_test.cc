@@ -1,4 +1,6 @@
 #include "core/storage/event_log.h"
+#include "core/storage/pg_connection.h"
+#include "core/storage/postgres_event_log.h"
 #include "core/storage/sqlite_event_log.h"
 
 #include <poll.h>
@@ -30,6 +32,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/pg_test_db.h"
 
 namespace optower {
 namespace {
@@ -38,32 +41,142 @@ using Durability = EventLogOptions::Durability;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-class EventLogTest : public ::testing::Test {
+// The contract suite runs against every backend (TEST_P, instantiated below with "sqlite" and
+// "postgres"); SqliteEventLogTest holds what only concerns SQLite's file (WAL, its schema table,
+// foreign files). Each log lives in a fresh place: a file in a temporary folder, or a private
+// PostgreSQL schema on the test server (tests/testing/pg_test_db.h).
+class EventLogTestBase : public ::testing::Test {
  protected:
+  explicit EventLogTestBase(std::string backend) : backend_(std::move(backend)) {}
+
   void SetUp() override {
     std::string tmpl = ::testing::TempDir() + "event_log_test_XXXXXX";
     ASSERT_NE(mkdtemp(tmpl.data()), nullptr) << std::strerror(errno);
     dir_ = tmpl;
+    StartNewLog();
   }
   void TearDown() override {
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
   }
 
+  bool postgres() const { return backend_ == "postgres"; }
+
+  // Moves to an empty log: a new file, or a new PostgreSQL schema.
+  void StartNewLog() {
+    path_ = absl::StrCat(dir_, "/events_", logs_, ".db");
+    ++logs_;
+    if (postgres()) {
+      schemas_.push_back(std::make_unique<testing::PgTestSchema>());
+      ASSERT_TRUE(schemas_.back()->ok()) << schemas_.back()->status();
+    }
+  }
+  const std::string& dsn() const { return schemas_.back()->dsn(); }
+
   EventLogOptions Options(Durability d = Durability::kGroupCommit) const {
     EventLogOptions o;
-    o.path = dir_ + "/events.db";
+    o.path = path_;
     o.durability = d;
     return o;
   }
 
+  // Opens the current log with this fixture's backend; usable in a forked child (it copies what
+  // it needs).
+  std::function<absl::StatusOr<std::unique_ptr<EventLog>>(const EventLogOptions&)> Opener() const {
+    if (!postgres()) return [](const EventLogOptions& o) { return SqliteEventLog::Open(o); };
+    const std::string dsn = this->dsn();
+    return [dsn](const EventLogOptions& o) { return PostgresEventLog::Open(o, dsn); };
+  }
+  absl::StatusOr<std::unique_ptr<EventLog>> Open(const EventLogOptions& o) const {
+    return Opener()(o);
+  }
   std::unique_ptr<EventLog> OpenOrDie(const EventLogOptions& o) {
-    absl::StatusOr<std::unique_ptr<EventLog>> log = SqliteEventLog::Open(o);
+    absl::StatusOr<std::unique_ptr<EventLog>> log = Open(o);
     EXPECT_TRUE(log.ok()) << log.status();
     return log.ok() ? std::move(*log) : nullptr;
   }
 
+  // COUNT(*) of a table of the current log, read on a connection of its own.
+  int64_t CountRows(const std::string& table) const;
+
+  // Holds the lock every writer of the current log needs (SQLite: BEGIN IMMEDIATE on another
+  // connection; PostgreSQL: the served-id advisory lock in another session) until Release().
+  class Blocker;
+
+  const std::string backend_;
   std::string dir_;
+  std::string path_;
+  int logs_ = 0;
+  std::vector<std::unique_ptr<testing::PgTestSchema>> schemas_;
+};
+
+class EventLogTestBase::Blocker {
+ public:
+  explicit Blocker(const EventLogTestBase& t) {
+    if (t.postgres()) {
+      absl::StatusOr<std::unique_ptr<PgConnection>> c = PgConnection::Connect(t.dsn(), "blocker");
+      EXPECT_TRUE(c.ok()) << c.status();
+      if (!c.ok()) return;
+      pg_ = std::move(*c);
+      EXPECT_TRUE(pg_->Exec(absl::StrCat("BEGIN; SELECT pg_advisory_xact_lock(",
+                                         pg_->LockKey("event_log.served"), ")"),
+                            "lock")
+                      .ok());
+      return;
+    }
+    EXPECT_EQ(sqlite3_open(t.path_.c_str(), &db_), SQLITE_OK);
+    EXPECT_EQ(sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  }
+  ~Blocker() { Release(); }
+  void Release() {
+    if (pg_ != nullptr) EXPECT_TRUE(pg_->Exec("COMMIT", "unlock").ok());
+    pg_.reset();
+    if (db_ != nullptr) {
+      EXPECT_EQ(sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+      sqlite3_close(db_);
+      db_ = nullptr;
+    }
+  }
+
+ private:
+  std::unique_ptr<PgConnection> pg_;
+  sqlite3* db_ = nullptr;
+};
+
+int64_t EventLogTestBase::CountRows(const std::string& table) const {
+  const std::string sql = absl::StrCat("SELECT COUNT(*) FROM ", table);
+  if (postgres()) {
+    absl::StatusOr<std::unique_ptr<PgConnection>> c = PgConnection::Connect(dsn(), "count");
+    EXPECT_TRUE(c.ok()) << c.status();
+    if (!c.ok()) return -1;
+    absl::StatusOr<PgResult> r = (*c)->Query(sql, {}, "count");
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? r->GetInt(0, 0) : -1;
+  }
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  EXPECT_EQ(sqlite3_step(st), SQLITE_ROW);
+  const int64_t n = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return n;
+}
+
+class EventLogTest : public EventLogTestBase, public ::testing::WithParamInterface<std::string> {
+ protected:
+  EventLogTest() : EventLogTestBase(GetParam()) {}
+};
+
+INSTANTIATE_TEST_SUITE_P(Backends, EventLogTest, ::testing::Values("sqlite", "postgres"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
+
+class SqliteEventLogTest : public EventLogTestBase {
+ protected:
+  SqliteEventLogTest() : EventLogTestBase("sqlite") {}
 };
 
 // A served slate of `n` items (k = n) for request `r<i>`; item ids 10*i + j, reproducible from `i`.
@@ -113,7 +226,7 @@ bool BitEqual(const std::vector<float>& a, const std::vector<float>& b) {
 }
 bool BitEqual(double a, double b) { return std::memcmp(&a, &b, sizeof(double)) == 0; }
 
-TEST_F(EventLogTest, RoundTripKeepsEveryFieldBitExact) {
+TEST_P(EventLogTest, RoundTripKeepsEveryFieldBitExact) {
   std::mt19937 rng(42);
   std::normal_distribution<float> gauss;
   std::vector<ServedSlate> served;
@@ -194,12 +307,10 @@ TEST_F(EventLogTest, RoundTripKeepsEveryFieldBitExact) {
   EXPECT_GE(stats.commits, 1);
 }
 
-TEST_F(EventLogTest, FeedbackIsAcceptedThenDuplicateKeepingFirstRewardAndUnknownWhenNeverServed) {
+TEST_P(EventLogTest, FeedbackIsAcceptedThenDuplicateKeepingFirstRewardAndUnknownWhenNeverServed) {
   for (Durability d : {Durability::kGroupCommit, Durability::kSynchronous}) {
     SCOPED_TRACE(d == Durability::kGroupCommit ? "group commit" : "synchronous");
-    std::filesystem::remove(dir_ + "/events.db");
-    std::filesystem::remove(dir_ + "/events.db-wal");
-    std::filesystem::remove(dir_ + "/events.db-shm");
+    StartNewLog();
     std::unique_ptr<EventLog> log = OpenOrDie(Options(d));
     ASSERT_NE(log, nullptr);
     ASSERT_TRUE(log->AppendSlate(Slate(1)).ok());
@@ -232,7 +343,7 @@ TEST_F(EventLogTest, FeedbackIsAcceptedThenDuplicateKeepingFirstRewardAndUnknown
   }
 }
 
-TEST_F(EventLogTest, FeedbackRightAfterServeIsAcceptedBeforeTheServedRowsAreCommitted) {
+TEST_P(EventLogTest, FeedbackRightAfterServeIsAcceptedBeforeTheServedRowsAreCommitted) {
   EventLogOptions o = Options(Durability::kGroupCommit);
   o.max_commit_delay = absl::Seconds(60);  // nothing commits until Flush
   std::unique_ptr<EventLog> log = OpenOrDie(o);
@@ -255,7 +366,7 @@ TEST_F(EventLogTest, FeedbackRightAfterServeIsAcceptedBeforeTheServedRowsAreComm
   EXPECT_EQ(*n, 1);
 }
 
-TEST_F(EventLogTest, GroupCommitCommitsWithinMaxCommitDelayWithoutFlush) {
+TEST_P(EventLogTest, GroupCommitCommitsWithinMaxCommitDelayWithoutFlush) {
   EventLogOptions o = Options(Durability::kGroupCommit);
   o.max_commit_delay = absl::Milliseconds(5);
   std::unique_ptr<EventLog> log = OpenOrDie(o);
@@ -275,7 +386,7 @@ TEST_F(EventLogTest, GroupCommitCommitsWithinMaxCommitDelayWithoutFlush) {
   EXPECT_EQ(max_id, 3);
 }
 
-TEST_F(EventLogTest, ReopenKeepsRowsAndAppendsAfterThem) {
+TEST_P(EventLogTest, ReopenKeepsRowsAndAppendsAfterThem) {
   {
     std::unique_ptr<EventLog> log = OpenOrDie(Options());
     ASSERT_NE(log, nullptr);
@@ -303,7 +414,7 @@ TEST_F(EventLogTest, ReopenKeepsRowsAndAppendsAfterThem) {
   EXPECT_TRUE((*rows)[2].has_feedback);
 }
 
-TEST_F(EventLogTest, FileIsInWalMode) {
+TEST_F(SqliteEventLogTest, FileIsInWalMode) {
   std::unique_ptr<EventLog> log = OpenOrDie(Options());
   ASSERT_NE(log, nullptr);
   sqlite3* db = nullptr;
@@ -316,7 +427,7 @@ TEST_F(EventLogTest, FileIsInWalMode) {
   sqlite3_close(db);
 }
 
-TEST_F(EventLogTest, WatermarkNamesAFixedSetOfServedRows) {
+TEST_P(EventLogTest, WatermarkNamesAFixedSetOfServedRows) {
   std::unique_ptr<EventLog> log = OpenOrDie(Options(Durability::kSynchronous));
   ASSERT_NE(log, nullptr);
   for (int i = 0; i < 4; ++i) ASSERT_TRUE(log->AppendSlate(Slate(i)).ok());
@@ -360,7 +471,7 @@ TEST_F(EventLogTest, WatermarkNamesAFixedSetOfServedRows) {
             absl::StatusCode::kInvalidArgument);
 }
 
-TEST_F(EventLogTest, MaxServedIdIsZeroForAnEmptyLog) {
+TEST_P(EventLogTest, MaxServedIdIsZeroForAnEmptyLog) {
   std::unique_ptr<EventLog> log = OpenOrDie(Options());
   ASSERT_NE(log, nullptr);
   absl::StatusOr<int64_t> m = log->MaxServedId();
@@ -368,7 +479,7 @@ TEST_F(EventLogTest, MaxServedIdIsZeroForAnEmptyLog) {
   EXPECT_EQ(*m, 0);
 }
 
-TEST_F(EventLogTest, SynchronousAppendOfAReusedRequestIdFailsAndWritesNothingOfTheCall) {
+TEST_P(EventLogTest, SynchronousAppendOfAReusedRequestIdFailsAndWritesNothingOfTheCall) {
   std::unique_ptr<EventLog> log = OpenOrDie(Options(Durability::kSynchronous));
   ASSERT_NE(log, nullptr);
   ASSERT_TRUE(log->AppendSlate(Slate(1, /*n=*/2)).ok());
@@ -401,7 +512,7 @@ TEST_F(EventLogTest, SynchronousAppendOfAReusedRequestIdFailsAndWritesNothingOfT
 // Defect 6: a reused request_id in group-commit mode was acknowledged, then failed the next Flush
 // (and so the next training job, or Close) with AlreadyExists. Now the writer skips the duplicate
 // slate (the first one stays), counts it, and Flush/Close report no error.
-TEST_F(EventLogTest, GroupCommitReusedRequestIdIsSkippedAndCountedWithoutFailingFlushOrClose) {
+TEST_P(EventLogTest, GroupCommitReusedRequestIdIsSkippedAndCountedWithoutFailingFlushOrClose) {
   EventLogOptions o = Options(Durability::kGroupCommit);
   o.max_commit_delay = absl::Seconds(60);
   std::unique_ptr<EventLog> log = OpenOrDie(o);
@@ -426,7 +537,7 @@ TEST_F(EventLogTest, GroupCommitReusedRequestIdIsSkippedAndCountedWithoutFailing
 }
 
 // Every field check, through AppendSlate: the request-level fields and those of the last item.
-TEST_F(EventLogTest, InvalidEventsAreRejectedNamingTheField) {
+TEST_P(EventLogTest, InvalidEventsAreRejectedNamingTheField) {
   std::unique_ptr<EventLog> log = OpenOrDie(Options());
   ASSERT_NE(log, nullptr);
   struct Case {
@@ -480,7 +591,7 @@ TEST_F(EventLogTest, InvalidEventsAreRejectedNamingTheField) {
   EXPECT_EQ(*m, 0);  // nothing of the rejected calls was queued
 }
 
-TEST_F(EventLogTest, OpenRejectsBadOptionsAndForeignFiles) {
+TEST_F(SqliteEventLogTest, OpenRejectsBadOptionsAndForeignFiles) {
   EventLogOptions o = Options();
   o.max_batch_events = 0;
   EXPECT_EQ(SqliteEventLog::Open(o).status().code(), absl::StatusCode::kInvalidArgument);
@@ -510,7 +621,7 @@ TEST_F(EventLogTest, OpenRejectsBadOptionsAndForeignFiles) {
   EXPECT_FALSE(SqliteEventLog::Open(o).ok());
 }
 
-TEST_F(EventLogTest, OpenRejectsAnotherSchemaVersion) {
+TEST_F(SqliteEventLogTest, OpenRejectsAnotherSchemaVersion) {
   ASSERT_NE(OpenOrDie(Options()), nullptr);
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(Options().path.c_str(), &db), SQLITE_OK);
@@ -523,7 +634,7 @@ TEST_F(EventLogTest, OpenRejectsAnotherSchemaVersion) {
   EXPECT_THAT(log.status().message(), HasSubstr("schema_version=999"));
 }
 
-TEST_F(EventLogTest, CloseIsIdempotentAndLaterAppendsFailButReadsWork) {
+TEST_P(EventLogTest, CloseIsIdempotentAndLaterAppendsFailButReadsWork) {
   std::unique_ptr<EventLog> log = OpenOrDie(Options());
   ASSERT_NE(log, nullptr);
   ASSERT_TRUE(log->AppendSlate(Slate(1)).ok());
@@ -537,7 +648,7 @@ TEST_F(EventLogTest, CloseIsIdempotentAndLaterAppendsFailButReadsWork) {
   EXPECT_EQ(rows->size(), 3u);  // Close committed what was queued
 }
 
-TEST_F(EventLogTest, FullQueueReturnsResourceExhaustedInsteadOfGrowing) {
+TEST_P(EventLogTest, FullQueueReturnsResourceExhaustedInsteadOfGrowing) {
   EventLogOptions o = Options(Durability::kGroupCommit);
   o.max_queue_events = 8;
   o.max_commit_delay = absl::ZeroDuration();
@@ -546,9 +657,7 @@ TEST_F(EventLogTest, FullQueueReturnsResourceExhaustedInsteadOfGrowing) {
 
   // Another connection holds the write lock, so the writer stalls in BEGIN (as on a stuck disk) and
   // the queue can only fill up.
-  sqlite3* blocker = nullptr;
-  ASSERT_EQ(sqlite3_open(o.path.c_str(), &blocker), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(blocker, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  Blocker blocker(*this);
 
   int accepted = 0;
   absl::Status last;
@@ -568,8 +677,7 @@ TEST_F(EventLogTest, FullQueueReturnsResourceExhaustedInsteadOfGrowing) {
   // A single call that could never fit is a caller error, not a transient one.
   EXPECT_EQ(log->AppendSlate(Slate(1000, /*n=*/9)).code(), absl::StatusCode::kInvalidArgument);
 
-  ASSERT_EQ(sqlite3_exec(blocker, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
-  sqlite3_close(blocker);
+  blocker.Release();
   ASSERT_TRUE(log->Flush().ok());
   absl::StatusOr<std::vector<EventLog::JoinedRow>> rows = log->ReadJoined({});
   ASSERT_TRUE(rows.ok());
@@ -578,12 +686,11 @@ TEST_F(EventLogTest, FullQueueReturnsResourceExhaustedInsteadOfGrowing) {
   EXPECT_TRUE(log->AppendSlate(Slate(500, /*n=*/2)).ok());  // room again
 }
 
-TEST_F(EventLogTest, ConcurrentAppendersAndAReaderSeeConsistentCounts) {
+TEST_P(EventLogTest, ConcurrentAppendersAndAReaderSeeConsistentCounts) {
   for (Durability d : {Durability::kGroupCommit, Durability::kSynchronous}) {
     SCOPED_TRACE(d == Durability::kGroupCommit ? "group commit" : "synchronous");
-    const std::string path = absl::StrCat(dir_, "/concurrent_", static_cast<int>(d), ".db");
+    StartNewLog();
     EventLogOptions o = Options(d);
-    o.path = path;
     std::unique_ptr<EventLog> log = OpenOrDie(o);
     ASSERT_NE(log, nullptr);
     constexpr int kThreads = 4;
@@ -660,7 +767,7 @@ TEST_F(EventLogTest, ConcurrentAppendersAndAReaderSeeConsistentCounts) {
   }
 }
 
-TEST_F(EventLogTest, AppendSlateRoundTripsBitExactOneRequestRowPerSlate) {
+TEST_P(EventLogTest, AppendSlateRoundTripsBitExactOneRequestRowPerSlate) {
   std::mt19937 rng(7);
   std::normal_distribution<float> gauss;
   std::unique_ptr<EventLog> log = OpenOrDie(Options());
@@ -731,14 +838,15 @@ TEST_F(EventLogTest, AppendSlateRoundTripsBitExactOneRequestRowPerSlate) {
   EXPECT_EQ(r, rows->size());
   EXPECT_EQ(log->stats().served_rows, static_cast<int64_t>(rows->size()));
 
-  // On disk: one requests row per slate, one served row per item.
-  const std::string path = Options().path;
-  EXPECT_EQ(QueryOnDisk(path, "SELECT COUNT(*) FROM requests"), 6);
-  EXPECT_EQ(QueryOnDisk(path, "SELECT COUNT(*) FROM served"), static_cast<int64_t>(rows->size()));
-  EXPECT_EQ(QueryOnDisk(path, "SELECT value FROM meta WHERE key = 'schema_version'"), 4);
+  // Stored: one requests row per slate, one served row per item.
+  EXPECT_EQ(CountRows("requests"), 6);
+  EXPECT_EQ(CountRows("served"), static_cast<int64_t>(rows->size()));
+  if (!postgres()) {
+    EXPECT_EQ(QueryOnDisk(path_, "SELECT value FROM meta WHERE key = 'schema_version'"), 4);
+  }
 }
 
-TEST_F(EventLogTest, FeedbackOnlyMatchesItemsOfItsOwnRequestWhenASlateIsShort) {
+TEST_P(EventLogTest, FeedbackOnlyMatchesItemsOfItsOwnRequestWhenASlateIsShort) {
   // r1 serves 1 item of k = 3, so served ids [first, first + 3) also cover r2's items: the lookup
   // must not accept r2's items as r1's.
   std::unique_ptr<EventLog> log = OpenOrDie(Options(Durability::kSynchronous));
@@ -756,7 +864,7 @@ TEST_F(EventLogTest, FeedbackOnlyMatchesItemsOfItsOwnRequestWhenASlateIsShort) {
                                 FeedbackOutcome::kUnknown, FeedbackOutcome::kUnknown));
 }
 
-TEST_F(EventLogTest, InvalidSlatesAreRejectedNamingTheField) {
+TEST_P(EventLogTest, InvalidSlatesAreRejectedNamingTheField) {
   std::unique_ptr<EventLog> log = OpenOrDie(Options());
   ASSERT_NE(log, nullptr);
   struct Case {
@@ -791,7 +899,7 @@ TEST_F(EventLogTest, InvalidSlatesAreRejectedNamingTheField) {
   EXPECT_EQ(*m, 0);
 }
 
-TEST_F(EventLogTest, OpenRefusesASchemaVersion1FileNamingBothVersions) {
+TEST_F(SqliteEventLogTest, OpenRefusesASchemaVersion1FileNamingBothVersions) {
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(Options().path.c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db,
@@ -822,7 +930,7 @@ TEST_F(EventLogTest, OpenRefusesASchemaVersion1FileNamingBothVersions) {
   sqlite3_close(db);
 }
 
-TEST_F(EventLogTest, GroupCommitAppendsShareOneCommitAtTheDeadline) {
+TEST_P(EventLogTest, GroupCommitAppendsShareOneCommitAtTheDeadline) {
   EventLogOptions o = Options(Durability::kGroupCommit);
   o.max_commit_delay = absl::Seconds(1);
   std::unique_ptr<EventLog> log = OpenOrDie(o);
@@ -860,8 +968,10 @@ void WriteLine(int fd, const std::string& line) {
   }
 }
 
-[[noreturn]] void CrashChild(const EventLogOptions& o, int fd) {
-  absl::StatusOr<std::unique_ptr<EventLog>> log = SqliteEventLog::Open(o);
+using LogOpener = std::function<absl::StatusOr<std::unique_ptr<EventLog>>(const EventLogOptions&)>;
+
+[[noreturn]] void CrashChild(const LogOpener& open, const EventLogOptions& o, int fd) {
+  absl::StatusOr<std::unique_ptr<EventLog>> log = open(o);
   if (!log.ok()) {
     WriteLine(fd, "error " + log.status().ToString());
     _exit(2);
@@ -894,13 +1004,14 @@ struct Ack {
 // Runs CrashChild, SIGKILLs it once `kill_when` says so, and returns every acknowledgement read from
 // the pipe (including ones still buffered at the kill) plus the kill time.
 std::pair<std::vector<Ack>, absl::Time> RunAndKill(
-    const EventLogOptions& o, const std::function<bool(const std::vector<Ack>&)>& kill_when) {
+    const LogOpener& open, const EventLogOptions& o,
+    const std::function<bool(const std::vector<Ack>&)>& kill_when) {
   int fds[2];
   EXPECT_EQ(pipe(fds), 0);
   const pid_t pid = fork();
   if (pid == 0) {
     close(fds[0]);
-    CrashChild(o, fds[1]);
+    CrashChild(open, o, fds[1]);
   }
   close(fds[1]);
   std::vector<Ack> acks;
@@ -948,11 +1059,11 @@ struct Survivors {
   std::set<std::pair<int64_t, int64_t>> rewarded;  // (request, item)
 };
 
-Survivors ReadSurvivors(const std::string& path) {
+Survivors ReadSurvivors(const LogOpener& open, const std::string& path) {
   EventLogOptions o;
   o.path = path;
   Survivors out;
-  absl::StatusOr<std::unique_ptr<EventLog>> log = SqliteEventLog::Open(o);
+  absl::StatusOr<std::unique_ptr<EventLog>> log = open(o);
   EXPECT_TRUE(log.ok()) << log.status();
   if (!log.ok()) return out;
   absl::StatusOr<std::vector<EventLog::JoinedRow>> rows = (*log)->ReadJoined({});
@@ -989,28 +1100,28 @@ void ExpectPrefix(const Survivors& s) {
   }
 }
 
-TEST_F(EventLogTest, SynchronousModeKeepsEveryAcknowledgedEventAcrossSigkill) {
+TEST_P(EventLogTest, SynchronousModeKeepsEveryAcknowledgedEventAcrossSigkill) {
   EventLogOptions o = Options(Durability::kSynchronous);
   auto [acks, kill_time] =
-      RunAndKill(o, [](const std::vector<Ack>& a) { return a.size() >= 400; });
+      RunAndKill(Opener(), o, [](const std::vector<Ack>& a) { return a.size() >= 400; });
   ASSERT_GE(acks.size(), 400u);
-  const Survivors s = ReadSurvivors(o.path);
+  const Survivors s = ReadSurvivors(Opener(), o.path);
   for (const Ack& a : acks) ExpectAcked(s, a);
   ExpectPrefix(s);
   std::printf("[ info ] synchronous: %zu acks, %zu requests survived\n", acks.size(),
               s.served_items.size());
 }
 
-TEST_F(EventLogTest, GroupCommitLosesAtMostTheLastCommitWindowOnSigkill) {
+TEST_P(EventLogTest, GroupCommitLosesAtMostTheLastCommitWindowOnSigkill) {
   EventLogOptions o = Options(Durability::kGroupCommit);
   o.max_commit_delay = absl::Milliseconds(5);
   absl::Time first_ack = absl::InfiniteFuture();
-  auto [acks, kill_time] = RunAndKill(o, [&first_ack](const std::vector<Ack>& a) {
+  auto [acks, kill_time] = RunAndKill(Opener(), o, [&first_ack](const std::vector<Ack>& a) {
     if (a.empty()) return false;
     if (first_ack == absl::InfiniteFuture()) first_ack = a.front().received;
     return absl::Now() - first_ack > absl::Milliseconds(600);
   });
-  const Survivors s = ReadSurvivors(o.path);
+  const Survivors s = ReadSurvivors(Opener(), o.path);
   // Acknowledged events must be committed within max_commit_delay (5 ms) plus the commit itself
   // (sub-ms; a WAL checkpoint can take tens of ms on a slow disk). 200 ms leaves room for a loaded
   // 2-core machine; the pipe only delays our receive time, which makes the check more lenient,

@@ -1,46 +1,39 @@
-// EventLogReader: the SQLite event log's read-only connection (docs/EVENT_LOG.md "Reading: the join
-// and the watermark"). Under WAL it reads the last committed state without blocking the writer:
-// one row per served item (served JOIN requests LEFT JOIN feedback), the watermark (largest
-// served.id) and the feedback count.
+// EventLogReader: a backend's read side of the event log (docs/EVENT_LOG.md "Reading: the join and
+// the watermark"): one row per served item (served JOIN requests LEFT JOIN feedback), the
+// watermark (largest committed served.id) and the feedback count, on committed rows only, without
+// blocking the writer. Implementations:
+//   core/storage/sqlite_event_log_reader.h    SQLite (a read-only connection on a WAL snapshot)
+//   core/storage/postgres_event_log_reader.h  PostgreSQL (a connection of its own)
 //
-// Thread safety: all methods may be called from any thread; they serialise on the connection.
+// Thread safety: all methods may be called from any thread (implementations serialise them on
+// their connection).
 #ifndef OPTOWER_CORE_STORAGE_EVENT_LOG_READER_H_
 #define OPTOWER_CORE_STORAGE_EVENT_LOG_READER_H_
 
 #include <cstdint>
-#include <memory>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "core/storage/event_log.h"
-#include "core/storage/sqlite_util.h"
 
 namespace optower {
 
 class EventLogReader {
  public:
-  // Opens options.path read-only (the file and its schema must exist: open the write connection
-  // first) and prepares the queries.
-  static absl::StatusOr<std::unique_ptr<EventLogReader>> Open(const EventLogOptions& options);
+  virtual ~EventLogReader() = default;
 
   // EventLog::ReadJoined; `options` must be valid (ValidateReadOptions).
-  absl::StatusOr<std::vector<EventLog::JoinedRow>> ReadJoined(
-      const EventLog::ReadOptions& options) const;
+  virtual absl::StatusOr<std::vector<EventLog::JoinedRow>> ReadJoined(
+      const EventLog::ReadOptions& options) const = 0;
   // Largest committed served_id; 0 if the log has no served rows.
-  absl::StatusOr<int64_t> MaxServedId() const;
-  // Number of committed feedback rows in the file.
-  absl::StatusOr<int64_t> CountFeedback() const;
+  virtual absl::StatusOr<int64_t> MaxServedId() const = 0;
+  // Number of committed feedback rows in the log.
+  virtual absl::StatusOr<int64_t> CountFeedback() const = 0;
 
- private:
+ protected:
   EventLogReader() = default;
-
-  mutable absl::Mutex mu_;
-  SqliteDb db_ ABSL_GUARDED_BY(mu_);
-  Stmt read_joined_ ABSL_GUARDED_BY(mu_);
-  Stmt max_served_id_ ABSL_GUARDED_BY(mu_);
-  Stmt count_feedback_ ABSL_GUARDED_BY(mu_);
+  EventLogReader(const EventLogReader&) = delete;
+  EventLogReader& operator=(const EventLogReader&) = delete;
 };
 
 }  // namespace optower

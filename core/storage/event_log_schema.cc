@@ -22,7 +22,7 @@ CREATE TABLE IF NOT EXISTS meta (
 // out an id twice, and we save the sqlite_sequence update per insert. served.id is assigned by the
 // writer (first_served + position in the slate's item list), so the items of one request are the
 // contiguous id range [first_served, first_served + number of items) and the feedback lookup needs
-// no index on served (see EventLogWriteConnection::DecideFeedback).
+// no index on served (see SqliteWriteConnection::DecideFeedback).
 constexpr const char* kSchemaSql = R"sql(
 CREATE TABLE IF NOT EXISTS requests (
   id            INTEGER PRIMARY KEY,

@@ -1,71 +1,63 @@
-// EventLogWriteConnection: the SQLite event log's write connection — the file's pragmas and schema
-// at open, and the statements the group-commit writer runs: BEGIN IMMEDIATE / COMMIT / ROLLBACK,
-// one SAVEPOINT per operation, the served inserts and the feedback decisions (docs/EVENT_LOG.md
-// "Writer: one thread, FIFO, group commit").
+// EventLogWriteConnection: what the group-commit writer (core/storage/event_log_writer.h) needs from
+// a backend's write connection: transactions, the served inserts and the feedback decisions
+// (docs/EVENT_LOG.md "Writer: one thread, FIFO, group commit"). Implementations:
+//   core/storage/sqlite_write_connection.h    SQLite (BEGIN IMMEDIATE, one SAVEPOINT per operation)
+//   core/storage/postgres_write_connection.h  PostgreSQL (an advisory lock per batch)
 //
-// served.id is assigned here, not by SQLite: it is read once per transaction at Begin() (the write
-// lock is held from BEGIN IMMEDIATE to COMMIT, so nobody else can insert in between), advanced per
-// slate, and restored when an operation rolls back to its savepoint. The items of one request are
-// thus the contiguous id range [first_served, first_served + number of items).
+// The contract every implementation keeps:
+// - served.id is assigned by the connection: read once per transaction at Begin() (under a lock
+//   that keeps every other writer of the same log out until the COMMIT), advanced per slate and
+//   restored when an operation fails on its own. Ids thus increase in commit order and are never
+//   reused; the items of one request are a contiguous id range in serving order.
+// - An operation that fails on its own (a request_id already logged: AlreadyExists; a value the
+//   backend cannot store: InvalidArgument) writes nothing and leaves the transaction open, unless
+//   InTransaction() says otherwise.
+// - Write faults (the disk, the server or the connection failed; a lock wait timed out) are
+//   Unavailable: the writer rolls the batch back and retries it.
 //
-// Thread safety: none. Used by Open (before the writer thread starts), then by the writer thread
-// only.
+// Thread safety: none. Used by the backend's Open (before the writer thread starts), then by the
+// writer thread only.
 #ifndef OPTOWER_CORE_STORAGE_EVENT_LOG_WRITE_CONNECTION_H_
 #define OPTOWER_CORE_STORAGE_EVENT_LOG_WRITE_CONNECTION_H_
 
 #include <cstdint>
-#include <memory>
 #include <vector>
 
 #include "absl/status/status.h"
-#include "absl/status/statusor.h"
 #include "core/storage/event_log.h"
-#include "core/storage/sqlite_util.h"
 
 namespace optower {
 
 class EventLogWriteConnection {
  public:
-  // Opens (creating if needed) options.path read-write, switches it to WAL with the durability's
-  // synchronous pragma, creates or checks the schema, and prepares the statements. Errors:
-  // FailedPrecondition if the file is read-only, WAL cannot be enabled or the file has another
-  // schema version; the SQLite error otherwise.
-  static absl::StatusOr<std::unique_ptr<EventLogWriteConnection>> Open(
-      const EventLogOptions& options);
+  virtual ~EventLogWriteConnection() = default;
 
-  // BEGIN IMMEDIATE (waits up to busy_timeout for another connection's write lock), then reads the
-  // next served.id. Any failure is a write fault (Unavailable): nothing was written.
-  absl::Status Begin();
-  absl::Status Commit();
-  // Rolls back the open transaction, if any (errors are ignored: SQLite may have rolled it back).
-  void RollbackIfOpen();
-  // False once SQLite rolled the transaction back on its own (I/O error, disk full...).
-  bool InTransaction() const;
+  // Opens a transaction and reads the next served.id. Any failure is a write fault (Unavailable):
+  // nothing was written.
+  virtual absl::Status Begin() = 0;
+  virtual absl::Status Commit() = 0;
+  // Rolls back the open (or failed) transaction, if any; errors are ignored.
+  virtual void RollbackIfOpen() = 0;
+  // False once the transaction ended on its own (SQLite: I/O error, disk full; PostgreSQL: any
+  // error aborts it, or the connection broke): the batch is gone.
+  virtual bool InTransaction() const = 0;
 
-  // Inserts the slates (one requests row and one served row per item each) inside a savepoint:
-  // on error the operation's rows are rolled back and served ids are restored. Returns the SQLite
-  // error (AlreadyExists for a request_id already logged).
-  absl::Status InsertSlates(const std::vector<ServedSlate>& slates);
-  // Decides each feedback event inside a savepoint: kUnknown if (request_id, item_id) was never
-  // served (served rows of the open transaction count), else inserted (kAccepted) or already there
-  // (kDuplicate: first write wins). `accepted` counts the kAccepted.
-  absl::Status DecideFeedback(const std::vector<FeedbackEvent>& events,
-                              std::vector<FeedbackOutcome>& outcomes, int64_t& accepted);
+  // Inserts the slates of one operation (one requests row and one served row per item each),
+  // atomically: on error nothing of them is kept and served ids are restored. AlreadyExists (naming
+  // request_id='...') for a request_id already logged.
+  virtual absl::Status InsertSlates(const std::vector<ServedSlate>& slates) = 0;
+  // Decides each feedback event: kUnknown if (request_id, item_id) was never served (served rows
+  // of the open transaction count, and so do rows other writers committed), else inserted
+  // (kAccepted) or already there (kDuplicate: first write wins). `accepted` counts the kAccepted.
+  // Atomic as InsertSlates.
+  virtual absl::Status DecideFeedback(const std::vector<FeedbackEvent>& events,
+                                      std::vector<FeedbackOutcome>& outcomes,
+                                      int64_t& accepted) = 0;
 
- private:
+ protected:
   EventLogWriteConnection() = default;
-  absl::Status PrepareStatements();
-  // Runs `body` inside SAVEPOINT op: released on success, rolled back to on error.
-  template <typename Body>
-  absl::Status InSavepoint(const Body& body);
-  absl::Status InsertSlate(const ServedSlate& slate);
-  // Whether (request_id, item_id) was served; the lookup's SQLite error otherwise.
-  absl::StatusOr<bool> WasServed(const FeedbackEvent& e);
-
-  SqliteDb db_;
-  Stmt begin_, commit_, rollback_, savepoint_, release_, rollback_to_;
-  Stmt insert_request_, insert_served_, max_served_, served_exists_, insert_feedback_;
-  int64_t next_served_id_ = 0;  // served.id for the next item while a transaction is open
+  EventLogWriteConnection(const EventLogWriteConnection&) = delete;
+  EventLogWriteConnection& operator=(const EventLogWriteConnection&) = delete;
 };
 
 }  // namespace optower

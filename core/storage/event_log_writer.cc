@@ -12,8 +12,9 @@
 namespace optower {
 namespace {
 
-// A failed write of the batch (disk full, I/O error, read-only file, lock timeout): the batch is
-// rolled back and retried. SqliteError maps exactly these SQLite codes to Unavailable.
+// A failed write of the batch (disk full, I/O error, read-only file, lock timeout, a lost database
+// connection): the batch is rolled back and retried. SqliteError and PgStatus map exactly these
+// errors to Unavailable.
 bool IsWriteFault(const absl::Status& s) { return s.code() == absl::StatusCode::kUnavailable; }
 
 // First delay between retries after a failed write, doubled per failure up to the maximum.
@@ -142,7 +143,11 @@ absl::Status EventLogWriter::Execute(Op& op) {
   }
 
   if (!connection_->InTransaction()) {
-    // SQLite rolled the whole transaction back (I/O error, disk full...): the batch is gone.
+    // The backend ended the whole transaction (SQLite: I/O error, disk full...; PostgreSQL: any
+    // error aborts it): the batch is gone. When this op's own error did it (PostgreSQL refused one
+    // of its values), the op is answered with that error and not retried, so that it cannot fail
+    // every retry; the rest of the batch is retried as after a write fault.
+    if (!s.ok() && !IsWriteFault(s)) queue_->FailOp(op, s);
     return s.ok() || !IsWriteFault(s)
                ? absl::UnavailableError(absl::StrCat("event log transaction ended unexpectedly",
                                                      s.ok() ? "" : ": ", s.message()))

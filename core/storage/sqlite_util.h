@@ -1,5 +1,5 @@
 // Small helpers over the SQLite C API, shared by the event log's write and read connections
-// (core/storage/event_log_write_connection.h, core/storage/event_log_reader.h): error mapping to absl::Status,
+// (core/storage/sqlite_write_connection.h, core/storage/sqlite_event_log_reader.h): error mapping to absl::Status,
 // RAII handles for connections and prepared statements, and one-statement runners.
 //
 // Thread safety: a SQLite connection and its statements are used by one thread at a time (the

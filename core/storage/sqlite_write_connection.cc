@@ -1,4 +1,4 @@
-#include "core/storage/event_log_write_connection.h"
+#include "core/storage/sqlite_write_connection.h"
 
 #include <sqlite3.h>
 
@@ -13,9 +13,9 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "context BLOBs assume l
 
 namespace optower {
 
-absl::StatusOr<std::unique_ptr<EventLogWriteConnection>> EventLogWriteConnection::Open(
+absl::StatusOr<std::unique_ptr<SqliteWriteConnection>> SqliteWriteConnection::Open(
     const EventLogOptions& options) {
-  std::unique_ptr<EventLogWriteConnection> c(new EventLogWriteConnection());
+  std::unique_ptr<SqliteWriteConnection> c(new SqliteWriteConnection());
   ASSIGN_OR_RETURN(c->db_, OpenConnection(options.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
                                           options.busy_timeout));
   RETURN_IF_ERROR(ConfigureWriteConnection(
@@ -26,7 +26,7 @@ absl::StatusOr<std::unique_ptr<EventLogWriteConnection>> EventLogWriteConnection
   return c;
 }
 
-absl::Status EventLogWriteConnection::PrepareStatements() {
+absl::Status SqliteWriteConnection::PrepareStatements() {
   sqlite3* db = db_.get();
   // BEGIN IMMEDIATE takes the write lock up front, so lock waits happen (and fail) at BEGIN rather than
   // in the middle of a batch.
@@ -65,7 +65,7 @@ absl::Status EventLogWriteConnection::PrepareStatements() {
   return absl::OkStatus();
 }
 
-absl::Status EventLogWriteConnection::Begin() {
+absl::Status SqliteWriteConnection::Begin() {
   RETURN_IF_ERROR(StepDone(db_.get(), begin_.get(), "BEGIN IMMEDIATE"));
   absl::StatusOr<int64_t> max_id = QueryInt(db_.get(), max_served_.get(), "max served id");
   if (!max_id.ok()) return absl::UnavailableError(max_id.status().message());
@@ -73,20 +73,20 @@ absl::Status EventLogWriteConnection::Begin() {
   return absl::OkStatus();
 }
 
-absl::Status EventLogWriteConnection::Commit() {
+absl::Status SqliteWriteConnection::Commit() {
   return StepDone(db_.get(), commit_.get(), "COMMIT");
 }
 
-void EventLogWriteConnection::RollbackIfOpen() {
+void SqliteWriteConnection::RollbackIfOpen() {
   if (InTransaction()) StepDone(db_.get(), rollback_.get(), "ROLLBACK").IgnoreError();
 }
 
-bool EventLogWriteConnection::InTransaction() const {
+bool SqliteWriteConnection::InTransaction() const {
   return sqlite3_get_autocommit(db_.get()) == 0;
 }
 
 template <typename Body>
-absl::Status EventLogWriteConnection::InSavepoint(const Body& body) {
+absl::Status SqliteWriteConnection::InSavepoint(const Body& body) {
   RETURN_IF_ERROR(StepDone(db_.get(), savepoint_.get(), "SAVEPOINT"));
   absl::Status s = body();
   if (s.ok()) return StepDone(db_.get(), release_.get(), "RELEASE");
@@ -99,7 +99,7 @@ absl::Status EventLogWriteConnection::InSavepoint(const Body& body) {
   return s;
 }
 
-absl::Status EventLogWriteConnection::InsertSlates(const std::vector<ServedSlate>& slates) {
+absl::Status SqliteWriteConnection::InsertSlates(const std::vector<ServedSlate>& slates) {
   const int64_t served_id_before = next_served_id_;
   absl::Status s = InSavepoint([&] {
     for (const ServedSlate& slate : slates) RETURN_IF_ERROR(InsertSlate(slate));
@@ -109,7 +109,7 @@ absl::Status EventLogWriteConnection::InsertSlates(const std::vector<ServedSlate
   return s;
 }
 
-absl::Status EventLogWriteConnection::InsertSlate(const ServedSlate& slate) {
+absl::Status SqliteWriteConnection::InsertSlate(const ServedSlate& slate) {
   sqlite3* db = db_.get();
   const int64_t first_served = next_served_id_;
   sqlite3_stmt* rq = insert_request_.get();
@@ -155,7 +155,7 @@ absl::Status EventLogWriteConnection::InsertSlate(const ServedSlate& slate) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<bool> EventLogWriteConnection::WasServed(const FeedbackEvent& e) {
+absl::StatusOr<bool> SqliteWriteConnection::WasServed(const FeedbackEvent& e) {
   // Same connection as the served inserts, so served rows of the open transaction are visible.
   sqlite3_stmt* q = served_exists_.get();
   sqlite3_bind_text(q, 1, e.request_id.data(), static_cast<int>(e.request_id.size()),
@@ -169,7 +169,7 @@ absl::StatusOr<bool> EventLogWriteConnection::WasServed(const FeedbackEvent& e) 
   return out;
 }
 
-absl::Status EventLogWriteConnection::DecideFeedback(const std::vector<FeedbackEvent>& events,
+absl::Status SqliteWriteConnection::DecideFeedback(const std::vector<FeedbackEvent>& events,
                                                      std::vector<FeedbackOutcome>& outcomes,
                                                      int64_t& accepted) {
   return InSavepoint([&]() -> absl::Status {

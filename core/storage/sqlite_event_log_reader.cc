@@ -1,4 +1,4 @@
-#include "core/storage/event_log_reader.h"
+#include "core/storage/sqlite_event_log_reader.h"
 
 #include <sqlite3.h>
 
@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/base/status_macros.h"
 
-// Contexts are stored as the raw bytes of their float32 values (see event_log_write_connection.cc).
+// Contexts are stored as the raw bytes of their float32 values (see sqlite_write_connection.cc).
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "context BLOBs assume little-endian float32");
 
 namespace optower {
@@ -92,9 +92,9 @@ absl::StatusOr<EventLog::JoinedRow> DecodeRow(sqlite3_stmt* st, const EventLog::
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<EventLogReader>> EventLogReader::Open(
+absl::StatusOr<std::unique_ptr<SqliteEventLogReader>> SqliteEventLogReader::Open(
     const EventLogOptions& options) {
-  std::unique_ptr<EventLogReader> r(new EventLogReader());
+  std::unique_ptr<SqliteEventLogReader> r(new SqliteEventLogReader());
   absl::MutexLock l(&r->mu_);
   ASSIGN_OR_RETURN(r->db_,
                    OpenConnection(options.path, SQLITE_OPEN_READONLY, options.busy_timeout));
@@ -115,7 +115,7 @@ absl::StatusOr<std::unique_ptr<EventLogReader>> EventLogReader::Open(
   return r;
 }
 
-absl::StatusOr<std::vector<EventLog::JoinedRow>> EventLogReader::ReadJoined(
+absl::StatusOr<std::vector<EventLog::JoinedRow>> SqliteEventLogReader::ReadJoined(
     const EventLog::ReadOptions& options) const {
   absl::MutexLock l(&mu_);
   sqlite3_stmt* st = read_joined_.get();
@@ -143,12 +143,12 @@ absl::StatusOr<std::vector<EventLog::JoinedRow>> EventLogReader::ReadJoined(
   return rows;
 }
 
-absl::StatusOr<int64_t> EventLogReader::MaxServedId() const {
+absl::StatusOr<int64_t> SqliteEventLogReader::MaxServedId() const {
   absl::MutexLock l(&mu_);
   return QueryInt(db_.get(), max_served_id_.get(), "max served id");
 }
 
-absl::StatusOr<int64_t> EventLogReader::CountFeedback() const {
+absl::StatusOr<int64_t> SqliteEventLogReader::CountFeedback() const {
   absl::MutexLock l(&mu_);
   return QueryInt(db_.get(), count_feedback_.get(), "count feedback");
 }
