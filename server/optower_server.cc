@@ -21,6 +21,8 @@
 #include "absl/time/clock.h"
 #include "core/serving/context_sample.h"
 #include "core/serving/model_snapshot.h"
+#include "core/storage/file_catalog_store.h"
+#include "core/storage/file_model_store.h"
 #include "core/storage/sqlite_event_log.h"
 #include "core/base/status_macros.h"
 #include "server/model_loader.h"
@@ -110,8 +112,8 @@ absl::Status OptowerServer::OpenComponents() {
   const v1::ServerConfig& config = config_;
   ASSIGN_OR_RETURN(prometheus_, PrometheusExporter::Create());
   metrics_.AttachPrometheus(*prometheus_);
-  ASSIGN_OR_RETURN(store_, ModelStore::Open(config.data_dir(), ModelStoreOptionsFromConfig(config)));
-  ASSIGN_OR_RETURN(catalog_store_, CatalogStore::Open(config.data_dir()));
+  ASSIGN_OR_RETURN(store_, FileModelStore::Open(config.data_dir(), ModelStoreOptionsFromConfig(config)));
+  ASSIGN_OR_RETURN(catalog_store_, FileCatalogStore::Open(config.data_dir()));
   ASSIGN_OR_RETURN(ServingModel serving,
                    LoadServingModel(config, store_.get(), catalog_store_.get()));
   model_source_ = serving.source;

@@ -1,5 +1,5 @@
 // ModelStore: numbered versions, manifests, CURRENT, LatestPromoted, partial folders.
-#include "core/storage/model_store.h"
+#include "core/storage/file_model_store.h"
 
 #include <stdlib.h>
 
@@ -93,7 +93,7 @@ class ModelStoreTest : public ::testing::Test {
     std::string tmpl = ::testing::TempDir() + "/model_store_test.XXXXXX";
     ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
     root_ = tmpl;
-    auto store = ModelStore::Open(root_);
+    auto store = FileModelStore::Open(root_);
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
   }
@@ -118,7 +118,7 @@ class ModelStoreTest : public ::testing::Test {
   }
 
   std::string root_;
-  std::unique_ptr<ModelStore> store_;
+  std::unique_ptr<FileModelStore> store_;
 };
 
 TEST_F(ModelStoreTest, VersionsStartAtOneAndIncrease) {
@@ -210,7 +210,7 @@ TEST_F(ModelStoreTest, CurrentStartsEmptyAndFollowsSetCurrentAcrossReopen) {
   ASSERT_TRUE(store_->SetCurrent("000002").ok());
   EXPECT_EQ(**store_->Current(), "000002");
   ASSERT_TRUE(store_->SetCurrent("000001").ok());
-  auto reopened = ModelStore::Open(root_);
+  auto reopened = FileModelStore::Open(root_);
   ASSERT_TRUE(reopened.ok());
   EXPECT_EQ(**(*reopened)->Current(), "000001");
 }
@@ -333,7 +333,7 @@ TEST(ModelStoreRetentionTest, KeepsNewestPromotedNewestRejectedCurrentAndNewest)
   ModelStore::Options options;
   options.keep_promoted = 2;
   options.keep_rejected = 1;
-  auto store = ModelStore::Open(dir.path(), options);
+  auto store = FileModelStore::Open(dir.path(), options);
   ASSERT_TRUE(store.ok()) << store.status();
   auto save = [&](bool promoted) {
     const std::string v = *(*store)->NextVersion();
@@ -373,7 +373,7 @@ TEST(ModelStoreRetentionTest, ListReturnsAtMostTheNewestEntries) {
   testutil::TempDir dir("model_store_list");
   ModelStore::Options options;
   options.keep_rejected = 10;
-  auto store = ModelStore::Open(dir.path(), options);
+  auto store = FileModelStore::Open(dir.path(), options);
   ASSERT_TRUE(store.ok()) << store.status();
   for (int i = 0; i < 4; ++i) {
     ModelManifest m;
@@ -385,11 +385,11 @@ TEST(ModelStoreRetentionTest, ListReturnsAtMostTheNewestEntries) {
   EXPECT_EQ(two[1].version, "000004");
   EXPECT_EQ((*store)->List()->size(), 4u);
   options.list_limit = 0;
-  EXPECT_EQ(ModelStore::Open(dir.path(), options).status().code(),
+  EXPECT_EQ(FileModelStore::Open(dir.path(), options).status().code(),
             absl::StatusCode::kInvalidArgument);
   options.list_limit = 1;
   options.keep_promoted = 0;
-  EXPECT_THAT(ModelStore::Open(dir.path(), options).status().message(),
+  EXPECT_THAT(FileModelStore::Open(dir.path(), options).status().message(),
               HasSubstr("keep_promoted_versions=0"));
 }
 
@@ -399,7 +399,7 @@ TEST_F(ModelStoreTest, OpenRemovesWhatACrashLeftBehind) {
   std::filesystem::create_directories(store_->models_dir() + "/.trash-000000/policy");
   std::ofstream(store_->models_dir() + "/.CURRENT.tmp-abcdefgh") << "000001\n";
   std::filesystem::create_directories(store_->models_dir() + "/notes");  // not ours: kept
-  ASSERT_TRUE(ModelStore::Open(root_).ok());
+  ASSERT_TRUE(FileModelStore::Open(root_).ok());
   std::set<std::string> left;
   for (const auto& e : std::filesystem::directory_iterator(store_->models_dir()))
     left.insert(e.path().filename().string());
@@ -407,7 +407,7 @@ TEST_F(ModelStoreTest, OpenRemovesWhatACrashLeftBehind) {
 }
 
 TEST(ModelStoreOpenTest, MissingRootIsNotFound) {
-  EXPECT_EQ(ModelStore::Open("/nonexistent/optower/root").status().code(),
+  EXPECT_EQ(FileModelStore::Open("/nonexistent/optower/root").status().code(),
             absl::StatusCode::kNotFound);
 }
 
