@@ -168,7 +168,7 @@ absl::StatusOr<std::optional<ServingModel>> FromStore(const v1::ServerConfig& co
     return std::optional<ServingModel>(std::move(*out));
   }
   return absl::FailedPreconditionError(absl::StrCat(
-      "no stored model version in ", store.models_dir(), " can be served (",
+      "no stored model version in ", store.Location(), " can be served (",
       absl::StrJoin(failures, "; "),
       "); repair or remove the broken versions, or start with another data_dir"));
 }
@@ -187,7 +187,7 @@ absl::StatusOr<std::optional<StoredCatalog>> LoadStoredCatalog(const v1::ServerC
                       given.ok() ? "" : ";", " the stored catalog ", stored->path, " (",
                       stored->items.size(), " items, catalog version ", stored->version,
                       ") wins: it holds every acknowledged UpsertItems/DeleteItems (items_path "
-                      "seeds an empty store only; remove ", catalogs->dir(), " to reseed)"));
+                      "seeds an empty store only; remove ", catalogs->Location(), " to reseed)"));
   }
   return stored;
 }
@@ -280,7 +280,7 @@ absl::StatusOr<ServingModel> LoadServingModel(const v1::ServerConfig& config, Mo
   } else if (catalogs != nullptr && seed) {
     // Seed the store: from now on every catalog change is saved there before it is acknowledged.
     RETURN_IF_ERROR(WithField(catalogs->Save(out.catalog, /*version=*/0),
-                              absl::StrCat("saving the catalog to ", catalogs->dir())));
+                              absl::StrCat("saving the catalog to ", catalogs->Location())));
   }
   return out;
 }

@@ -3,7 +3,7 @@
 //   older catalog with deleted items in it);
 //   RetrievalEngine: a change is persisted before it is served, a failed save leaves the served
 //   snapshot unchanged, and a change no longer waits for readers of the old snapshot to let go.
-#include "core/storage/catalog_store.h"
+#include "core/storage/file_catalog_store.h"
 
 #include <filesystem>
 #include <fstream>
@@ -34,7 +34,7 @@ std::set<std::string> Entries(const std::string& dir) {
 
 TEST(CatalogStoreTest, EmptyStoreLoadsNothingThenTheNewestSavedCatalog) {
   TempDir dir("catalog_store");
-  auto store = CatalogStore::Open(dir.path());
+  auto store = FileCatalogStore::Open(dir.path());
   ASSERT_TRUE(store.ok()) << store.status();
   absl::StatusOr<std::optional<StoredCatalog>> none = (*store)->Load();
   ASSERT_TRUE(none.ok()) << none.status();
@@ -46,7 +46,7 @@ TEST(CatalogStoreTest, EmptyStoreLoadsNothingThenTheNewestSavedCatalog) {
   ASSERT_TRUE((*store)->Save(b, 1).ok());
   // Only the newest file remains.
   EXPECT_EQ(Entries((*store)->dir()), (std::set<std::string>{"items-000000000001.csv"}));
-  auto reopened = CatalogStore::Open(dir.path());
+  auto reopened = FileCatalogStore::Open(dir.path());
   ASSERT_TRUE(reopened.ok());
   absl::StatusOr<std::optional<StoredCatalog>> loaded = (*reopened)->Load();
   ASSERT_TRUE(loaded.ok()) << loaded.status();
@@ -59,7 +59,7 @@ TEST(CatalogStoreTest, EmptyStoreLoadsNothingThenTheNewestSavedCatalog) {
 
 TEST(CatalogStoreTest, ACrashBetweenWriteAndCleanUpStillLoadsTheNewest) {
   TempDir dir("catalog_store_crash");
-  auto store = CatalogStore::Open(dir.path());
+  auto store = FileCatalogStore::Open(dir.path());
   ASSERT_TRUE(store.ok());
   const ItemCatalog old_items = RandomCatalog(5, 2, /*seed=*/1);
   const ItemCatalog new_items = RandomCatalog(3, 2, /*seed=*/1);
@@ -67,7 +67,7 @@ TEST(CatalogStoreTest, ACrashBetweenWriteAndCleanUpStillLoadsTheNewest) {
   // What a crash leaves: an older version's file not yet removed, and a temporary never renamed.
   testutil::WriteItems((*store)->dir(), old_items, "items-000000000006.csv");
   std::ofstream((*store)->dir() + "/.items-000000000008.csv.tmp-abcdefgh") << "item,f0\n1,";
-  auto reopened = CatalogStore::Open(dir.path());
+  auto reopened = FileCatalogStore::Open(dir.path());
   ASSERT_TRUE(reopened.ok());
   EXPECT_EQ(Entries((*reopened)->dir()),
             (std::set<std::string>{"items-000000000006.csv", "items-000000000007.csv"}));
@@ -79,7 +79,7 @@ TEST(CatalogStoreTest, ACrashBetweenWriteAndCleanUpStillLoadsTheNewest) {
 
 TEST(CatalogStoreTest, UnreadableNewestCatalogIsDataLossNotAnOlderCatalog) {
   TempDir dir("catalog_store_corrupt");
-  auto store = CatalogStore::Open(dir.path());
+  auto store = FileCatalogStore::Open(dir.path());
   ASSERT_TRUE(store.ok());
   ASSERT_TRUE((*store)->Save(RandomCatalog(5, 2, 1), 0).ok());
   ASSERT_TRUE((*store)->Save(RandomCatalog(4, 2, 1), 1).ok());

@@ -16,7 +16,7 @@
 #include "core/serving/index_probe.h"
 #include "core/serving/model_snapshot.h"
 #include "core/serving/retrieval_engine.h"
-#include "core/storage/catalog_store.h"
+#include "core/storage/file_catalog_store.h"
 #include "core/storage/event_log.h"
 #include "core/storage/sqlite_event_log.h"
 #include "core/training/training_snapshot.h"
@@ -267,7 +267,7 @@ TEST_F(CategoricalServingTest, CatalogStoreKeepsCategoricalItemColumns) {
   ASSERT_TRUE(upsert.categorical.AppendFeatures({}).ok());
   ASSERT_TRUE(engine_->UpsertItems(upsert).ok());
   const ItemCatalog& served = engine_->snapshot()->catalog();
-  absl::StatusOr<std::unique_ptr<CatalogStore>> store = CatalogStore::Open(dir_.path());
+  absl::StatusOr<std::unique_ptr<CatalogStore>> store = FileCatalogStore::Open(dir_.path());
   ASSERT_TRUE(store.ok()) << store.status();
   ASSERT_TRUE((*store)->Save(served, 1).ok());
   absl::StatusOr<std::optional<StoredCatalog>> loaded = (*store)->Load();

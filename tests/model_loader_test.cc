@@ -8,8 +8,8 @@
 #include <memory>
 #include <string>
 
-#include "core/storage/catalog_store.h"
-#include "core/storage/model_store.h"
+#include "core/storage/file_catalog_store.h"
+#include "core/storage/file_model_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/server_config.h"
@@ -27,7 +27,7 @@ class ModelLoaderTest : public ::testing::Test {
   void SetUp() override {
     catalog_ = RandomCatalog(20, 3, /*seed=*/1);
     items_path_ = testutil::WriteItems(dir_.path(), catalog_);
-    auto store = ModelStore::Open(dir_.path());
+    auto store = FileModelStore::Open(dir_.path());
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
     config_.set_data_dir(dir_.path());
@@ -48,7 +48,7 @@ class ModelLoaderTest : public ::testing::Test {
   TempDir dir_{"model_loader_test"};
   ItemCatalog catalog_;
   std::string items_path_;
-  std::unique_ptr<ModelStore> store_;
+  std::unique_ptr<FileModelStore> store_;
   v1::ServerConfig config_;
 };
 
@@ -87,7 +87,7 @@ TEST_F(ModelLoaderTest, NoServableStoredVersionIsAnErrorNamingThem) {
 }
 
 TEST_F(ModelLoaderTest, ItemsPathSeedsAnEmptyCatalogStoreAndTheStoredCatalogWinsAfterwards) {
-  auto catalogs = CatalogStore::Open(dir_.path());
+  auto catalogs = FileCatalogStore::Open(dir_.path());
   ASSERT_TRUE(catalogs.ok()) << catalogs.status();
   config_.set_dim_context(4);
   absl::StatusOr<ServingModel> first = LoadServingModel(config_, nullptr, catalogs->get());

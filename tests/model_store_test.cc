@@ -1,5 +1,9 @@
-// ModelStore: numbered versions, manifests, CURRENT, LatestPromoted, partial folders.
-#include "core/storage/model_store.h"
+// ModelStore: numbered versions, manifests, CURRENT, LatestPromoted, retention — the contract,
+// run against both backends (FileModelStore and PostgresModelStore on the test server); then the
+// file store's own layout: partial folders, fsyncs, crash leftovers.
+// PostgreSQL-only behaviour (two instances, NOTIFY, the write guard, a killed Save) is in
+// postgres_model_store_test.cc.
+#include "core/storage/file_model_store.h"
 
 #include <stdlib.h>
 
@@ -13,8 +17,10 @@
 #include <string>
 
 #include "core/base/atomic_file.h"
+#include "core/storage/postgres_model_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/pg_test_db.h"
 #include "tests/testing/serving_fixture.h"
 
 namespace optower {
@@ -87,13 +93,84 @@ ModelManifest FullManifest() {
   return m;
 }
 
+std::string MakeRoot() {
+  std::string tmpl = ::testing::TempDir() + "/model_store_test.XXXXXX";
+  EXPECT_NE(::mkdtemp(tmpl.data()), nullptr);
+  return tmpl;
+}
+
+// Saves a new version with the given decision into `store` and returns its name.
+std::string SaveVersionIn(ModelStore& store, bool promoted, uint64_t seed = 1) {
+  absl::StatusOr<std::string> v = store.NextVersion();
+  EXPECT_TRUE(v.ok()) << v.status();
+  ModelManifest m;
+  m.promoted = promoted;
+  m.decision = promoted ? "promoted" : "rejected";
+  m.reason = "test";
+  const TwoTowerModel policy = TinyModel(seed);
+  const TwoTowerModel qhat = TinyModel(seed + 100);
+  absl::Status s = store.Save(*v, policy, &qhat, TinyCatalog(), m);
+  EXPECT_TRUE(s.ok()) << s;
+  return *v;
+}
+
+enum class Backend { kFile, kPostgres };
+
+void PrintTo(Backend b, std::ostream* os) { *os << (b == Backend::kFile ? "file" : "postgres"); }
+
+std::string BackendName(const ::testing::TestParamInfo<Backend>& info) {
+  return info.param == Backend::kFile ? "File" : "Postgres";
+}
+
+// The contract of ModelStore, for each backend.
+class ModelStoreContractTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    root_ = MakeRoot();
+    if (GetParam() == Backend::kPostgres) {
+      schema_ = std::make_unique<testing::PgTestSchema>();
+      ASSERT_TRUE(schema_->ok()) << schema_->status();
+    }
+    absl::StatusOr<std::unique_ptr<ModelStore>> store = OpenStore(ModelStore::Options());
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(*store);
+  }
+  void TearDown() override {
+    store_.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(root_, ec);
+  }
+
+  // A (further) store on the same storage: a reopen, or another process's view (PostgreSQL: its
+  // own cache folder `cache`).
+  absl::StatusOr<std::unique_ptr<ModelStore>> OpenStore(const ModelStore::Options& options,
+                                                        const std::string& cache = "cache") {
+    if (GetParam() == Backend::kFile) {
+      absl::StatusOr<std::unique_ptr<FileModelStore>> f = FileModelStore::Open(root_, options);
+      if (!f.ok()) return f.status();
+      return std::unique_ptr<ModelStore>(std::move(*f));
+    }
+    return PostgresModelStore::Open(schema_->dsn(), root_ + "/" + cache, options);
+  }
+
+  std::string SaveVersion(bool promoted, uint64_t seed = 1) {
+    return SaveVersionIn(*store_, promoted, seed);
+  }
+
+  std::string root_;
+  std::unique_ptr<testing::PgTestSchema> schema_;
+  std::unique_ptr<ModelStore> store_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Backends, ModelStoreContractTest,
+                         ::testing::Values(Backend::kFile, Backend::kPostgres), BackendName);
+
+// The file store's own layout.
 class ModelStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = ::testing::TempDir() + "/model_store_test.XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    root_ = tmpl;
-    auto store = ModelStore::Open(root_);
+    root_ = MakeRoot();
+    auto store = FileModelStore::Open(root_);
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
   }
@@ -101,27 +178,15 @@ class ModelStoreTest : public ::testing::Test {
     std::error_code ec;
     std::filesystem::remove_all(root_, ec);
   }
-
-  // Saves a new version with the given decision and returns its name.
   std::string SaveVersion(bool promoted, uint64_t seed = 1) {
-    absl::StatusOr<std::string> v = store_->NextVersion();
-    EXPECT_TRUE(v.ok()) << v.status();
-    ModelManifest m;
-    m.promoted = promoted;
-    m.decision = promoted ? "promoted" : "rejected";
-    m.reason = "test";
-    const TwoTowerModel policy = TinyModel(seed);
-    const TwoTowerModel qhat = TinyModel(seed + 100);
-    absl::Status s = store_->Save(*v, policy, &qhat, TinyCatalog(), m);
-    EXPECT_TRUE(s.ok()) << s;
-    return *v;
+    return SaveVersionIn(*store_, promoted, seed);
   }
 
   std::string root_;
-  std::unique_ptr<ModelStore> store_;
+  std::unique_ptr<FileModelStore> store_;
 };
 
-TEST_F(ModelStoreTest, VersionsStartAtOneAndIncrease) {
+TEST_P(ModelStoreContractTest, VersionsStartAtOneAndIncrease) {
   EXPECT_EQ(*store_->NextVersion(), "000001");
   EXPECT_EQ(SaveVersion(true), "000001");
   EXPECT_EQ(SaveVersion(false), "000002");
@@ -132,7 +197,7 @@ TEST_F(ModelStoreTest, VersionsStartAtOneAndIncrease) {
   EXPECT_EQ(all[1].version, "000002");
 }
 
-TEST_F(ModelStoreTest, SavedVersionLoadsAndManifestRoundTrips) {
+TEST_P(ModelStoreContractTest, SavedVersionLoadsAndManifestRoundTrips) {
   const ModelManifest in = FullManifest();
   const TwoTowerModel policy = TinyModel(3);
   ASSERT_TRUE(store_->Save("000001", policy, nullptr, TinyCatalog(), in).ok());
@@ -202,7 +267,7 @@ TEST_F(ModelStoreTest, ListIgnoresLeftoverTemporaryAndForeignFolders) {
   EXPECT_EQ(store_->GetManifest("000004").status().code(), absl::StatusCode::kNotFound);
 }
 
-TEST_F(ModelStoreTest, CurrentStartsEmptyAndFollowsSetCurrentAcrossReopen) {
+TEST_P(ModelStoreContractTest, CurrentStartsEmptyAndFollowsSetCurrentAcrossReopen) {
   EXPECT_FALSE(store_->Current()->has_value());
   SaveVersion(true);
   SaveVersion(true);
@@ -210,8 +275,8 @@ TEST_F(ModelStoreTest, CurrentStartsEmptyAndFollowsSetCurrentAcrossReopen) {
   ASSERT_TRUE(store_->SetCurrent("000002").ok());
   EXPECT_EQ(**store_->Current(), "000002");
   ASSERT_TRUE(store_->SetCurrent("000001").ok());
-  auto reopened = ModelStore::Open(root_);
-  ASSERT_TRUE(reopened.ok());
+  auto reopened = OpenStore(ModelStore::Options(), "cache2");
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
   EXPECT_EQ(**(*reopened)->Current(), "000001");
 }
 
@@ -222,7 +287,7 @@ TEST_F(ModelStoreTest, CurrentNamingAMissingVersionIsDataLoss) {
   EXPECT_THAT(c.status().message(), HasSubstr("000009"));
 }
 
-TEST_F(ModelStoreTest, LatestPromotedSkipsRejectedVersions) {
+TEST_P(ModelStoreContractTest, LatestPromotedSkipsRejectedVersions) {
   EXPECT_FALSE(store_->LatestPromoted()->has_value());
   EXPECT_FALSE(store_->ServingVersion()->has_value());
   SaveVersion(true);
@@ -235,7 +300,7 @@ TEST_F(ModelStoreTest, LatestPromotedSkipsRejectedVersions) {
   EXPECT_EQ(**store_->ServingVersion(), "000001");
 }
 
-TEST_F(ModelStoreTest, RejectsBadVersionNamesAndOverwrites) {
+TEST_P(ModelStoreContractTest, RejectsBadVersionNamesAndOverwrites) {
   const TwoTowerModel policy = TinyModel(1);
   for (const std::string bad : {"", "12", "../../etc", "00000a", "000001/.."}) {
     EXPECT_EQ(store_->Save(bad, policy, nullptr, TinyCatalog(), {}).code(),
@@ -254,7 +319,7 @@ TEST_F(ModelStoreTest, RejectsBadVersionNamesAndOverwrites) {
             absl::StatusCode::kInvalidArgument);
 }
 
-TEST_F(ModelStoreTest, UpdateManifestRewritesTheRecord) {
+TEST_P(ModelStoreContractTest, UpdateManifestRewritesTheRecord) {
   SaveVersion(true);
   ASSERT_TRUE(store_
                   ->UpdateManifest("000001",
@@ -328,12 +393,11 @@ TEST_F(ModelStoreTest, SaveFsyncsEveryFileAndFolderOfTheVersion) {
 }
 
 // Defect 11: versions were never deleted, rejected ones included (each holds a catalog copy).
-TEST(ModelStoreRetentionTest, KeepsNewestPromotedNewestRejectedCurrentAndNewest) {
-  testutil::TempDir dir("model_store_retention");
+TEST_P(ModelStoreContractTest, RetentionKeepsNewestPromotedNewestRejectedCurrentAndNewest) {
   ModelStore::Options options;
   options.keep_promoted = 2;
   options.keep_rejected = 1;
-  auto store = ModelStore::Open(dir.path(), options);
+  auto store = OpenStore(options);
   ASSERT_TRUE(store.ok()) << store.status();
   auto save = [&](bool promoted) {
     const std::string v = *(*store)->NextVersion();
@@ -365,15 +429,14 @@ TEST(ModelStoreRetentionTest, KeepsNewestPromotedNewestRejectedCurrentAndNewest)
   // Numbers are never reused.
   EXPECT_EQ(*(*store)->NextVersion(), "000009");
   // Nothing half-deleted is left over.
-  for (const auto& e : std::filesystem::directory_iterator((*store)->models_dir()))
-    EXPECT_EQ(e.path().filename().string().find(".trash-"), std::string::npos);
+  for (const auto& e : std::filesystem::recursive_directory_iterator(root_))
+    EXPECT_EQ(e.path().filename().string().find(".trash-"), std::string::npos) << e.path();
 }
 
-TEST(ModelStoreRetentionTest, ListReturnsAtMostTheNewestEntries) {
-  testutil::TempDir dir("model_store_list");
+TEST_P(ModelStoreContractTest, ListReturnsAtMostTheNewestEntries) {
   ModelStore::Options options;
   options.keep_rejected = 10;
-  auto store = ModelStore::Open(dir.path(), options);
+  auto store = OpenStore(options);
   ASSERT_TRUE(store.ok()) << store.status();
   for (int i = 0; i < 4; ++i) {
     ModelManifest m;
@@ -385,12 +448,10 @@ TEST(ModelStoreRetentionTest, ListReturnsAtMostTheNewestEntries) {
   EXPECT_EQ(two[1].version, "000004");
   EXPECT_EQ((*store)->List()->size(), 4u);
   options.list_limit = 0;
-  EXPECT_EQ(ModelStore::Open(dir.path(), options).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(OpenStore(options).status().code(), absl::StatusCode::kInvalidArgument);
   options.list_limit = 1;
   options.keep_promoted = 0;
-  EXPECT_THAT(ModelStore::Open(dir.path(), options).status().message(),
-              HasSubstr("keep_promoted_versions=0"));
+  EXPECT_THAT(OpenStore(options).status().message(), HasSubstr("keep_promoted_versions=0"));
 }
 
 TEST_F(ModelStoreTest, OpenRemovesWhatACrashLeftBehind) {
@@ -399,7 +460,7 @@ TEST_F(ModelStoreTest, OpenRemovesWhatACrashLeftBehind) {
   std::filesystem::create_directories(store_->models_dir() + "/.trash-000000/policy");
   std::ofstream(store_->models_dir() + "/.CURRENT.tmp-abcdefgh") << "000001\n";
   std::filesystem::create_directories(store_->models_dir() + "/notes");  // not ours: kept
-  ASSERT_TRUE(ModelStore::Open(root_).ok());
+  ASSERT_TRUE(FileModelStore::Open(root_).ok());
   std::set<std::string> left;
   for (const auto& e : std::filesystem::directory_iterator(store_->models_dir()))
     left.insert(e.path().filename().string());
@@ -407,7 +468,7 @@ TEST_F(ModelStoreTest, OpenRemovesWhatACrashLeftBehind) {
 }
 
 TEST(ModelStoreOpenTest, MissingRootIsNotFound) {
-  EXPECT_EQ(ModelStore::Open("/nonexistent/optower/root").status().code(),
+  EXPECT_EQ(FileModelStore::Open("/nonexistent/optower/root").status().code(),
             absl::StatusCode::kNotFound);
 }
 

@@ -42,7 +42,7 @@
 #include "client/optower_client.h"
 #include "core/storage/event_log.h"
 #include "core/serving/model_snapshot.h"
-#include "core/storage/model_store.h"
+#include "core/storage/file_model_store.h"
 #include "core/serving/retrieval_engine.h"
 #include "core/storage/sqlite_event_log.h"
 #include "core/training/trainer.h"
@@ -530,7 +530,7 @@ class AdminLimitsTest : public ::testing::Test {
         RetrievalEngine::Create(RetrievalEngineOptions(), *snap, log_.get());
     ASSERT_TRUE(engine.ok()) << engine.status();
     engine_ = std::move(*engine);
-    absl::StatusOr<std::unique_ptr<ModelStore>> store = ModelStore::Open(dir_.path());
+    absl::StatusOr<std::unique_ptr<ModelStore>> store = FileModelStore::Open(dir_.path());
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
     TrainerHooks hooks;

@@ -7,6 +7,7 @@
 // The data step and the gate on their own: training_snapshot_test.cc, promotion_gate_test.cc.
 #include "core/training/trainer.h"
 
+#include "core/storage/file_model_store.h"
 #include "core/storage/sqlite_event_log.h"
 
 #include <stdlib.h>
@@ -177,7 +178,7 @@ class TrainerTest : public ::testing::Test {
     auto log = SqliteEventLog::Open(lo);
     ASSERT_TRUE(log.ok()) << log.status();
     log_ = std::move(*log);
-    auto store = ModelStore::Open(dir_);
+    auto store = FileModelStore::Open(dir_);
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
     // Version 000001: the initial (untrained) towers, served.

@@ -152,7 +152,11 @@ void AppendContextRow(std::string* out, const float* x, int64_t dim,
 
 absl::StatusOr<ItemCatalog> ReadItemsCsv(const std::string& path) {
   ASSIGN_OR_RETURN(std::string text, ReadWholeFile(path));
-  CsvReader csv(path, text);
+  return ParseItemsCsv(text, path);
+}
+
+absl::StatusOr<ItemCatalog> ParseItemsCsv(const std::string& text, const std::string& name) {
+  CsvReader csv(name, text);
   HeaderSpec spec{{"item"}, "f", /*min_prefix=*/0, /*categorical=*/true, {}, "",
                   "item,f0,...,f{E-1}"};
   ASSIGN_OR_RETURN(const HeaderLayout layout, csv.ReadHeader(spec));
@@ -298,7 +302,7 @@ absl::Status WriteLogsCsv(const std::string& path, const BanditLog& log, const I
   return WriteFileAtomically(path, out);
 }
 
-absl::Status WriteItemsCsv(const std::string& path, const ItemCatalog& items) {
+absl::StatusOr<std::string> FormatItemsCsv(const ItemCatalog& items, const std::string& path) {
   const int64_t n = items.size();
   const int64_t e = items.dim_features;
   if (e < 0) return WriteError(path, absl::StrCat("dim_features=", e, ": must be >= 0"));
@@ -333,6 +337,11 @@ absl::Status WriteItemsCsv(const std::string& path, const ItemCatalog& items) {
     AppendCategoricalCells(&out, items.categorical, r);
     out.push_back('\n');
   }
+  return out;
+}
+
+absl::Status WriteItemsCsv(const std::string& path, const ItemCatalog& items) {
+  ASSIGN_OR_RETURN(const std::string out, FormatItemsCsv(items, path));
   return WriteFileAtomically(path, out);
 }
 

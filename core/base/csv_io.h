@@ -55,6 +55,8 @@ namespace optower {
 
 // Rows in file order: ids[i] and features row i come from data line i.
 absl::StatusOr<ItemCatalog> ReadItemsCsv(const std::string& path);
+// The same from text already in memory; `name` stands for the file in messages.
+absl::StatusOr<ItemCatalog> ParseItemsCsv(const std::string& text, const std::string& name);
 
 // Actions are mapped from item ids to row indices of `items` (BanditLog::actions holds rows).
 // `items_name` names the catalog in the "action=17 is not an item in <items_name>" message
@@ -86,6 +88,8 @@ absl::StatusOr<DenseMatrix> ReadMatrixCsv(const std::string& path,
 // disagree in size, or a position is negative.
 absl::Status WriteLogsCsv(const std::string& path, const BanditLog& log, const ItemCatalog& items);
 absl::Status WriteItemsCsv(const std::string& path, const ItemCatalog& items);
+// The text WriteItemsCsv writes (same checks; `path` names the destination in messages).
+absl::StatusOr<std::string> FormatItemsCsv(const ItemCatalog& items, const std::string& path);
 // `contexts` is [n, dim] row-major, dim >= 1.
 absl::Status WriteContextsCsv(const std::string& path, const std::vector<float>& contexts,
                               int64_t dim);

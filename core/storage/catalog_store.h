@@ -1,18 +1,16 @@
-// CatalogStore: the served item catalog, durable in <data_dir>/catalog/ (docs/SERVING.md "Catalog
-// durability"). UpsertItems/DeleteItems save the changed catalog here before they answer, so a
-// restarted server serves exactly the catalog the last acknowledged change left.
+// CatalogStore: the served item catalog, durable (docs/SERVING.md "Catalog durability").
+// UpsertItems/DeleteItems save the changed catalog here before they answer, so a restarted server
+// serves exactly the catalog the last acknowledged change left. This is the interface; two backends
+// implement it:
+//   FileCatalogStore      (core/storage/file_catalog_store.h)      <data_dir>/catalog/items-<v>.csv
+//   PostgresCatalogStore  (core/storage/postgres_catalog_store.h)  the catalogs table, shared by
+//                         several serving replicas (each polls LatestVersion or LISTENs).
+// The stored form is the items CSV (item,f0,...,c:<name>...; core/base/csv_io.h), categorical item
+// columns included. Load never falls back to an older version when the newest cannot be read (that
+// would serve deleted items again): it fails, naming what it read.
 //
-//   <data_dir>/catalog/items-000000000007.csv    the items CSV (item,f0,...,c:<name>...) of
-//                                                catalog version 7, categorical item columns included
-//
-// Save writes the new version's file through WriteFileAtomically (temporary file, fsync, rename,
-// folder fsync), then removes older versions' files. A crash between the two leaves two files;
-// Load takes the highest version, so it always sees the newest acknowledged catalog. Load never falls
-// back to an older file when the newest cannot be read (that would serve deleted items again): it
-// fails, naming the file.
-//
-// Thread safety: Save calls must be serialised by the caller (the engine's writer lock); Load is
-// meant for start-up. Blocking: file I/O and fsyncs.
+// Thread safety: Save calls must be serialised by the caller (the engine's writer lock); Load and
+// LatestVersion may be called from any thread. Blocking: file or database I/O.
 #ifndef OPTOWER_CORE_STORAGE_CATALOG_STORE_H_
 #define OPTOWER_CORE_STORAGE_CATALOG_STORE_H_
 
@@ -30,31 +28,31 @@ namespace optower {
 struct StoredCatalog {
   ItemCatalog items;
   int64_t version = 0;  // the engine's catalog_version
-  std::string path;     // the file it was read from
+  std::string path;     // what it was read from (a file, or "postgres:<schema>.catalogs@<v>")
 };
 
 class CatalogStore {
  public:
-  // Creates <data_dir>/catalog if missing (data_dir must exist: NotFound otherwise) and removes
-  // temporaries a crash left.
-  static absl::StatusOr<std::unique_ptr<CatalogStore>> Open(const std::string& data_dir);
+  CatalogStore() = default;
+  virtual ~CatalogStore() = default;
+  CatalogStore(const CatalogStore&) = delete;
+  CatalogStore& operator=(const CatalogStore&) = delete;
 
-  // The newest stored catalog, or nullopt when none was ever saved. DataLoss naming the file if it
+  // The newest stored catalog, or nullopt when none was ever saved. DataLoss naming the source if it
   // cannot be parsed.
-  absl::StatusOr<std::optional<StoredCatalog>> Load() const;
+  virtual absl::StatusOr<std::optional<StoredCatalog>> Load() const = 0;
 
-  // Makes `items` the stored catalog as `version` (>= 0, larger than any stored version is not
-  // required: the newest file is the one with the largest number, so callers pass increasing
-  // versions). Durable when it returns OK. Test points (core/base/test_points.h): fault
-  // "catalog.write"; crash "catalog.before_write", "catalog.after_write".
-  absl::Status Save(const ItemCatalog& items, int64_t version);
+  // The newest stored version without reading the items (cheap: a replica polls it), or nullopt.
+  virtual absl::StatusOr<std::optional<int64_t>> LatestVersion() const = 0;
 
-  const std::string& dir() const { return dir_; }
+  // Makes `items` the stored catalog as `version` (>= 0; callers pass increasing versions: the
+  // newest is the one with the largest number). Durable when it returns OK. Test points
+  // (core/base/test_points.h): fault "catalog.write"; the file store's crash points are in
+  // file_catalog_store.h.
+  virtual absl::Status Save(const ItemCatalog& items, int64_t version) = 0;
 
- private:
-  explicit CatalogStore(std::string dir) : dir_(std::move(dir)) {}
-  std::string FilePath(int64_t version) const;
-  const std::string dir_;
+  // Where the catalogs live, for messages (a folder, or the PostgreSQL table).
+  virtual std::string Location() const = 0;
 };
 
 // True when `a` and `b` hold the same ids with bit-identical features and equal categorical

@@ -1,85 +1,21 @@
 #include "core/storage/model_store.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <map>
-#include <sstream>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
-#include "core/base/atomic_file.h"
-#include "core/base/csv_io.h"
 #include "core/base/json_writer.h"
 #include "core/base/status_macros.h"
-#include "core/base/test_points.h"
 
 namespace optower {
 namespace {
 
-constexpr char kManifestJson[] = "manifest.json";
-constexpr char kManifestText[] = "manifest.txt";
-constexpr char kCurrent[] = "CURRENT";
 constexpr char kTextHeader[] = "# optower model manifest v1";
 constexpr int kVersionWidth = 6;
-constexpr char kTrashPrefix[] = ".trash-";
-
-bool IsDir(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-bool IsFile(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-
-absl::Status ErrnoStatus(int err, const std::string& what, const std::string& path) {
-  const std::string msg = absl::StrCat(what, " ", path, ": ", std::strerror(err));
-  switch (err) {
-    case ENOENT: return absl::NotFoundError(msg);
-    case EACCES:
-    case EPERM: return absl::PermissionDeniedError(msg);
-    case EEXIST: return absl::AlreadyExistsError(msg);
-    default: return absl::InternalError(msg);
-  }
-}
-
-absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return ErrnoStatus(errno, "open", path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return absl::DataLossError(absl::StrCat("read ", path, " failed"));
-  return ss.str();
-}
-
-absl::Status CheckVersion(const std::string& version) {
-  if (!IsModelVersion(version))
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "version=\"%s\": a version is >= %d decimal digits, e.g. \"000001\"", version,
-        kVersionWidth));
-  return absl::OkStatus();
-}
-
-// Numeric order of digit strings: shorter is smaller (leading zeros are always padded to 6, and
-// longer names only appear past 999999), then lexical.
-bool VersionLess(const std::string& a, const std::string& b) {
-  absl::string_view x(a), y(b);
-  while (x.size() > 1 && x.front() == '0') x.remove_prefix(1);
-  while (y.size() > 1 && y.front() == '0') y.remove_prefix(1);
-  if (x.size() != y.size()) return x.size() < y.size();
-  return x < y;
-}
 
 // ---- manifest.txt: `key=value` lines; values escape '\\', '\n' and '\r'. ----
 
@@ -361,221 +297,45 @@ absl::StatusOr<ModelManifest> ParseManifestText(const std::string& text) {
   return m;
 }
 
-// ---- ModelStore ----
+// ---- ModelStore: what both backends share ----
 
-absl::StatusOr<std::unique_ptr<ModelStore>> ModelStore::Open(const std::string& root,
-                                                              const Options& options) {
-  if (root.empty()) return absl::InvalidArgumentError("root=\"\": the model store needs a folder");
-  RETURN_IF_ERROR(options.Validate());
-  if (!IsDir(root))
-    return absl::NotFoundError(absl::StrFormat("root=\"%s\": no such folder", root));
-  std::string models = absl::StrCat(root, "/models");
-  if (!IsDir(models) && ::mkdir(models.c_str(), 0777) != 0 && errno != EEXIST)
-    return ErrnoStatus(errno, "mkdir", models);
-  // What a crash left: a version folder still under its temporary name (never renamed into place,
-  // so never visible) and a pruned version renamed to its trash name. One process owns the root.
-  std::error_code ec;
-  for (auto it = std::filesystem::directory_iterator(models, ec);
-       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    const size_t tmp = name.find(".tmp-");
-    const bool leftover = absl::StartsWith(name, kTrashPrefix) ||
-                          absl::StartsWith(name, absl::StrCat(".", kCurrent, ".tmp-")) ||
-                          (tmp != std::string::npos && IsModelVersion(name.substr(0, tmp)));
-    if (!leftover) continue;
-    std::error_code rm;
-    std::filesystem::remove_all(it->path(), rm);
-    if (rm) std::fprintf(stderr, "optower: warning: cannot remove leftover %s: %s\n",
-                         it->path().c_str(), rm.message().c_str());
-  }
-  return std::unique_ptr<ModelStore>(new ModelStore(std::move(models), options));
-}
-
-std::string ModelStore::VersionDir(const std::string& version) const {
-  return absl::StrCat(models_dir_, "/", version);
-}
-
-absl::StatusOr<std::vector<std::string>> ModelStore::VersionNames() const {
-  std::vector<std::string> names;
-  std::error_code ec;
-  for (auto it = std::filesystem::directory_iterator(models_dir_, ec);
-       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
-    std::string name = it->path().filename().string();
-    if (IsModelVersion(name)) names.push_back(std::move(name));
-  }
-  if (ec)
-    return absl::InternalError(absl::StrCat("listing ", models_dir_, ": ", ec.message()));
-  std::sort(names.begin(), names.end(), VersionLess);
-  return names;
-}
-
-absl::StatusOr<std::string> ModelStore::NextVersion() const {
-  ASSIGN_OR_RETURN(std::vector<std::string> names, VersionNames());
-  uint64_t last = 0;
-  if (!names.empty() && !absl::SimpleAtoi(names.back(), &last))
-    return absl::InternalError(absl::StrCat("version name out of range: ", names.back()));
-  return absl::StrFormat("%0*d", kVersionWidth, last + 1);
-}
-
-absl::Status ModelStore::Save(const std::string& version, const TwoTowerModel& policy,
-                              const TwoTowerModel* reward_model, const ItemCatalog& items,
-                              ModelManifest manifest) {
-  RETURN_IF_ERROR(CheckVersion(version));
-  if (!manifest.version.empty() && manifest.version != version)
+absl::Status CheckModelVersion(const std::string& version) {
+  if (!IsModelVersion(version))
     return absl::InvalidArgumentError(absl::StrFormat(
-        "manifest.version=\"%s\" differs from version=\"%s\"", manifest.version, version));
-  manifest.version = version;
-  ASSIGN_OR_RETURN(std::string json, FormatManifestJson(manifest));
-  const std::string text = FormatManifestText(manifest);
-  // Same layout as SaveModelFolder (LoadModelFolder reads it) plus manifest.txt, in one rename.
-  AtomicDirectory::Options folder_options;
-  folder_options.crash_point_prefix = "save";
-  ASSIGN_OR_RETURN(auto out, AtomicDirectory::Create(VersionDir(version), folder_options));
-  RETURN_IF_ERROR(FaultPoint("save.weights", absl::StrCat("write ", out->FilePath("policy"))));
-  RETURN_IF_ERROR(policy.Save(out->FilePath("policy")));
-  if (reward_model != nullptr) RETURN_IF_ERROR(reward_model->Save(out->FilePath("reward_model")));
-  CrashPoint("save.after_weights");
-  RETURN_IF_ERROR(WriteItemsCsv(out->FilePath("items.csv"), items));
-  RETURN_IF_ERROR(WriteFileAtomically(out->FilePath(kManifestJson), json));
-  RETURN_IF_ERROR(WriteFileAtomically(out->FilePath(kManifestText), text));
-  RETURN_IF_ERROR(out->Commit());
-  PruneAndReport();
+        "version=\"%s\": a version is >= %d decimal digits, e.g. \"000001\"", version,
+        kVersionWidth));
   return absl::OkStatus();
 }
 
-absl::StatusOr<ModelManifest> ModelStore::ReadManifest(const std::string& version) const {
-  const std::string path = absl::StrCat(VersionDir(version), "/", kManifestText);
-  ASSIGN_OR_RETURN(std::string text, ReadWholeFile(path));
-  absl::StatusOr<ModelManifest> m = ParseManifestText(text);
-  if (!m.ok()) return absl::DataLossError(absl::StrCat(path, ": ", m.status().message()));
-  if (m->version != version)
-    return absl::DataLossError(
-        absl::StrFormat("%s: version=\"%s\" but the folder is %s", path, m->version, version));
-  return m;
+// Leading zeros are always padded to 6, and longer names only appear past 999999.
+bool ModelVersionLess(const std::string& a, const std::string& b) {
+  absl::string_view x(a), y(b);
+  while (x.size() > 1 && x.front() == '0') x.remove_prefix(1);
+  while (y.size() > 1 && y.front() == '0') y.remove_prefix(1);
+  if (x.size() != y.size()) return x.size() < y.size();
+  return x < y;
 }
 
-absl::StatusOr<std::vector<ModelManifest>> ModelStore::List(
-    size_t max_entries, std::vector<absl::Status>* skipped) const {
-  ASSIGN_OR_RETURN(std::vector<std::string> names, VersionNames());
-  if (max_entries > 0 && names.size() > max_entries)
-    names.erase(names.begin(), names.end() - static_cast<ptrdiff_t>(max_entries));
-  std::vector<ModelManifest> out;
-  for (const std::string& v : names) {
-    if (!IsFile(absl::StrCat(VersionDir(v), "/", kManifestText))) continue;  // not ours / partial
-    absl::StatusOr<ModelManifest> m = ReadManifest(v);
-    if (!m.ok()) {
-      // One bad manifest must not hide the others (nor stop a restart): skip and report it.
-      if (skipped != nullptr) skipped->push_back(m.status());
-      continue;
-    }
-    out.push_back(std::move(*m));
-  }
-  return out;
-}
+std::string FormatModelVersion(uint64_t n) { return absl::StrFormat("%0*d", kVersionWidth, n); }
 
-absl::StatusOr<ModelManifest> ModelStore::GetManifest(const std::string& version) const {
-  RETURN_IF_ERROR(CheckVersion(version));
-  if (!IsFile(absl::StrCat(VersionDir(version), "/", kManifestText)))
-    return absl::NotFoundError(absl::StrFormat("version=%s: no such model version in %s",
-                                               version, models_dir_));
-  return ReadManifest(version);
-}
-
-absl::StatusOr<ModelFolder> ModelStore::Load(const std::string& version) const {
-  RETURN_IF_ERROR(GetManifest(version).status());
-  return LoadModelFolder(VersionDir(version));
-}
-
-absl::Status ModelStore::UpdateManifest(const std::string& version,
-                                        const std::function<void(ModelManifest&)>& edit) {
-  absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(ModelManifest m, GetManifest(version));
-  edit(m);
-  if (m.version != version)
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "UpdateManifest changed version %s to \"%s\"", version, m.version));
-  ASSIGN_OR_RETURN(std::string json, FormatManifestJson(m));
-  const std::string dir = VersionDir(version);
-  RETURN_IF_ERROR(WriteFileAtomically(absl::StrCat(dir, "/", kManifestJson), json));
-  return WriteFileAtomically(absl::StrCat(dir, "/", kManifestText), FormatManifestText(m));
-}
-
-absl::StatusOr<std::optional<std::string>> ModelStore::Current() const {
-  absl::MutexLock lock(&mu_);
-  return CurrentLocked();
-}
-
-absl::StatusOr<std::optional<std::string>> ModelStore::CurrentLocked() const {
-  const std::string path = absl::StrCat(models_dir_, "/", kCurrent);
-  if (!IsFile(path)) return std::optional<std::string>();
-  ASSIGN_OR_RETURN(std::string text, ReadWholeFile(path));
-  std::string version(absl::StripAsciiWhitespace(text));
-  if (!IsModelVersion(version) || !IsFile(absl::StrCat(VersionDir(version), "/", kManifestText)))
-    return absl::DataLossError(absl::StrFormat(
-        "%s names \"%s\", which is not a complete model version", path, version));
-  return std::optional<std::string>(version);
-}
-
-absl::Status ModelStore::SetCurrent(const std::string& version) {
-  RETURN_IF_ERROR(GetManifest(version).status());
-  {
-    absl::MutexLock lock(&mu_);
-    CrashPoint("current.before_write");
-    RETURN_IF_ERROR(WriteFileAtomically(absl::StrCat(models_dir_, "/", kCurrent), version + "\n"));
-    CrashPoint("current.after_write");
-  }
-  PruneAndReport();
-  return absl::OkStatus();
-}
-
-void ModelStore::PruneAndReport() {
-  // The version is saved (or CURRENT written) either way; a failed clean-up costs disk, not data,
-  // and is retried after the next publish.
-  absl::StatusOr<std::vector<std::string>> pruned = Prune();
-  if (!pruned.ok()) {
-    std::fprintf(stderr, "optower: warning: model store retention: %s\n",
-                 std::string(pruned.status().message()).c_str());
-  }
-}
-
-absl::StatusOr<std::vector<std::string>> ModelStore::Prune() {
-  absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(const std::vector<std::string> names, VersionNames());
-  if (names.empty()) return std::vector<std::string>();
-  // A CURRENT that cannot be read protects nothing by name, but then nothing is deleted either:
-  // the operator has to look first.
-  ASSIGN_OR_RETURN(const std::optional<std::string> current, CurrentLocked());
+std::vector<std::string> VersionsToPrune(const std::vector<ModelManifest>& manifests,
+                                         const std::string& newest,
+                                         const std::optional<std::string>& current,
+                                         const ModelStore::Options& options) {
   int promoted_kept = 0, others_kept = 0;
   std::vector<std::string> doomed;
-  for (auto it = names.rbegin(); it != names.rend(); ++it) {  // newest first
-    const std::string& v = *it;
-    if (v == names.back() || (current.has_value() && v == *current)) continue;
-    if (!IsFile(absl::StrCat(VersionDir(v), "/", kManifestText))) continue;  // not a version
-    absl::StatusOr<ModelManifest> m = ReadManifest(v);
-    if (!m.ok()) continue;  // reported by List(); never delete what we cannot read
-    int& kept = m->promoted ? promoted_kept : others_kept;
-    const int limit = m->promoted ? options_.keep_promoted : options_.keep_rejected;
+  for (auto it = manifests.rbegin(); it != manifests.rend(); ++it) {  // newest first
+    const std::string& v = it->version;
+    if (v == newest || (current.has_value() && v == *current)) continue;
+    int& kept = it->promoted ? promoted_kept : others_kept;
+    const int limit = it->promoted ? options.keep_promoted : options.keep_rejected;
     if (kept < limit) {
       ++kept;
     } else {
       doomed.push_back(v);
     }
   }
-  std::vector<std::string> deleted;
-  for (const std::string& v : doomed) {
-    const std::string trash = absl::StrCat(models_dir_, "/", kTrashPrefix, v);
-    if (::rename(VersionDir(v).c_str(), trash.c_str()) != 0)
-      return ErrnoStatus(errno, absl::StrCat("retention: rename of version ", v, " to"), trash);
-    // The version is gone from List() from here on; what remains is freeing the space.
-    CrashPoint("prune.after_rename");
-    std::error_code ec;
-    std::filesystem::remove_all(trash, ec);
-    if (ec)
-      return absl::InternalError(
-          absl::StrCat("retention: removing ", trash, " (version ", v, "): ", ec.message()));
-    deleted.push_back(v);
-  }
-  return deleted;
+  return doomed;
 }
 
 absl::StatusOr<std::optional<ModelManifest>> ModelStore::LatestPromoted() const {

@@ -1,32 +1,27 @@
-// ModelStore: the service's numbered model versions on disk (DESIGN §6 "Model store"), in the shape of
-// tensorflow/serving's version folders:
-//
-//   <root>/models/000001/{policy/,reward_model/,items.csv,manifest.json,manifest.txt}
-//   <root>/models/000002/...
-//   <root>/models/CURRENT          one line: the version being served (written atomically)
+// ModelStore: the service's numbered model versions — the registry of trained models, their
+// manifests and CURRENT (DESIGN §6 "Model store"), in the shape of tensorflow/serving's version
+// folders. This is the interface; two backends implement it:
+//   FileModelStore      (core/storage/file_model_store.h)      <root>/models/<version>/ folders and a
+//                       CURRENT file: the embedded default, one process per data_dir;
+//   PostgresModelStore  (core/storage/postgres_model_store.h)  tables in PostgreSQL, shared by
+//                       several serving replicas and one trainer (docs/SCALING.md); Load materialises
+//                       a version into a local cache folder.
 //
 // A version is a string of >= 6 decimal digits, zero-padded ("000001"), so that lexical order is
-// numeric order up to 999999 (List() sorts numerically anyway). Each version folder is a model folder
+// numeric order up to 999999 (List() sorts numerically anyway). Each version is a model folder
 // (core/model/model_folder.h: LoadModelFolder reads it) plus the manifest twins:
 //   manifest.json  for people and tools (also holds the per-epoch training history);
 //   manifest.txt   `key=value` lines, the machine-read copy that List()/GetManifest() parse.
-// A folder is written under a temporary sibling (`000003.tmp-<random>`), every file and folder in it
-// fsynced, renamed into place and the parent fsynced (core/base/atomic_file.h), so a crash or a power loss
-// leaves either the complete version or a leftover temporary, which List() ignores (as it ignores any
-// entry that is not a version name or has no manifest.txt) and Open() removes.
+// Save is atomic in both backends: a reader sees the complete version or none of it.
 //
 // Retention (Options): after each Save and SetCurrent, versions beyond the newest keep_promoted
 // promoted ones and the newest keep_rejected others are deleted — never CURRENT, never the newest
-// version (a job's version between its Save and its SetCurrent). A deleted version is first renamed
-// to `.trash-<version>` (one atomic step, so it is never seen half-deleted), then removed; Open()
-// removes leftovers. A version whose manifest cannot be read is reported and left alone.
-// A rejected version never becomes CURRENT by itself; only an explicit SetCurrent (a rollback) can
-// name it.
+// version (a job's version between its Save and its SetCurrent). A version whose manifest cannot be
+// read is reported and left alone. A rejected version never becomes CURRENT by itself; only an
+// explicit SetCurrent (a rollback) can name it.
 //
-// Thread safety: all methods are safe to call concurrently within one process (an internal mutex
-// serialises CURRENT and manifest rewrites). Two processes must not write the same root (the server
-// holds <data_dir>/LOCK, core/base/data_dir_lock.h).
-// Blocking: every call does file I/O (Save: the model weights plus fsyncs).
+// Thread safety: all methods are safe to call concurrently within one process.
+// Blocking: every call does I/O (file system or database; Save: the model weights).
 #ifndef OPTOWER_CORE_STORAGE_MODEL_STORE_H_
 #define OPTOWER_CORE_STORAGE_MODEL_STORE_H_
 
@@ -39,7 +34,6 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "core/base/bandit_data.h"
 #include "core/base/learning_report.h"
 #include "core/model/model_folder.h"
@@ -99,6 +93,13 @@ absl::StatusOr<std::string> FormatManifestJson(const ModelManifest& manifest);
 std::string FormatManifestText(const ModelManifest& manifest);
 absl::StatusOr<ModelManifest> ParseManifestText(const std::string& text);
 
+// "Invalid argument" unless IsModelVersion(version), with an example of a version.
+absl::Status CheckModelVersion(const std::string& version);
+// Numeric order of version names (shorter is smaller, then lexical).
+bool ModelVersionLess(const std::string& a, const std::string& b);
+// `n` zero-padded to 6 digits ("000007"): what NextVersion returns after version n - 1.
+std::string FormatModelVersion(uint64_t n);
+
 class ModelStore {
  public:
   struct Options {
@@ -114,55 +115,50 @@ class ModelStore {
     absl::Status Validate() const;
   };
 
-  // Creates <root>/models if missing (root itself must exist: NotFound otherwise) and removes what a
-  // crash left behind (temporary and trash folders). InvalidArgument for bad options.
-  static absl::StatusOr<std::unique_ptr<ModelStore>> Open(const std::string& root,
-                                                          const Options& options);
-  static absl::StatusOr<std::unique_ptr<ModelStore>> Open(const std::string& root) {
-    return Open(root, Options{});
-  }
-
+  ModelStore() = default;
+  virtual ~ModelStore() = default;
   ModelStore(const ModelStore&) = delete;
   ModelStore& operator=(const ModelStore&) = delete;
 
-  // One past the largest version-named entry in models/ (complete or not), zero-padded to 6 digits;
-  // "000001" for an empty store. Not a reservation: with one writer (the trainer) it is unique.
-  absl::StatusOr<std::string> NextVersion() const;
+  // One past the largest stored version (complete or not), zero-padded to 6 digits; "000001" for
+  // an empty store. Not a reservation: with one writer (the trainer) it is unique.
+  virtual absl::StatusOr<std::string> NextVersion() const = 0;
 
-  // Writes models/<version>/ atomically (temporary folder + fsyncs + rename), then applies
-  // retention. manifest.version must be empty or equal `version` (it is set to `version`).
-  // `reward_model` may be null. AlreadyExists if the version exists. Test points (core/base/test_points.h):
-  // fault "save.weights"; crash "save.after_weights", "save.before_fsync", "save.before_rename",
-  // "save.after_rename".
-  absl::Status Save(const std::string& version, const TwoTowerModel& policy,
-                    const TwoTowerModel* reward_model, const ItemCatalog& items,
-                    ModelManifest manifest);
+  // Stores `version` atomically, then applies retention. manifest.version must be empty or equal
+  // `version` (it is set to `version`). `reward_model` may be null. AlreadyExists if the version
+  // exists. Test points (core/base/test_points.h): fault "save.weights"; the file store's crash
+  // points are in file_model_store.h.
+  virtual absl::Status Save(const std::string& version, const TwoTowerModel& policy,
+                            const TwoTowerModel* reward_model, const ItemCatalog& items,
+                            ModelManifest manifest) = 0;
 
   // Manifests of complete versions, ascending by version: all of them, or with `max_entries` > 0
-  // only the newest max_entries version folders. A version whose manifest.txt is malformed is
-  // skipped, and its DataLoss error (naming the file) appended to `skipped` when given.
-  absl::StatusOr<std::vector<ModelManifest>> List(size_t max_entries = 0,
-                                                  std::vector<absl::Status>* skipped = nullptr) const;
-  // NotFound if the version has no complete folder.
-  absl::StatusOr<ModelManifest> GetManifest(const std::string& version) const;
-  absl::StatusOr<ModelFolder> Load(const std::string& version) const;
+  // only the newest max_entries versions. A version whose manifest.txt is malformed is skipped, and
+  // its DataLoss error (naming the version) appended to `skipped` when given.
+  virtual absl::StatusOr<std::vector<ModelManifest>> List(
+      size_t max_entries = 0, std::vector<absl::Status>* skipped = nullptr) const = 0;
+  // NotFound if the version is not a complete stored version.
+  virtual absl::StatusOr<ModelManifest> GetManifest(const std::string& version) const = 0;
+  // The version's model folder, read from VersionDir(version) (which the PostgreSQL store fills
+  // from the database first, atomically, when it is not there yet).
+  virtual absl::StatusOr<ModelFolder> Load(const std::string& version) const = 0;
 
-  // Rewrites the manifest twins of an existing version (each file atomically; manifest.txt last).
-  // `edit` must not change the version. Used to record the publish outcome and the index recall.
-  absl::Status UpdateManifest(const std::string& version,
-                              const std::function<void(ModelManifest&)>& edit);
+  // Rewrites the manifest twins of an existing version. `edit` must not change the version. Used to
+  // record the publish outcome and the index recall.
+  virtual absl::Status UpdateManifest(const std::string& version,
+                                      const std::function<void(ModelManifest&)>& edit) = 0;
 
   // The version named by CURRENT, or nullopt when no CURRENT exists yet. DataLoss if CURRENT names
   // something that is not a complete version.
-  absl::StatusOr<std::optional<std::string>> Current() const;
+  virtual absl::StatusOr<std::optional<std::string>> Current() const = 0;
   // Points CURRENT at `version` (NotFound unless it is a complete version), then applies
   // retention. Does not look at `promoted`: callers decide (the trainer only after a successful
-  // publish, Rollback explicitly). Crash points "current.before_write", "current.after_write".
-  absl::Status SetCurrent(const std::string& version);
+  // publish, Rollback explicitly).
+  virtual absl::Status SetCurrent(const std::string& version) = 0;
 
   // Applies retention now (Save and SetCurrent call it). Returns the versions deleted; a failed
   // deletion is an error (the version that could not be removed is named).
-  absl::StatusOr<std::vector<std::string>> Prune();
+  virtual absl::StatusOr<std::vector<std::string>> Prune() = 0;
 
   // The promoted version with the largest number, or nullopt.
   absl::StatusOr<std::optional<ModelManifest>> LatestPromoted() const;
@@ -171,22 +167,21 @@ class ModelStore {
   // LatestPromoted()'s version, else nullopt.
   absl::StatusOr<std::optional<std::string>> ServingVersion() const;
 
-  const std::string& models_dir() const { return models_dir_; }
-  const Options& options() const { return options_; }
-  std::string VersionDir(const std::string& version) const;
-
- private:
-  ModelStore(std::string models_dir, Options options)
-      : models_dir_(std::move(models_dir)), options_(options) {}
-  absl::StatusOr<std::vector<std::string>> VersionNames() const;  // sorted numerically, all entries
-  absl::StatusOr<ModelManifest> ReadManifest(const std::string& version) const;
-  absl::StatusOr<std::optional<std::string>> CurrentLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void PruneAndReport();  // Prune(), a failure printed as a warning
-
-  const std::string models_dir_;
-  const Options options_;
-  mutable absl::Mutex mu_;  // serialises writes of CURRENT and of manifests
+  // The local folder Load(version) reads (file store: <root>/models/<version>; PostgreSQL store:
+  // <cache_dir>/<version>, present once Load ran). For messages and tools.
+  virtual std::string VersionDir(const std::string& version) const = 0;
+  // Where the store lives, for messages: a folder, or the PostgreSQL schema and the cache folder.
+  virtual std::string Location() const = 0;
+  virtual const Options& options() const = 0;
 };
+
+// The versions retention deletes, newest first: `manifests` ascending by version (all complete
+// versions that could be read), `current` the CURRENT version if any. Never the newest version
+// (`newest`, the largest stored name, complete or not) nor CURRENT. Shared by both backends.
+std::vector<std::string> VersionsToPrune(const std::vector<ModelManifest>& manifests,
+                                         const std::string& newest,
+                                         const std::optional<std::string>& current,
+                                         const ModelStore::Options& options);
 
 }  // namespace optower
 
