@@ -181,7 +181,9 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> Bench::Start(const std::string& n
 
 absl::Status Bench::RunSetting(const Setting& s) {
   std::string dsn_file;
-  if (s.postgres) ASSIGN_OR_RETURN(dsn_file, FreshSchema("serving"));
+  if (s.postgres) {
+    ASSIGN_OR_RETURN(dsn_file, FreshSchema("serving"));
+  }
   std::vector<std::unique_ptr<ServerProcess>> servers;
   if (s.postgres) {
     ASSIGN_OR_RETURN(std::unique_ptr<ServerProcess> t, Start("trainer", "train", dsn_file, s.durability));
