@@ -343,6 +343,26 @@ void PrintHelp() {
   std::printf("\n--helpfull lists the flags of the libraries too.\n");
 }
 
+// The start-up line: what is served, where it came from, the log, the role and the trainer.
+void PrintStartLine(OptowerServer& server) {
+  std::shared_ptr<const ModelSnapshot> snap = server.engine().snapshot();
+  const char* trainer = server.trainer() == nullptr ? "off"
+                        : server.scale_out() == nullptr || server.scale_out()->leader()
+                            ? "on"
+                            : "standby (another trainer is elected)";
+  std::fprintf(stderr,
+               "optower-server: model %s (%s), %lld items (%s index%s, recall@10 %.3f on %s), "
+               "epsilon %g (%s slates), event log %s (%s), role %s, trainer %s\n",
+               snap->model_version().c_str(), server.model_source().c_str(),
+               static_cast<long long>(snap->catalog().size()),
+               snap->index().type_name().c_str(), IndexParameters(snap->index()).c_str(),
+               snap->index().recall_at_10(), snap->probe_source().c_str(),
+               server.config().epsilon(), server.config().slate_exploration().c_str(),
+               EventLogPath(server.config()).c_str(),
+               DurabilityName(server.config().event_log().durability()).c_str(),
+               server.config().role().c_str(), trainer);
+}
+
 int Main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "serves optower's Retrieve/Feedback/admin RPCs.\n"
@@ -391,23 +411,7 @@ int Main(int argc, char** argv) {
   start.retrieve_token_env = Env("OPTOWER_RETRIEVE_TOKEN");
   absl::StatusOr<std::unique_ptr<OptowerServer>> server = OptowerServer::Start(*config, start);
   if (!server.ok()) return Fail(ExplainStartFailure(server.status(), *config));
-  std::shared_ptr<const ModelSnapshot> snap = (*server)->engine().snapshot();
-  std::fprintf(stderr,
-               "optower-server: model %s (%s), %lld items (%s index%s, recall@10 %.3f on %s), "
-               "epsilon %g (%s slates), event log %s (%s), role %s, trainer %s\n",
-               snap->model_version().c_str(), (*server)->model_source().c_str(),
-               static_cast<long long>(snap->catalog().size()),
-               snap->index().type_name().c_str(), IndexParameters(snap->index()).c_str(),
-               snap->index().recall_at_10(), snap->probe_source().c_str(),
-               (*server)->config().epsilon(), (*server)->config().slate_exploration().c_str(),
-               EventLogPath((*server)->config()).c_str(),
-               DurabilityName((*server)->config().event_log().durability()).c_str(),
-               (*server)->config().role().c_str(),
-               (*server)->trainer() == nullptr ? "off"
-               : (*server)->scale_out() == nullptr || (*server)->scale_out()->leader()
-                   ? "on"
-                   : "standby (another trainer is elected)");
-  snap.reset();  // held for the process lifetime, it would never be freed after a swap
+  PrintStartLine(**server);
   PrintSecurityLine(**server);
   std::printf("optower-server listening on %s\n", (*server)->address().c_str());
   std::fflush(stdout);

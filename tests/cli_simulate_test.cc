@@ -237,6 +237,10 @@ TEST_F(CliSimulateTest, BadFlagsExitTwoWithOneLine) {
       {"--setting", "tabular"},
       {"--setting", "categorical", "--dim-item-features", "0"},
       {"--warm-start", "random"},
+      {"--backend", "mysql"},
+      {"--replicas", "2"},  // more than one replica needs --backend=postgres
+      {"--backend", "postgres", "--replicas", "0"},
+      {"--pg-dsn-file", "/tmp/dsn"},  // without --backend=postgres
       {"--no-such-flag"},
       {"--items", "ten"},
       {"stray-argument"},

@@ -331,6 +331,27 @@ TEST(ServerOptionsMappingTest, SetFieldsAreMappedAndCheckedByCoreNamingTheConfig
               HasSubstr("event_log.max_batch_events=-1: must be >= 1"));
   EXPECT_THAT(validate([](v1::ServerConfig* c) { c->set_max_exclude(-1); }),
               HasSubstr("max_exclude=-1: must be >= 0"));
+  // Scale-out (server/server_role.h): roles other than all need the shared database.
+  EXPECT_THAT(validate([](v1::ServerConfig* c) { c->set_role("leader"); }),
+              HasSubstr("role='leader': must be all, serve or train"));
+  EXPECT_THAT(validate([](v1::ServerConfig* c) { c->set_role("serve"); }),
+              HasSubstr("role='serve': needs postgres.enabled"));
+  EXPECT_THAT(validate([](v1::ServerConfig* c) {
+                c->set_role("train");
+                c->mutable_postgres()->set_enabled(true);
+                c->mutable_trainer()->set_disabled(true);
+              }),
+              HasSubstr("role='train' with trainer.disabled=true"));
+  EXPECT_THAT(validate([](v1::ServerConfig* c) {
+                c->mutable_postgres()->set_enabled(true);
+                c->mutable_postgres()->set_poll_interval_ms(0);
+              }),
+              HasSubstr("postgres.poll_interval_ms=0: must be finite and > 0"));
+  EXPECT_EQ(validate([](v1::ServerConfig* c) {
+              c->set_role("serve");
+              c->mutable_postgres()->set_enabled(true);
+            }),
+            "");
 
   v1::ServerConfig c;
   c.set_top_m(7);
