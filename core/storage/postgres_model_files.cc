@@ -36,14 +36,17 @@ absl::Status UploadOne(PgConnection& conn, const std::string& version, const std
                        const std::string& rel, int64_t* bytes) {
   File f(std::fopen(path.c_str(), "rb"));
   if (f == nullptr) return FileError("open", path);
-  const size_t chunk_bytes = PgModelChunkBytes();
-  std::string buf;
-  for (int64_t chunk = 0;; ++chunk) {
-    buf.resize(chunk_bytes);
-    const size_t n = std::fread(buf.data(), 1, chunk_bytes, f.get());
-    if (n < chunk_bytes && std::ferror(f.get())) return FileError("read", path);
-    buf.resize(n);
-    if (n == 0 && chunk > 0) break;  // the previous chunk ended the file exactly
+  std::error_code ec;
+  const uint64_t size = std::filesystem::file_size(path, ec);
+  if (ec) return absl::InternalError(absl::StrCat("stat ", path, ": ", ec.message()));
+  const uint64_t chunk_bytes = PgModelChunkBytes();
+  std::string buf;  // sized to the chunk, not to the chunk limit (most files are small)
+  uint64_t done = 0;
+  for (int64_t chunk = 0; chunk == 0 || done < size; ++chunk) {
+    buf.resize(static_cast<size_t>(std::min(chunk_bytes, size - done)));
+    if (!buf.empty() && std::fread(buf.data(), 1, buf.size(), f.get()) != buf.size())
+      return std::ferror(f.get()) ? FileError("read", path)
+                                  : absl::DataLossError(absl::StrCat(path, " shrank while read"));
     RETURN_IF_ERROR(conn.Query("INSERT INTO model_files (version, path, chunk, data) "
                                "VALUES ($1, $2, $3, $4)",
                                {PgParam::Text(version), PgParam::Text(rel), PgParam::Int(chunk),
@@ -51,8 +54,8 @@ absl::Status UploadOne(PgConnection& conn, const std::string& version, const std
                                absl::StrCat("postgres: storing ", rel, " of model version ",
                                             version))
                         .status());
-    *bytes += static_cast<int64_t>(n);
-    if (n < chunk_bytes) break;
+    done += buf.size();
+    *bytes += static_cast<int64_t>(buf.size());
   }
   return absl::OkStatus();
 }
