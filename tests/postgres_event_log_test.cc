@@ -198,6 +198,34 @@ TEST_F(PostgresEventLogTest, FeedbackAtAnotherReplicaJoinsTheSlateAndTheFirstWri
   EXPECT_THAT(again.message(), HasSubstr("request_id='r1'"));
 }
 
+// Group commit: replica A acknowledges a slate before committing it (up to max_commit_delay later).
+// Feedback for it reaching replica B in that window is looked at again after max_commit_delay +
+// 50 ms, by which time A has committed: accepted, not unknown. A never-served pair stays unknown.
+TEST_F(PostgresEventLogTest, FeedbackRacingAnotherReplicasGroupCommitIsLookedAtAgain) {
+  EventLogOptions slow = Options(Durability::kGroupCommit);
+  slow.max_commit_delay = absl::Milliseconds(300);  // a wide window, so the race is certain
+  std::unique_ptr<EventLog> a = OpenOrDie(slow);
+  std::unique_ptr<EventLog> b = OpenOrDie(slow);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  ASSERT_TRUE(a->AppendSlate(Slate("race", 10)).ok());  // acknowledged, not committed yet
+  const absl::Time sent = absl::Now();
+  absl::StatusOr<std::vector<FeedbackOutcome>> out =
+      b->AppendFeedback({{"race", 10, 1.0, 5}, {"never", 10, 1.0, 5}});
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_THAT(*out, ElementsAre(FeedbackOutcome::kAccepted, FeedbackOutcome::kUnknown));
+  // It waited for the second look (B's own commit of the first decision comes first).
+  EXPECT_GE(absl::Now() - sent, absl::Milliseconds(350));
+  // With a deadline too close for a second look, unknown stands (sending again is safe).
+  ASSERT_TRUE(a->AppendSlate(Slate("race2", 20)).ok());
+  out = b->AppendFeedback({{"race2", 20, 1.0, 5}}, absl::Now() + absl::Milliseconds(340));
+  if (out.ok()) {
+    EXPECT_THAT(*out, ElementsAre(FeedbackOutcome::kUnknown));
+  } else {
+    EXPECT_EQ(out.status().code(), absl::StatusCode::kDeadlineExceeded) << out.status();
+  }
+}
+
 TEST_F(PostgresEventLogTest, ABrokenWriterConnectionIsReestablishedAtTheNextBatch) {
   std::unique_ptr<EventLog> log = OpenOrDie(Options(Durability::kSynchronous));
   ASSERT_NE(log, nullptr);
