@@ -18,6 +18,8 @@
 //                   [--backend=sqlite|postgres] [--path=/tmp/event_log_bench.db]
 //                   [--dsn_file=F]   (postgres: libpq keywords, e.g. build/pg/dsn of
 //                                     scripts/pg_test_server.sh; each run uses a new schema)
+//                   [--pg_schema=S]  (postgres: log into schema S, created if needed and kept, so
+//                                     that several bench processes share one log like replicas)
 //
 // The "before" figures in docs/EVENT_LOG.md (schema 1, one ServedEvent per item) were measured with
 // this file as of commit cb29eb6, which still had --api=served and -DEVENT_LOG_BENCH_V1.
@@ -75,6 +77,7 @@ struct Flags {
   std::string backend = "sqlite";
   std::string path = "/tmp/event_log_bench.db";
   std::string dsn_file;
+  std::string pg_schema;  // shared by several bench processes (the replicas case); kept at the end
 };
 
 // Parses the command line into `f`; "" on success, else the message.
@@ -106,6 +109,8 @@ std::string ParseFlags(int argc, char** argv, Flags& f) {
       f.path = v;
     } else if (Flag(argv[i], "--dsn_file", &v) || Flag(argv[i], "--dsn-file", &v)) {
       f.dsn_file = v;
+    } else if (Flag(argv[i], "--pg_schema", &v)) {
+      f.pg_schema = v;
     } else {
       return absl::StrCat("unknown argument '", argv[i], "'");
     }
@@ -139,13 +144,18 @@ absl::StatusOr<std::unique_ptr<optower::EventLog>> OpenFresh(const Flags& f, int
   absl::StatusOr<std::unique_ptr<optower::PgConnection>> c =
       optower::PgConnection::Connect(*dsn, "event_log_bench");
   if (!c.ok()) return c.status();
-  *schema = absl::StrCat("bench_", getpid(), "_", run);
-  absl::Status s = (*c)->Exec(absl::StrCat("DROP SCHEMA IF EXISTS ", *schema,
-                                           " CASCADE; CREATE SCHEMA ", *schema),
-                              "create bench schema");
+  const std::string name =
+      f.pg_schema.empty() ? absl::StrCat("bench_", getpid(), "_", run) : f.pg_schema;
+  if (f.pg_schema.empty()) *schema = name;  // ours: dropped after the run
+  absl::Status s = (*c)->Exec(
+      absl::StrCat("SET client_min_messages = warning; ",
+                   f.pg_schema.empty() ? absl::StrCat("DROP SCHEMA IF EXISTS ", name, " CASCADE; ")
+                                       : "",
+                   "CREATE SCHEMA IF NOT EXISTS ", name),
+      "create bench schema");
   if (!s.ok()) return s;
   return optower::PostgresEventLog::Open(
-      o, absl::StrCat(*dsn, " options='-c search_path=", *schema, "'"));
+      o, absl::StrCat(*dsn, " options='-c search_path=", name, "'"));
 }
 
 void DropPgSchema(const Flags& f, const std::string& schema) {
@@ -187,7 +197,7 @@ void Append(const Flags& f, optower::EventLog& log, int run, absl::Time start, A
       const absl::Time now = absl::Now();
       if (now < due) absl::SleepFor(due - now);
     }
-    const std::string request_id = absl::StrCat("bench-", run, "-", i);
+    const std::string request_id = absl::StrCat("bench-", getpid(), "-", run, "-", i);
     // Timed: building the slate as RetrieveImpl does, plus the AppendSlate call.
     const double c0 = ThreadCpuUs();
     const int64_t w0 = absl::GetCurrentTimeNanos();

@@ -1,8 +1,9 @@
 // EventLog: the durable log of served items and reward feedback (DESIGN §2 step 4, §6), as an
 // interface. The server, the engine and the trainer hold an `EventLog*`; a backend implements it.
-// Today's backend is SQLite (core/storage/sqlite_event_log.h: SqliteEventLog::Open); a second one
-// (PostgreSQL) implements the same contract. Layout of the SQLite backend's files, the schema,
-// durability per mode, the join and the watermark: docs/EVENT_LOG.md.
+// Two backends implement it, both QueuedEventLogs (core/storage/queued_event_log.h): SQLite
+// (core/storage/sqlite_event_log.h: SqliteEventLog::Open, the embedded default) and PostgreSQL
+// (core/storage/postgres_event_log.h: PostgresEventLog::Open, for several processes sharing one log).
+// Files, schemas, durability per mode, the join and the watermark: docs/EVENT_LOG.md.
 //
 // The contract every backend keeps (the tests in tests/event_log_test.cc state it):
 // - Appends run in FIFO order through one writer, which commits them in groups: a burst of Retrieve
@@ -68,8 +69,9 @@ struct FeedbackEvent {
 // (nothing is written).
 enum class FeedbackOutcome { kAccepted, kDuplicate, kUnknown };
 
-// Options of the log. `path` and `busy_timeout` are SQLite's; the rest (durability, group commit,
-// back-pressure, write failures) hold for any backend.
+// Options of the log. `path` is SQLite's (PostgreSQL takes a DSN instead), `busy_timeout` is SQLite's
+// busy timeout and PostgreSQL's lock_timeout; the rest (durability, group commit, back-pressure,
+// write failures) hold for any backend (PostgreSQL's durability: core/storage/postgres_event_log.h).
 struct EventLogOptions {
   std::string path;  // SQLite file; its parent directory must exist. Reopening an existing log appends.
 

@@ -67,7 +67,7 @@ absl::StatusOr<std::optional<std::string>> ReadSchemaVersion(sqlite3* db) {
 }
 
 // Schema 2 -> 3: served gains conditional_propensity, NULL for the rows already there (the reader
-// derives their value, core/storage/event_log_reader.cc). The column is declared as in kSchemaSql,
+// derives their value, core/storage/sqlite_event_log_reader.cc). The column is declared as in kSchemaSql,
 // so a migrated file has the layout of a new one; SQLite's ADD COLUMN only rewrites the table's
 // definition, not its rows. Runs inside CreateOrCheckSchema's transaction.
 absl::Status MigrateFrom2(sqlite3* db) {
