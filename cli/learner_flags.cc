@@ -27,6 +27,19 @@ absl::Status ParseFieldsFlag(const char* flag, const std::string& text,
   return ValidateCategoricalFields(*out, absl::StrCat("--", flag));
 }
 
+// q̂ has the policy's tower shape (o.hidden, already parsed) and its own optimiser flags.
+void ApplyQhatFlags(const LearnerFlags& f, PolicyLearnerOptions& o) {
+  o.reward_model.hidden = o.hidden;
+  o.reward_model.embedding_dim = f.embedding_dim;
+  o.reward_model.activation = f.activation;
+  o.reward_model.item_id_embedding = f.item_id_embedding;
+  o.reward_model.epochs = static_cast<int>(f.qhat_epochs);
+  o.reward_model.learning_rate = f.qhat_learning_rate;
+  o.reward_model.l2 = f.qhat_l2;
+  o.reward_model.batch_size = static_cast<int>(f.batch_size);
+  o.qhat_linear_alternative = f.qhat_linear_alternative;
+}
+
 }  // namespace
 
 void LearnerFlags::Register(FlagParser& p) {
@@ -41,11 +54,17 @@ void LearnerFlags::Register(FlagParser& p) {
   p.AddString("item-fields", &item_fields,
               "categorical item schema, same form (default: derived from the items' c: columns)");
   p.AddDouble("temperature", &temperature, "policy temperature tau");
+  p.AddDouble("min-train-temperature", &min_train_temperature,
+              "the gradient steps compute pi at max(--temperature, this) (0 = at --temperature)");
   p.AddInt("epochs", &epochs, "policy epochs (upper bound; early stopping)");
   p.AddInt("batch-size", &batch_size, "minibatch size");
   p.AddDouble("lr", &learning_rate, "Adam learning rate of the policy");
   p.AddDouble("l2", &l2, "Adam weight decay of the policy");
-  p.AddDouble("weight-clip", &weight_clip, "clip importance weights at this value (0 = off)");
+  p.AddDouble("weight-clip", &weight_clip,
+              "clip importance weights at this value (0 = off, < 0 = the rule max(10, sqrt(n)))");
+  p.AddDouble("selection-z", &selection_z,
+              "keep a candidate only if its paired validation-DR gain over the initial policy "
+              "minus this many standard errors is > 0 (0 = largest estimate)");
   p.AddBool("self-normalize", &self_normalize, "self-normalise importance weights per batch");
   p.AddInt("top-k", &top_k, "Chen et al. top-K correction with this K (0 = off)");
   p.AddString("gradient", &gradient,
@@ -59,6 +78,8 @@ void LearnerFlags::Register(FlagParser& p) {
               "held-out share of the logs for early stopping (DR value estimate)");
   p.AddInt("patience", &patience, "epochs without validation improvement before stopping");
   p.AddString("init", &init, "auto | qhat | random: policy initialisation (auto: dr/dm qhat, ipw random)");
+  p.AddBool("qhat-linear-alternative", &qhat_linear_alternative,
+            "with --hidden set: also fit q̂ with linear towers, keep the lower held-out loss");
   p.AddInt("qhat-epochs", &qhat_epochs, "reward-model epochs (upper bound)");
   p.AddDouble("qhat-lr", &qhat_learning_rate, "reward-model learning rate");
   p.AddDouble("qhat-l2", &qhat_l2, "reward-model Adam weight decay");
@@ -94,11 +115,12 @@ absl::Status LearnerFlags::Apply(PolicyLearnerOptions& o) const {
   if (!(validation_fraction >= 0 && validation_fraction < 1))
     return absl::InvalidArgumentError(
         absl::StrFormat("--validation-fraction=%g: must be in [0, 1)", validation_fraction));
-  if (weight_clip < 0 || l2 < 0 || qhat_l2 < 0 || top_k < 0 || patience < 1 || threads < 0)
+  if (selection_z < 0 || min_train_temperature < 0 || l2 < 0 || qhat_l2 < 0 || top_k < 0 ||
+      patience < 1 || threads < 0)
     return absl::InvalidArgumentError(absl::StrFormat(
-        "--weight-clip=%g --l2=%g --top-k=%d --patience=%d --threads=%d: none may be negative "
-        "(patience >= 1)",
-        weight_clip, l2, top_k, patience, threads));
+        "--selection-z=%g --min-train-temperature=%g --l2=%g --top-k=%d --patience=%d "
+        "--threads=%d: none may be negative (patience >= 1)",
+        selection_z, min_train_temperature, l2, top_k, patience, threads));
   if (init != "auto" && init != "qhat" && init != "random")
     return absl::InvalidArgumentError(absl::StrFormat("--init=%s: must be auto, qhat or random", init));
   if (activation != "relu" && activation != "tanh" && activation != "elu" && activation != "gelu")
@@ -111,11 +133,13 @@ absl::Status LearnerFlags::Apply(PolicyLearnerOptions& o) const {
   if (fields.ok()) fields = ParseFieldsFlag("item-fields", item_fields, &o.item_fields);
   if (!fields.ok()) return fields;
   o.temperature = temperature;
+  o.min_train_temperature = min_train_temperature;
   o.epochs = static_cast<int>(epochs);
   o.batch_size = static_cast<int>(batch_size);
   o.learning_rate = learning_rate;
   o.l2 = l2;
   o.weight_clip = weight_clip;
+  o.selection_z = selection_z;
   o.self_normalize = self_normalize;
   o.top_k = static_cast<int>(top_k);
   auto mode = ParseGradientMode(gradient);
@@ -131,16 +155,8 @@ absl::Status LearnerFlags::Apply(PolicyLearnerOptions& o) const {
         sampled_auto_min_items, sampled_head, sampled_tail));
   o.validation_fraction = validation_fraction;
   o.patience = static_cast<int>(patience);
-  if (init == "qhat") o.warm_start = true;
-  if (init == "random") o.warm_start = false;
-  o.reward_model.hidden = o.hidden;
-  o.reward_model.embedding_dim = embedding_dim;
-  o.reward_model.activation = activation;
-  o.reward_model.item_id_embedding = item_id_embedding;
-  o.reward_model.epochs = static_cast<int>(qhat_epochs);
-  o.reward_model.learning_rate = qhat_learning_rate;
-  o.reward_model.l2 = qhat_l2;
-  o.reward_model.batch_size = static_cast<int>(batch_size);
+  if (init != "auto") o.warm_start = init == "qhat";
+  ApplyQhatFlags(*this, o);
   o.seed = static_cast<uint64_t>(seed);
   o.threads = static_cast<int>(threads);
   return absl::OkStatus();
@@ -156,11 +172,13 @@ void LearnerFlags::WriteJson(JsonWriter& w) const {
       .Field("context_fields", context_fields)
       .Field("item_fields", item_fields)
       .Field("temperature", temperature)
+      .Field("min_train_temperature", min_train_temperature)
       .Field("epochs", epochs)
       .Field("batch_size", batch_size)
       .Field("lr", learning_rate)
       .Field("l2", l2)
       .Field("weight_clip", weight_clip)
+      .Field("selection_z", selection_z)
       .Field("self_normalize", self_normalize)
       .Field("top_k", top_k)
       .Field("gradient", gradient)
@@ -170,6 +188,7 @@ void LearnerFlags::WriteJson(JsonWriter& w) const {
       .Field("validation_fraction", validation_fraction)
       .Field("patience", patience)
       .Field("init", init)
+      .Field("qhat_linear_alternative", qhat_linear_alternative)
       .Field("qhat_epochs", qhat_epochs)
       .Field("qhat_lr", qhat_learning_rate)
       .Field("qhat_l2", qhat_l2)

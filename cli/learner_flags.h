@@ -35,11 +35,13 @@ class LearnerFlags {
   std::string context_fields;
   std::string item_fields;
   double temperature = Defaults().temperature;
+  double min_train_temperature = Defaults().min_train_temperature;
   int64_t epochs = Defaults().epochs;
   int64_t batch_size = Defaults().batch_size;
   double learning_rate = Defaults().learning_rate;
   double l2 = Defaults().l2;
   double weight_clip = Defaults().weight_clip;
+  double selection_z = Defaults().selection_z;
   bool self_normalize = Defaults().self_normalize;
   int64_t top_k = Defaults().top_k;
   std::string gradient = GradientModeName(Defaults().sampled.mode);
@@ -50,6 +52,8 @@ class LearnerFlags {
   int64_t patience = Defaults().patience;
   std::string init = "auto";  // auto | qhat | random (auto = PolicyLearnerOptions::warm_start unset)
   int64_t qhat_epochs = Defaults().reward_model.epochs;
+  // The CLI fits the linear q̂ alternative (PolicyLearnerOptions::qhat_linear_alternative) by default.
+  bool qhat_linear_alternative = true;
   // The CLI's q̂ learning rate is lower than RewardModelOptions' 5e-3 (kept as it was).
   double qhat_learning_rate = kQhatLearningRate;
   double qhat_l2 = Defaults().reward_model.l2;

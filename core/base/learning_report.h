@@ -36,7 +36,7 @@ struct PolicyTrainMetrics {
   int64_t n_validation = 0;
   int64_t n_items = 0;
   int epochs_run = 0;
-  int best_epoch = 0;          // 0 = the initial policy was best
+  int best_epoch = 0;  // the kept candidate: 0 = the initial policy, k = epoch k, -1 = the DM policy
   double reward_model_seconds = 0.0;
   double policy_seconds = 0.0;
   double total_seconds = 0.0;

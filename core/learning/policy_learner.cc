@@ -9,6 +9,8 @@
 #include "core/model/log_tensors.h"
 #include "core/learning/item_proposal.h"
 #include "core/learning/policy_gradient.h"
+#include "core/learning/policy_selection.h"
+#include "core/learning/reward_model_choice.h"
 #include "core/learning/sampled_gradient.h"
 #include "core/base/status_macros.h"
 #include "core/model/two_tower_net.h"
@@ -50,15 +52,18 @@ struct FrozenRewardModel {
   }
 };
 
-// DR estimate of the policy's value on `val` (q̂ frozen), computed in chunks without autograd:
-//   V_DR = 1/n sum_i [ sum_a pi(a|x_i) q̂(x_i,a) + w_i (r_i - q̂(x_i,a_i)) ],
+// Per-sample DR terms of the policy's value on `val` (q̂ frozen), computed in chunks without
+// autograd, the mean of which is the DR estimate:
+//   t_i = sum_a pi(a|x_i) q̂(x_i,a) + min(w_i, clip) (r_i - q̂(x_i,a_i))   (clip 0 = none),
 // with pi restricted to the items sample i's draw could pick (slates: ExcludeEarlierItems).
-double ValidationDr(TwoTowerModel::Impl& policy, const torch::Tensor& features,
-                    const torch::Tensor& id_rows, const LogTensors& val,
-                    const torch::Tensor& qhat_user_val, const FrozenRewardModel& qhat) {
+std::vector<double> ValidationTerms(TwoTowerModel::Impl& policy, const torch::Tensor& features,
+                                    const torch::Tensor& id_rows, const LogTensors& val,
+                                    const torch::Tensor& qhat_user_val,
+                                    const FrozenRewardModel& qhat, double clip) {
   torch::NoGradGuard ng;
   const torch::Tensor v = policy.ItemEmbeddings(features, id_rows);
-  double total = 0;
+  std::vector<double> terms;
+  terms.reserve(val.size());
   constexpr int64_t kChunk = 1024;
   for (int64_t s = 0; s < val.size(); s += kChunk) {
     const int64_t e = std::min(val.size(), s + kChunk);
@@ -69,12 +74,15 @@ double ValidationDr(TwoTowerModel::Impl& policy, const torch::Tensor& features,
         1);
     const torch::Tensor q = qhat.FromUser(qhat_user_val.slice(0, s, e));
     const torch::Tensor a = val.a.slice(0, s, e).unsqueeze(1);
-    const torch::Tensor w = pi.gather(1, a).squeeze(1) / val.p.slice(0, s, e);
+    torch::Tensor w = pi.gather(1, a).squeeze(1) / val.p.slice(0, s, e);
+    if (clip > 0) w = w.clamp_max(clip);
     const torch::Tensor term =
-        (pi * q).sum(1) + w * (val.r.slice(0, s, e) - q.gather(1, a).squeeze(1));
-    total += term.sum().item<double>();
+        ((pi * q).sum(1) + w * (val.r.slice(0, s, e) - q.gather(1, a).squeeze(1)))
+            .to(torch::kDouble)
+            .contiguous();
+    terms.insert(terms.end(), term.data_ptr<double>(), term.data_ptr<double>() + term.size(0));
   }
-  return total / static_cast<double>(std::max<int64_t>(val.size(), 1));
+  return terms;
 }
 
 
@@ -142,13 +150,16 @@ SampledTerms ComputeSampledTerms(TwoTowerModel::Impl& pol, const torch::Tensor& 
   return t;
 }
 
-// ValidationDr with the sampled estimates of pi (and of sum_a pi q̂).
-double SampledValidationDr(TwoTowerModel::Impl& policy, const torch::Tensor& features,
-                           const torch::Tensor& id_rows, const LogTensors& val,
-                           const torch::Tensor& qhat_user_val, const FrozenRewardModel& qhat,
-                           const SampledState& st) {
+// ValidationTerms with the sampled estimates of pi (and of sum_a pi q̂).
+std::vector<double> SampledValidationTerms(TwoTowerModel::Impl& policy,
+                                           const torch::Tensor& features,
+                                           const torch::Tensor& id_rows, const LogTensors& val,
+                                           const torch::Tensor& qhat_user_val,
+                                           const FrozenRewardModel& qhat, const SampledState& st,
+                                           double clip) {
   torch::NoGradGuard ng;
-  double total = 0;
+  std::vector<double> terms;
+  terms.reserve(val.size());
   constexpr int64_t kChunk = 1024;
   for (int64_t s = 0; s < val.size(); s += kChunk) {
     const int64_t e = std::min(val.size(), s + kChunk);
@@ -158,72 +169,24 @@ double SampledValidationDr(TwoTowerModel::Impl& policy, const torch::Tensor& fea
         val.prefix.defined() ? val.prefix.slice(0, s, e) : val.prefix, st.validation_tail, &qhat,
         st);
     const torch::Tensor log_z = torch::logsumexp(t.cand_logits, 1);
-    const torch::Tensor w = (t.logged_logit - log_z).exp() / val.p.slice(0, s, e);
-    const torch::Tensor term = (torch::softmax(t.cand_logits, 1) * t.qhat_cand).sum(1) +
-                               w * (val.r.slice(0, s, e) - t.qhat_logged);
-    total += term.sum().item<double>();
+    torch::Tensor w = (t.logged_logit - log_z).exp() / val.p.slice(0, s, e);
+    if (clip > 0) w = w.clamp_max(clip);
+    const torch::Tensor term = ((torch::softmax(t.cand_logits, 1) * t.qhat_cand).sum(1) +
+                                w * (val.r.slice(0, s, e) - t.qhat_logged))
+                                   .to(torch::kDouble)
+                                   .contiguous();
+    terms.insert(terms.end(), term.data_ptr<double>(), term.data_ptr<double>() + term.size(0));
   }
-  return total / static_cast<double>(std::max<int64_t>(val.size(), 1));
+  return terms;
 }
 
-}  // namespace
-
-absl::Status ValidateLogForLearning(const BanditLog& log, const ItemCatalog& items) {
-  constexpr int64_t kMinRows = 10;
-  if (log.size() < kMinRows)
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "too few logged events (%d): at least %d are needed to train", log.size(), kMinRows));
-  if (static_cast<int64_t>(log.contexts.size()) != log.size() * log.dim_context ||
-      log.rewards.size() != log.actions.size() || log.pscores.size() != log.actions.size())
-    return absl::InvalidArgumentError("log columns have inconsistent lengths");
-  if (items.size() < 2)
-    return absl::FailedPreconditionError(
-        absl::StrFormat("catalog has %d items: a policy needs at least 2", items.size()));
-  if (log.has_slates()) {
-    if (static_cast<int64_t>(log.positions.size()) != log.size() ||
-        static_cast<int64_t>(log.prefix_offsets.size()) != log.size() + 1 ||
-        log.prefix_offsets.front() != 0 ||
-        log.prefix_offsets.back() != static_cast<int64_t>(log.prefix_rows.size()))
-      return absl::InvalidArgumentError("log slate columns have inconsistent lengths");
-    for (int64_t i = 0; i < log.size(); ++i) {
-      const int64_t prefix_len = log.prefix_end(i) - log.prefix_begin(i);
-      if (prefix_len < 0 || prefix_len >= items.size())
-        return absl::InvalidArgumentError(
-            absl::StrFormat("event %d: its slate prefix leaves no item to draw", i));
-      for (const int64_t* r = log.prefix_begin(i); r < log.prefix_end(i); ++r) {
-        if (*r < 0 || *r >= items.size() || *r == log.actions[i])
-          return absl::InvalidArgumentError(absl::StrFormat(
-              "event %d: earlier slate item row %d is outside the catalog or the event's own "
-              "action",
-              i, *r));
-      }
-    }
-  }
-  bool any_stochastic = false;
-  for (int64_t i = 0; i < log.size(); ++i) {
-    if (log.actions[i] < 0 || log.actions[i] >= items.size())
-      return absl::InvalidArgumentError(
-          absl::StrFormat("action row %d of event %d is outside the catalog", log.actions[i], i));
-    if (!(log.pscores[i] > 0.0f && log.pscores[i] <= 1.0f))
-      return absl::InvalidArgumentError(
-          absl::StrFormat("pscore=%g of event %d: must be in (0, 1]", log.pscores[i], i));
-    if (!std::isfinite(log.rewards[i]))
-      return absl::InvalidArgumentError(absl::StrFormat("reward of event %d is not finite", i));
-    if (log.pscores[i] < 1.0f) any_stochastic = true;
-  }
-  if (!any_stochastic)
-    return absl::FailedPreconditionError(
-        "deterministic logging policy: every logged propensity is 1, so no other action was "
-        "ever possible and off-policy learning has nothing to compare against");
-  bool varied = false;
-  for (float r : log.rewards) varied |= (r != log.rewards[0]);
-  if (!varied)
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "every logged reward equals %g: there is no signal to learn from", log.rewards[0]));
-  return absl::OkStatus();
+// The DM policy softmax(q̂ logit / tau): q̂'s towers at the policy's temperature.
+TwoTowerModel DmPolicy(const TwoTowerModel& qhat, double temperature) {
+  TwoTowerModel dm = qhat.Clone();
+  dm.impl().config.temperature = temperature;
+  dm.impl().config.reward_link = "sigmoid";  // a policy's link is meaningless; keep configs clean
+  return dm;
 }
-
-namespace {
 
 // The policy before any gradient step: the given `init`, q̂'s towers (warm start; always for DM),
 // or fresh random towers.
@@ -234,8 +197,7 @@ absl::StatusOr<TwoTowerModel> InitialPolicy(const BanditLog& log, const ItemCata
   if (options.init != nullptr) {
     policy = options.init->Clone();
   } else if (warm_start || options.objective == Objective::kDm) {
-    policy = qhat.Clone();
-    policy->impl().config.temperature = options.temperature;
+    policy = DmPolicy(qhat, options.temperature);
   } else {
     TwoTowerConfig config =
         MakeTowerConfig(log.dim_context, items, options.hidden, options.embedding_dim,
@@ -357,13 +319,110 @@ void StartSampled(TwoTowerModel::Impl& pol, const PolicyLoopInputs& in, int64_t 
   if (!s.ok()) throw std::runtime_error(std::string(s.message()));
 }
 
-// The policy-gradient loop with model selection: after every epoch the validation DR estimate;
-// the best epoch's weights (or the initial ones) are kept; stops after `patience` epochs without
-// improvement. DM takes no step. Throws torch errors (the caller wraps it in TorchStatus).
-void OptimisePolicy(TwoTowerModel::Impl& pol, const BanditLog& log, const ItemCatalog& items,
-                    const torch::Tensor& train_idx, const torch::Tensor& val_idx,
-                    TwoTowerModel& qhat, const PolicyLearnerOptions& options, bool fresh_init,
-                    const ProgressCallback& progress, PolicyTrainMetrics& metrics) {
+// The validation side of the loop: the split, the clip of its terms, and a candidate's terms on it
+// (exact, or sampled with the candidate's own proposal index and the run's fixed tail).
+struct Validator {
+  const LogTensors* val = nullptr;
+  const PolicyLoopInputs* in = nullptr;
+  const SampledState* sampled = nullptr;  // null: exact
+  double clip = 0;
+
+  std::vector<double> Terms(TwoTowerModel::Impl& cand, const torch::Tensor& features,
+                            const torch::Tensor& id_rows, const SampledState* st) const {
+    return st != nullptr ? SampledValidationTerms(cand, features, id_rows, *val,
+                                                  in->qhat_user_val, in->q, *st, clip)
+                         : ValidationTerms(cand, features, id_rows, *val, in->qhat_user_val,
+                                           in->q, clip);
+  }
+
+  // The DM candidate (softmax(q̂/τ) at the policy's temperature, `dm`), with its own item rows.
+  std::vector<double> DmTerms(TwoTowerModel& dm, const ItemCatalog& items, uint64_t seed) const {
+    TwoTowerModel::Impl& d = dm.impl();
+    d.net->eval();
+    const torch::Tensor features = d.ItemFeatures(items);
+    const torch::Tensor id_rows = d.ItemIdRows(items);
+    if (sampled == nullptr) return Terms(d, features, id_rows, nullptr);
+    SampledState own;
+    own.options = sampled->options;
+    own.head = sampled->head;
+    own.validation_tail = sampled->validation_tail;
+    absl::Status s = RebuildProposal(d, features, id_rows, seed, own);
+    if (!s.ok()) throw std::runtime_error(std::string(s.message()));
+    return Terms(d, features, id_rows, &own);
+  }
+};
+
+// The epochs of the policy-gradient loop. After every epoch the candidate's validation terms are
+// offered to `sel` (policy_selection.h: paired lower bound against the initial policy); the
+// selected weights are kept in `best_state`. Without a validation split (`sel` empty) the epoch
+// with the lowest train loss is kept. Stops after `patience` epochs without a new largest mean.
+// Returns the selected epoch (0 = none, or what `sel` held before).
+int RunEpochs(TwoTowerModel::Impl& pol, const LogTensors& train, const PolicyLoopInputs& in,
+              const PolicyLearnerOptions& options, const Validator& validator, SampledState* st,
+              std::optional<CandidateSelection>& sel, std::stringstream& best_state,
+              const ProgressCallback& progress, PolicyTrainMetrics& metrics) {
+  SurrogateOptions so;
+  so.objective = options.objective;
+  so.weight_clip = ResolveWeightClip(options.weight_clip, train.size());
+  so.self_normalize = options.self_normalize;
+  so.top_k = options.top_k;
+  torch::optim::Adam opt(pol.net->parameters(),
+                         torch::optim::AdamOptions(options.learning_rate).weight_decay(options.l2));
+  torch::Generator gen = at::detail::createCPUGenerator(options.seed + 3);
+  double best_mean = sel ? sel->reference_mean() : -std::numeric_limits<double>::infinity();
+  double best_no_val = -std::numeric_limits<double>::infinity();
+  int selected = sel ? sel->selected() : 0, since_best = 0;
+  for (int epoch = 1; epoch <= options.epochs; ++epoch) {
+    EpochRecord rec;
+    rec.epoch = epoch;
+    // DR steps run at a temperature no sharper than min_train_temperature (PolicyLearnerOptions).
+    const double serve_tau = pol.config.temperature;
+    if (options.objective == Objective::kDr)
+      pol.config.temperature = std::max(serve_tau, options.min_train_temperature);
+    rec.train_loss = RunPolicyEpoch(pol, train, in, options, so, opt, gen, st, metrics);
+    pol.config.temperature = serve_tau;
+    if (st != nullptr) {  // the next epoch's proposal, and this epoch's validation candidates
+      absl::Status s = RebuildProposal(pol, in.features, in.id_rows, options.seed + epoch, *st);
+      if (!s.ok()) throw std::runtime_error(std::string(s.message()));
+      metrics.proposal_seconds = st->proposal_seconds;
+    }
+    bool improved = false;
+    if (sel) {
+      const std::vector<double> terms = validator.Terms(pol, in.features, in.id_rows, st);
+      rec.validation_dr = MeanOfTerms(terms);
+      improved = sel->Offer(epoch, terms);
+    } else {
+      rec.validation_dr = -rec.train_loss;
+      improved = rec.validation_dr > best_no_val;
+      if (improved) best_no_val = rec.validation_dr;
+    }
+    metrics.history.push_back(rec);
+    metrics.epochs_run = epoch;
+    if (improved) {
+      selected = epoch;
+      metrics.validation_dr_best = sel ? sel->selected_mean() : rec.validation_dr;
+      best_state.str("");
+      torch::save(pol.net, best_state);
+    }
+    since_best = rec.validation_dr > best_mean ? 0 : since_best + 1;
+    best_mean = std::max(best_mean, rec.validation_dr);
+    if (progress)
+      progress({"policy", epoch, options.epochs, rec.train_loss, rec.validation_dr, improved});
+    if (since_best >= options.patience) break;
+  }
+  return selected;
+}
+
+// The policy-gradient loop with model selection (policy_selection.h): the initial policy is the
+// reference; `dm` (the DM policy, when it is not the initial one; may be null) and every epoch are
+// candidates. DM takes no step. Returns the selected candidate: 0 = the initial policy, an epoch,
+// or kDmCandidate (then `pol` holds the initial weights and the caller takes `dm`). Throws torch
+// errors (the caller wraps it in TorchStatus).
+int OptimisePolicy(TwoTowerModel::Impl& pol, const BanditLog& log, const ItemCatalog& items,
+                   const torch::Tensor& train_idx, const torch::Tensor& val_idx,
+                   TwoTowerModel& qhat, TwoTowerModel* dm, const PolicyLearnerOptions& options,
+                   bool fresh_init, const ProgressCallback& progress,
+                   PolicyTrainMetrics& metrics) {
   LogTensors all = MakeLogTensors(log, pol);
   LogTensors train = all.Select(train_idx);
   LogTensors val = all.Select(val_idx);
@@ -374,62 +433,31 @@ void OptimisePolicy(TwoTowerModel::Impl& pol, const BanditLog& log, const ItemCa
   pol.net->eval();
 
   SampledState st;
-  torch::Generator gen = at::detail::createCPUGenerator(options.seed + 3);
   if (use_sampled) StartSampled(pol, in, items.size(), options, st);
-  auto validate = [&]() {
-    return use_sampled
-               ? SampledValidationDr(pol, in.features, in.id_rows, val, in.qhat_user_val, in.q, st)
-               : ValidationDr(pol, in.features, in.id_rows, val, in.qhat_user_val, in.q);
-  };
-
+  const Validator validator{&val, &in, use_sampled ? &st : nullptr,
+                            ResolveWeightClip(options.weight_clip, val.size())};
   // Mean observed reward on the validation split = on-policy value of the logger.
   metrics.logging_policy_value = val.size() > 0 ? val.r.mean().item<double>() : 0.0;
-  double best = val.size() > 0 ? validate() : -std::numeric_limits<double>::infinity();
-  metrics.validation_dr_initial = best;
-  metrics.validation_dr_best = best;
+  std::optional<CandidateSelection> sel;
+  if (val.size() > 0) {
+    sel.emplace(validator.Terms(pol, in.features, in.id_rows, validator.sampled),
+                options.selection_z);
+  }
+  metrics.validation_dr_initial =
+      sel ? sel->reference_mean() : -std::numeric_limits<double>::infinity();
+  metrics.validation_dr_best = metrics.validation_dr_initial;
   std::stringstream best_state;
   torch::save(pol.net, best_state);
   metrics.proposal_seconds = st.proposal_seconds;
-  if (options.objective == Objective::kDm) return;
+  if (dm != nullptr && sel && sel->Offer(kDmCandidate, validator.DmTerms(*dm, items, options.seed)))
+    metrics.validation_dr_best = sel->selected_mean();
+  if (options.objective == Objective::kDm) return sel ? sel->selected() : 0;
 
-  SurrogateOptions so;
-  so.objective = options.objective;
-  so.weight_clip = options.weight_clip;
-  so.self_normalize = options.self_normalize;
-  so.top_k = options.top_k;
-  torch::optim::Adam opt(pol.net->parameters(),
-                         torch::optim::AdamOptions(options.learning_rate).weight_decay(options.l2));
-  int since_best = 0;
-  for (int epoch = 1; epoch <= options.epochs; ++epoch) {
-    EpochRecord rec;
-    rec.epoch = epoch;
-    rec.train_loss =
-        RunPolicyEpoch(pol, train, in, options, so, opt, gen, use_sampled ? &st : nullptr, metrics);
-    if (use_sampled) {  // the next epoch's proposal, and this epoch's validation candidates
-      absl::Status s = RebuildProposal(pol, in.features, in.id_rows, options.seed + epoch, st);
-      if (!s.ok()) throw std::runtime_error(std::string(s.message()));
-      metrics.proposal_seconds = st.proposal_seconds;
-    }
-    rec.validation_dr = val.size() > 0 ? validate() : -rec.train_loss;
-    metrics.history.push_back(rec);
-    metrics.epochs_run = epoch;
-    const bool improved = rec.validation_dr > best;
-    if (improved) {
-      best = rec.validation_dr;
-      metrics.best_epoch = epoch;
-      metrics.validation_dr_best = best;
-      best_state.str("");
-      torch::save(pol.net, best_state);
-      since_best = 0;
-    } else {
-      ++since_best;
-    }
-    if (progress)
-      progress({"policy", epoch, options.epochs, rec.train_loss, rec.validation_dr, improved});
-    if (since_best >= options.patience) break;
-  }
+  const int selected = RunEpochs(pol, train, in, options, validator, use_sampled ? &st : nullptr,
+                                 sel, best_state, progress, metrics);
   torch::load(pol.net, best_state);
   pol.net->eval();
+  return selected;
 }
 
 }  // namespace
@@ -478,20 +506,29 @@ absl::StatusOr<PolicyTrainResult> TrainPolicy(const BanditLog& log, const ItemCa
   }
   rm.seed = options.seed * 7919 + 17;
   rm.threads = options.threads;
-  ASSIGN_OR_RETURN(TwoTowerModel qhat, FitRewardModel(train_log, items, rm, progress));
+  ASSIGN_OR_RETURN(TwoTowerModel qhat,
+                   FitQhat(train_log, items, rm, options.qhat_linear_alternative, progress));
   metrics.reward_model_seconds = SecondsSince(t_start);
 
   const bool warm_start = options.warm_start.value_or(options.objective != Objective::kIpw);
   ASSIGN_OR_RETURN(TwoTowerModel policy, InitialPolicy(log, items, options, qhat, warm_start));
   const bool fresh_init =
       options.init == nullptr && !warm_start && options.objective != Objective::kDm;
+  // DR: the DM policy is always a candidate, so the DR steps can only add to it (by the
+  // validation estimate). It is the initial policy already when the towers start from q̂.
+  const bool initial_is_dm = options.init == nullptr && warm_start;
+  std::optional<TwoTowerModel> dm;
+  if (options.objective == Objective::kDr && !initial_is_dm)
+    dm = DmPolicy(qhat, policy.config().temperature);
   const auto t_policy = Clock::now();
   RETURN_IF_ERROR(TorchStatus(
       [&] {
-        OptimisePolicy(policy.impl(), log, items, train_idx, val_idx, qhat, options, fresh_init,
-                       progress, metrics);
+        metrics.best_epoch =
+            OptimisePolicy(policy.impl(), log, items, train_idx, val_idx, qhat,
+                           dm ? &*dm : nullptr, options, fresh_init, progress, metrics);
       },
       "training the policy"));
+  if (metrics.best_epoch == kDmCandidate) policy = std::move(*dm);
   metrics.policy_seconds = SecondsSince(t_policy);
   metrics.total_seconds = SecondsSince(t_start);
   return PolicyTrainResult{std::move(policy), std::move(qhat), std::move(metrics)};

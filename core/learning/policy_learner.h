@@ -8,8 +8,10 @@
 //      objective ipw: same loop with the IPS gradient, from a random init (or `init`) — q̂ is used
 //                    only to select the epoch;
 //      objective dm : the policy is softmax(q̂ logits / tau) — no policy-gradient step;
-//   4. after every epoch estimate the policy's value on the validation split by DR (with q̂) and keep
-//      the best epoch; stop after `patience` epochs without improvement.
+//   4. after every epoch estimate the policy's value on the validation split by DR (with q̂, clipped
+//      weights) and keep the candidate — the initial policy, the DM policy (dr), an epoch — whose
+//      paired gain over the initial policy has the largest lower bound (policy_selection.h); stop
+//      after `patience` epochs without a new largest estimate.
 // Exact path: the second DR term sum_a pi(a|x) q̂(x,a) and the normaliser of log pi are computed over
 // the whole catalog ([batch, N]). Sampled path (options.sampled; large catalogs): both over a
 // per-context candidate set — the top rows of a proposal index over the policy's item embeddings,
@@ -56,25 +58,43 @@ struct PolicyLearnerOptions {
   std::vector<CategoricalField> context_fields;
   std::vector<CategoricalField> item_fields;
   double temperature = 0.1;  // tau of the learned policy
+  // dr: the gradient steps compute pi at max(temperature, min_train_temperature); validation and the
+  // result use `temperature`. Why: a policy warm-started from q̂ at a small tau is nearly
+  // deterministic, so pi(a_i|x_i) ~ 0 for most logged actions and the DR correction's gradient
+  // w_i (r_i − q̂_i) ∇log pi(a_i|x_i) nearly vanishes; at a softer tau the logged actions the
+  // policy nearly chose still carry gradient. Measured in docs/LEARNING.md "Model selection".
+  // 0 = steps at `temperature`.
+  double min_train_temperature = 0.5;
   // Optimisation.
   int epochs = 20;
   int batch_size = 256;
   double learning_rate = 1e-3;
   double l2 = 0.0;            // Adam weight decay
   // Estimator variants (policy_gradient.h).
-  double weight_clip = 0.0;   // 0 = none
+  // Importance-weight clip of the gradient (n = the train split) and of the validation terms
+  // (n = the validation split): < 0 = the rule C = max(10, √n) (default; policy_selection.h says
+  // why), 0 = none, > 0 = that fixed C.
+  double weight_clip = -1.0;
   bool self_normalize = false;
   int top_k = 0;              // > 1: Chen et al. top-K correction with this K
   // Exact sums over the catalog, or the sampled estimator for large catalogs (default: sampled
   // from SampledGradientOptions::auto_min_items items on).
   SampledGradientOptions sampled;
-  // Model selection.
+  // Model selection (policy_selection.h): candidates are the initial policy (the reference), the
+  // DM policy (dr, when it is not the initial one) and every epoch; the one with the largest lower
+  // bound gain − selection_z·se of its paired validation-DR gain over the reference is kept, the
+  // reference unless some bound is > 0. 0 = the largest validation DR.
+  double selection_z = 1.0;
   double validation_fraction = 0.2;
   int patience = 5;
   // Initialisation: warm_start copies q̂'s towers into the policy (dr default; ipw: false).
   std::optional<bool> warm_start;  // unset = objective's default
   const TwoTowerModel* init = nullptr;  // start from this model instead (e.g. the served one)
   RewardModelOptions reward_model;
+  // When reward_model.hidden is not empty: also fit q̂ with linear towers and keep the fit with the
+  // lower held-out loss (the policy then starts from its towers). Off by default (the server's
+  // trainer); the CLI turns it on (--qhat-linear-alternative).
+  bool qhat_linear_alternative = false;
   uint64_t seed = 0;
   int threads = 0;  // 0 = all cores
 

@@ -50,14 +50,20 @@ absl::Status PolicyLearnerOptions::Validate() const {
   if (!(temperature > 0) || !std::isfinite(temperature)) {
     return Bad("", "temperature", temperature, "must be finite and > 0");
   }
+  if (!(min_train_temperature >= 0) || !std::isfinite(min_train_temperature)) {
+    return Bad("", "min_train_temperature", min_train_temperature, "must be finite and >= 0 (0 = temperature)");
+  }
   if (epochs < 0) return Bad("", "epochs", epochs, "must be >= 0 (0 = keep the initial policy)");
   if (batch_size < 1) return Bad("", "batch_size", batch_size, "must be >= 1");
   if (!(learning_rate > 0) || !std::isfinite(learning_rate)) {
     return Bad("", "learning_rate", learning_rate, "must be finite and > 0");
   }
   if (!(l2 >= 0) || !std::isfinite(l2)) return Bad("", "l2", l2, "must be finite and >= 0");
-  if (!(weight_clip >= 0) || !std::isfinite(weight_clip)) {
-    return Bad("", "weight_clip", weight_clip, "must be finite and >= 0 (0 = none)");
+  if (!std::isfinite(weight_clip)) {
+    return Bad("", "weight_clip", weight_clip, "must be finite (< 0 = the rule, 0 = none)");
+  }
+  if (!(selection_z >= 0) || !std::isfinite(selection_z)) {
+    return Bad("", "selection_z", selection_z, "must be finite and >= 0");
   }
   if (top_k < 0) return Bad("", "top_k", top_k, "must be >= 0 (0 = off)");
   if (!(validation_fraction >= 0 && validation_fraction < 1)) {

@@ -181,8 +181,8 @@ PromotionDecision RejectIfUnchanged(PromotionDecision decision, bool unchanged,
                                     double validation_dr_initial, bool force) {
   if (!unchanged || !decision.promote || decision.forced) return decision;
   const std::string why = absl::StrFormat(
-      "unchanged: no epoch improved the served policy's validation DR (%.4f), so the candidate "
-      "is the served policy itself",
+      "unchanged: no epoch improved the served policy's validation DR (%.4f), nor did the DM "
+      "policy (by the learner's selection rule), so the candidate is the served policy itself",
       validation_dr_initial);
   if (force) {
     decision.forced = true;
