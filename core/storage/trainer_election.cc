@@ -24,6 +24,12 @@ absl::StatusOr<std::unique_ptr<TrainerElection>> TrainerElection::Open(const std
                                                                        std::string holder) {
   ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, PgConnection::Connect(dsn, "optower-election"));
   RETURN_IF_ERROR(ApplyPgMigrations(*conn, "election", ElectionMigrations()));
+  // A trainer cut off by the network (not dead) holds the lock until PostgreSQL notices its
+  // session is gone: with the server's keepalive on this session that is ~5 + 3 x 2 = 11 s, not
+  // the kernel's default of hours. (A crashed or killed trainer's socket closes at once.)
+  RETURN_IF_ERROR(conn->Exec("SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; "
+                             "SET tcp_keepalives_count = 3",
+                             "postgres: election session keepalives"));
   return std::unique_ptr<TrainerElection>(new TrainerElection(std::move(conn), std::move(holder)));
 }
 
