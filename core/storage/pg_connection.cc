@@ -166,24 +166,30 @@ absl::Status PgConnection::Exec(absl::string_view sql, absl::string_view what) {
   return status;
 }
 
-absl::StatusOr<PgResult> PgConnection::Query(const std::string& sql, const std::vector<PgParam>& params,
-                                             absl::string_view what, bool binary_results) {
-  std::vector<const char*> values(params.size());
-  std::vector<int> lengths(params.size());
-  std::vector<int> formats(params.size());
+PgParamArrays::PgParamArrays(const std::vector<PgParam>& params)
+    : values(params.size()), lengths(params.size()), formats(params.size()) {
   for (size_t i = 0; i < params.size(); ++i) {
     values[i] = params[i].null ? nullptr : params[i].value.data();
     lengths[i] = static_cast<int>(params[i].value.size());
     formats[i] = params[i].binary ? 1 : 0;
   }
-  pg_result* raw_result =
-      PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()), nullptr, values.data(),
-                   lengths.data(), formats.data(), binary_results ? 1 : 0);
-  const ExecStatusType st = PQresultStatus(raw_result);
-  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return PgResult(raw_result);
-  absl::Status status = PgStatus(conn_, raw_result, what);
-  if (raw_result != nullptr) PQclear(raw_result);
+}
+
+absl::StatusOr<PgResult> PgResultOrStatus(pg_conn* conn, pg_result* r, absl::string_view what) {
+  const ExecStatusType st = PQresultStatus(r);
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return PgResult(r);
+  absl::Status status = PgStatus(conn, r, what);
+  if (r != nullptr) PQclear(r);
   return status;
+}
+
+absl::StatusOr<PgResult> PgConnection::Query(const std::string& sql, const std::vector<PgParam>& params,
+                                             absl::string_view what, bool binary_results) {
+  const PgParamArrays a(params);
+  return PgResultOrStatus(conn_,
+                          PQexecParams(conn_, sql.c_str(), a.size(), nullptr, a.values.data(),
+                                       a.lengths.data(), a.formats.data(), binary_results ? 1 : 0),
+                          what);
 }
 
 int64_t PgConnection::LockKey(absl::string_view purpose) const {

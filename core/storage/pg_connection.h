@@ -122,6 +122,18 @@ class PgConnection {
   std::string schema_;
 };
 
+// libpq's parallel arrays for a parameter list (PQexecParams, PQexecPrepared); points into
+// `params`, which must outlive it.
+struct PgParamArrays {
+  explicit PgParamArrays(const std::vector<PgParam>& params);
+  int size() const { return static_cast<int>(values.size()); }
+  std::vector<const char*> values;
+  std::vector<int> lengths;
+  std::vector<int> formats;
+};
+// `r` as a PgResult when the statement succeeded, else its PgStatus (and `r` is freed).
+absl::StatusOr<PgResult> PgResultOrStatus(pg_conn* conn, pg_result* r, absl::string_view what);
+
 // The status for a failed result (or a connection error when `r` is null): code by SQLSTATE as in
 // the file comment, message "<what>: <PostgreSQL's message> (SQLSTATE xxxxx)".
 absl::Status PgStatus(pg_conn* conn, pg_result* r, absl::string_view what);
