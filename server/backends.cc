@@ -20,13 +20,11 @@ absl::StatusOr<Backends> OpenBackends(const v1::ServerConfig& config, ServerRole
   Backends b;
   const ModelStore::Options store_options = ModelStoreOptionsFromConfig(config);
   if (!config.postgres().enabled()) {
-    b.kind = "sqlite";
     ASSIGN_OR_RETURN(b.store, FileModelStore::Open(config.data_dir(), store_options));
     ASSIGN_OR_RETURN(b.catalogs, FileCatalogStore::Open(config.data_dir()));
     ASSIGN_OR_RETURN(b.event_log, SqliteEventLog::Open(EventLogOptionsFromConfig(config)));
     return b;
   }
-  b.kind = "postgres";
   ASSIGN_OR_RETURN(b.dsn, LoadPgDsn(config.postgres().dsn_file()));
   PostgresModelStore::WriteGuard guard;
   if (RoleTrains(role)) {

@@ -24,8 +24,7 @@
 namespace optower::server {
 
 struct Backends {
-  std::string kind;  // "sqlite" | "postgres"
-  std::string dsn;   // postgres only; never printed
+  std::string dsn;  // postgres only; never printed
   std::unique_ptr<EventLog> event_log;
   std::unique_ptr<ModelStore> store;
   std::unique_ptr<CatalogStore> catalogs;

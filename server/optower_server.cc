@@ -120,7 +120,6 @@ absl::Status OptowerServer::OpenComponents() {
   ASSIGN_OR_RETURN(prometheus_, PrometheusExporter::Create());
   metrics_.AttachPrometheus(*prometheus_);
   ASSIGN_OR_RETURN(Backends backends, OpenBackends(config, role_, ProcessName(config)));
-  backend_ = backends.kind;
   store_ = std::move(backends.store);
   catalog_store_ = std::move(backends.catalogs);
   event_log_ = std::move(backends.event_log);
@@ -128,12 +127,13 @@ absl::Status OptowerServer::OpenComponents() {
   // Shared state is seeded (a model_dir imported, items_path stored as catalog version 0) only by
   // one process: the one holding the trainer election; the others serve what they were given
   // until the follower brings them the shared state (docs/SCALING.md "Start-up").
-  bool seed = backend_ != "postgres";
+  const bool shared = config.postgres().enabled();
+  bool seed = !shared;
   if (election_ != nullptr) {
     absl::StatusOr<bool> won = election_->TryAcquire();
     seed = won.ok() && *won;
   }
-  if (backend_ == "postgres" && config.items_path().empty() && config.model_dir().empty()) {
+  if (shared && config.items_path().empty() && config.model_dir().empty()) {
     ASSIGN_OR_RETURN(const std::optional<int64_t> latest, catalog_store_->LatestVersion());
     if (!latest.has_value()) {
       return absl::UnavailableError(
@@ -173,7 +173,7 @@ absl::Status OptowerServer::OpenComponents() {
                                                     event_log_.get()));
   engine_->SeedProbeContexts(*logged, input_width);
   publisher_ = std::make_unique<ModelPublisher>(engine_.get(), store_.get(), untrained_version);
-  if (backend_ == "postgres") {
+  if (shared) {
     ScaleOut::Options so;
     so.dsn = backends.dsn;
     so.poll_interval = absl::Milliseconds(config.postgres().poll_interval_ms());
@@ -217,7 +217,7 @@ absl::Status OptowerServer::CreateServices() {
   info.role = role_;
   info.trainer_address = config.trainer_address();
   info.scale_out = [this](v1::ScaleOutStats* out) {
-    out->set_backend(backend_);
+    out->set_backend(config_.postgres().enabled() ? "postgres" : "sqlite");
     if (scale_out_ != nullptr) scale_out_->FillStats(out);
   };
   PrometheusExporter::Sources sources;

@@ -129,7 +129,6 @@ class OptowerServer {
   std::unique_ptr<ModelPublisher> publisher_;
   std::unique_ptr<Trainer> trainer_;
   ServerRole role_ = ServerRole::kAll;
-  std::string backend_;  // "sqlite" | "postgres"
   std::unique_ptr<TrainerElection> election_;  // postgres and a role that trains
   std::unique_ptr<ScaleOut> scale_out_;        // postgres: election loop + follower
   std::unique_ptr<RetrievalServiceImpl> retrieval_service_;

@@ -60,6 +60,10 @@ class CatalogStore {
 // are parsed from CSV text, so equal text gives equal floats).
 bool SameCatalog(const ItemCatalog& a, const ItemCatalog& b);
 
+// Load's DataLoss for a newest stored catalog (`where`: its file or row) that cannot be parsed:
+// both backends refuse to fall back to an older one.
+absl::Status UnreadableCatalogError(const std::string& where, const absl::Status& why);
+
 }  // namespace optower
 
 #endif  // OPTOWER_CORE_STORAGE_CATALOG_STORE_H_

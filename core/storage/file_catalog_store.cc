@@ -86,10 +86,7 @@ absl::StatusOr<std::optional<StoredCatalog>> FileCatalogStore::Load() const {
   out.version = versions.back();
   out.path = FilePath(out.version);
   absl::StatusOr<ItemCatalog> items = ReadItemsCsv(out.path);
-  if (!items.ok())
-    return absl::DataLossError(absl::StrCat(
-        "stored catalog ", out.path, " cannot be read (", items.status().message(),
-        "); an older catalog is not served in its place, since it may hold deleted items"));
+  if (!items.ok()) return UnreadableCatalogError(out.path, items.status());
   out.items = std::move(*items);
   return std::optional<StoredCatalog>(std::move(out));
 }

@@ -202,16 +202,6 @@ absl::Status FileModelStore::SetCurrent(const std::string& version) {
   return absl::OkStatus();
 }
 
-void FileModelStore::PruneAndReport() {
-  // The version is saved (or CURRENT written) either way; a failed clean-up costs disk, not data,
-  // and is retried after the next publish.
-  absl::StatusOr<std::vector<std::string>> pruned = Prune();
-  if (!pruned.ok()) {
-    std::fprintf(stderr, "optower: warning: model store retention: %s\n",
-                 std::string(pruned.status().message()).c_str());
-  }
-}
-
 absl::StatusOr<std::vector<std::string>> FileModelStore::Prune() {
   absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(const std::vector<std::string> names, VersionNames());

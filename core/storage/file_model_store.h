@@ -71,7 +71,6 @@ class FileModelStore : public ModelStore {
   absl::StatusOr<std::vector<std::string>> VersionNames() const;  // sorted numerically, all entries
   absl::StatusOr<ModelManifest> ReadManifest(const std::string& version) const;
   absl::StatusOr<std::optional<std::string>> CurrentLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void PruneAndReport();  // Prune(), a failure printed as a warning
 
   const std::string models_dir_;
   const Options options_;

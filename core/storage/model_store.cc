@@ -1,6 +1,7 @@
 #include "core/storage/model_store.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <map>
 
 #include "absl/strings/numbers.h"
@@ -351,6 +352,14 @@ absl::StatusOr<std::optional<std::string>> ModelStore::ServingVersion() const {
   ASSIGN_OR_RETURN(std::optional<ModelManifest> latest, LatestPromoted());
   if (latest.has_value()) return std::optional<std::string>(latest->version);
   return std::optional<std::string>();
+}
+
+void ModelStore::PruneAndReport() {
+  absl::StatusOr<std::vector<std::string>> pruned = Prune();
+  if (!pruned.ok()) {
+    std::fprintf(stderr, "optower: warning: model store retention: %s\n",
+                 std::string(pruned.status().message()).c_str());
+  }
 }
 
 }  // namespace optower

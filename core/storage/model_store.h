@@ -173,6 +173,12 @@ class ModelStore {
   // Where the store lives, for messages: a folder, or the PostgreSQL schema and the cache folder.
   virtual std::string Location() const = 0;
   virtual const Options& options() const = 0;
+
+ protected:
+  // Prune() after a Save or SetCurrent, a failure printed as a warning: the version is saved (or
+  // CURRENT set) either way; a failed clean-up costs space, not data, and is retried after the next
+  // publish.
+  void PruneAndReport();
 };
 
 // The versions retention deletes, newest first: `manifests` ascending by version (all complete

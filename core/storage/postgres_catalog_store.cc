@@ -57,10 +57,7 @@ absl::StatusOr<std::optional<StoredCatalog>> PostgresCatalogStore::Load() const 
     return absl::DataLossError(absl::StrCat("catalog version \"", r.Get(0, 0), "\" is not a number"));
   out.path = absl::StrCat("postgres:", conn_->schema(), ".catalogs version ", out.version);
   absl::StatusOr<ItemCatalog> items = ParseItemsCsv(r.Get(0, 1), out.path);
-  if (!items.ok())
-    return absl::DataLossError(absl::StrCat(
-        "stored catalog ", out.path, " cannot be read (", items.status().message(),
-        "); an older catalog is not served in its place, since it may hold deleted items"));
+  if (!items.ok()) return UnreadableCatalogError(out.path, items.status());
   out.items = std::move(*items);
   return std::optional<StoredCatalog>(std::move(out));
 }

@@ -318,16 +318,6 @@ absl::Status PostgresModelStore::SetCurrent(const std::string& version) {
   return absl::OkStatus();
 }
 
-void PostgresModelStore::PruneAndReport() {
-  // The version is saved (or CURRENT set) either way; a failed clean-up costs space, not data,
-  // and is retried after the next publish.
-  absl::StatusOr<std::vector<std::string>> pruned = Prune();
-  if (!pruned.ok()) {
-    std::fprintf(stderr, "optower: warning: model store retention: %s\n",
-                 std::string(pruned.status().message()).c_str());
-  }
-}
-
 absl::StatusOr<std::vector<std::string>> PostgresModelStore::Prune() {
   absl::MutexLock lock(&mu_);
   std::vector<std::string> doomed;

@@ -87,7 +87,6 @@ class PostgresModelStore : public ModelStore {
                       const std::string& folder) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Materialise(const std::string& version) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RemoveStaleCacheFolders() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void PruneAndReport();  // Prune(), a failure printed as a warning
 
   mutable absl::Mutex mu_;
   const std::unique_ptr<PgConnection> conn_ ABSL_PT_GUARDED_BY(mu_);
