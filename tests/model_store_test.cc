@@ -21,31 +21,13 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/pg_test_db.h"
+#include "tests/testing/store_fixture.h"
 #include "tests/testing/serving_fixture.h"
 
 namespace optower {
 namespace {
 
 using ::testing::HasSubstr;
-
-ItemCatalog TinyCatalog() {
-  ItemCatalog items;
-  items.dim_features = 2;
-  items.ids = {7, 8, 9};
-  items.features = {0.f, 1.f, 1.f, 0.f, 0.5f, 0.5f};
-  return items;
-}
-
-TwoTowerModel TinyModel(uint64_t seed) {
-  TwoTowerConfig c;
-  c.dim_context = 3;
-  c.dim_item = 2;
-  c.hidden = {};
-  c.embedding_dim = 4;
-  absl::StatusOr<TwoTowerModel> m = TwoTowerModel::Create(c, {7, 8, 9}, seed);
-  EXPECT_TRUE(m.ok()) << m.status();
-  return std::move(*m);
-}
 
 OpeEstimate Estimate(const std::string& name, double value, double se) {
   OpeEstimate e;
@@ -107,9 +89,9 @@ std::string SaveVersionIn(ModelStore& store, bool promoted, uint64_t seed = 1) {
   m.promoted = promoted;
   m.decision = promoted ? "promoted" : "rejected";
   m.reason = "test";
-  const TwoTowerModel policy = TinyModel(seed);
-  const TwoTowerModel qhat = TinyModel(seed + 100);
-  absl::Status s = store.Save(*v, policy, &qhat, TinyCatalog(), m);
+  const TwoTowerModel policy = testutil::StoreTestModel(seed);
+  const TwoTowerModel qhat = testutil::StoreTestModel(seed + 100);
+  absl::Status s = store.Save(*v, policy, &qhat, testutil::StoreTestCatalog(), m);
   EXPECT_TRUE(s.ok()) << s;
   return *v;
 }
@@ -199,8 +181,8 @@ TEST_P(ModelStoreContractTest, VersionsStartAtOneAndIncrease) {
 
 TEST_P(ModelStoreContractTest, SavedVersionLoadsAndManifestRoundTrips) {
   const ModelManifest in = FullManifest();
-  const TwoTowerModel policy = TinyModel(3);
-  ASSERT_TRUE(store_->Save("000001", policy, nullptr, TinyCatalog(), in).ok());
+  const TwoTowerModel policy = testutil::StoreTestModel(3);
+  ASSERT_TRUE(store_->Save("000001", policy, nullptr, testutil::StoreTestCatalog(), in).ok());
 
   absl::StatusOr<ModelManifest> out = store_->GetManifest("000001");
   ASSERT_TRUE(out.ok()) << out.status();
@@ -230,7 +212,7 @@ TEST_P(ModelStoreContractTest, SavedVersionLoadsAndManifestRoundTrips) {
   EXPECT_EQ(folder->policy.config().dim_context, 3);
   EXPECT_FALSE(folder->reward_model.has_value());
   ASSERT_TRUE(folder->items.has_value());
-  EXPECT_EQ(folder->items->ids, TinyCatalog().ids);
+  EXPECT_EQ(folder->items->ids, testutil::StoreTestCatalog().ids);
 
   std::ifstream json(store_->VersionDir("000001") + "/manifest.json");
   std::stringstream ss;
@@ -301,9 +283,9 @@ TEST_P(ModelStoreContractTest, LatestPromotedSkipsRejectedVersions) {
 }
 
 TEST_P(ModelStoreContractTest, RejectsBadVersionNamesAndOverwrites) {
-  const TwoTowerModel policy = TinyModel(1);
+  const TwoTowerModel policy = testutil::StoreTestModel(1);
   for (const std::string bad : {"", "12", "../../etc", "00000a", "000001/.."}) {
-    EXPECT_EQ(store_->Save(bad, policy, nullptr, TinyCatalog(), {}).code(),
+    EXPECT_EQ(store_->Save(bad, policy, nullptr, testutil::StoreTestCatalog(), {}).code(),
               absl::StatusCode::kInvalidArgument)
         << bad;
     EXPECT_EQ(store_->GetManifest(bad).status().code(), absl::StatusCode::kInvalidArgument)
@@ -311,11 +293,11 @@ TEST_P(ModelStoreContractTest, RejectsBadVersionNamesAndOverwrites) {
     EXPECT_EQ(store_->SetCurrent(bad).code(), absl::StatusCode::kInvalidArgument) << bad;
   }
   SaveVersion(true);
-  EXPECT_EQ(store_->Save("000001", policy, nullptr, TinyCatalog(), {}).code(),
+  EXPECT_EQ(store_->Save("000001", policy, nullptr, testutil::StoreTestCatalog(), {}).code(),
             absl::StatusCode::kAlreadyExists);
   ModelManifest other;
   other.version = "000007";
-  EXPECT_EQ(store_->Save("000002", policy, nullptr, TinyCatalog(), other).code(),
+  EXPECT_EQ(store_->Save("000002", policy, nullptr, testutil::StoreTestCatalog(), other).code(),
             absl::StatusCode::kInvalidArgument);
 }
 
@@ -404,7 +386,7 @@ TEST_P(ModelStoreContractTest, RetentionKeepsNewestPromotedNewestRejectedCurrent
     ModelManifest m;
     m.promoted = promoted;
     m.decision = promoted ? "promoted" : "rejected";
-    EXPECT_TRUE((*store)->Save(v, TinyModel(1), nullptr, TinyCatalog(), m).ok());
+    EXPECT_TRUE((*store)->Save(v, testutil::StoreTestModel(1), nullptr, testutil::StoreTestCatalog(), m).ok());
     return v;
   };
   auto names = [&] {
@@ -440,7 +422,7 @@ TEST_P(ModelStoreContractTest, ListReturnsAtMostTheNewestEntries) {
   ASSERT_TRUE(store.ok()) << store.status();
   for (int i = 0; i < 4; ++i) {
     ModelManifest m;
-    ASSERT_TRUE((*store)->Save(*(*store)->NextVersion(), TinyModel(1), nullptr, TinyCatalog(), m).ok());
+    ASSERT_TRUE((*store)->Save(*(*store)->NextVersion(), testutil::StoreTestModel(1), nullptr, testutil::StoreTestCatalog(), m).ok());
   }
   std::vector<ModelManifest> two = *(*store)->List(2);
   ASSERT_EQ(two.size(), 2u);

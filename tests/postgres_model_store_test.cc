@@ -23,38 +23,20 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/pg_test_db.h"
+#include "tests/testing/store_fixture.h"
 
 namespace optower {
 namespace {
 
 using ::testing::HasSubstr;
 
-ItemCatalog Catalog() {
-  ItemCatalog items;
-  items.dim_features = 2;
-  items.ids = {7, 8, 9};
-  items.features = {0.f, 1.f, 1.f, 0.f, 0.5f, 0.5f};
-  return items;
-}
-
-TwoTowerModel Model(uint64_t seed) {
-  TwoTowerConfig c;
-  c.dim_context = 3;
-  c.dim_item = 2;
-  c.hidden = {};
-  c.embedding_dim = 4;
-  absl::StatusOr<TwoTowerModel> m = TwoTowerModel::Create(c, {7, 8, 9}, seed);
-  EXPECT_TRUE(m.ok()) << m.status();
-  return std::move(*m);
-}
-
 absl::Status SaveIn(ModelStore& store, const std::string& version, bool promoted = true) {
   ModelManifest m;
   m.promoted = promoted;
   m.decision = promoted ? "promoted" : "rejected";
-  const TwoTowerModel policy = Model(1);
-  const TwoTowerModel qhat = Model(2);
-  return store.Save(version, policy, &qhat, Catalog(), m);
+  const TwoTowerModel policy = testutil::StoreTestModel(1);
+  const TwoTowerModel qhat = testutil::StoreTestModel(2);
+  return store.Save(version, policy, &qhat, testutil::StoreTestCatalog(), m);
 }
 
 std::string ReadFile(const std::string& path) {
@@ -136,7 +118,7 @@ TEST_F(PostgresModelStoreTest, AVersionPublishedByOneInstanceIsServedByAnother) 
   ASSERT_TRUE(folder.ok()) << folder.status();
   EXPECT_TRUE(folder->reward_model.has_value());
   ASSERT_TRUE(folder->items.has_value());
-  EXPECT_EQ(folder->items->ids, Catalog().ids);
+  EXPECT_EQ(folder->items->ids, testutil::StoreTestCatalog().ids);
   EXPECT_EQ(Entries(root_ + "/replica"), (std::set<std::string>{"000001"}));
   // Byte for byte what the trainer wrote (its cache holds its own local copy).
   EXPECT_EQ(Tree(replica->VersionDir("000001")), Tree(trainer->VersionDir("000001")));

@@ -43,14 +43,7 @@ class ScaleOutTest : public ::testing::Test {
     items_ = testutil::WriteItems(dir_.path(), testutil::RandomCatalog(kItems, kDimItem, /*seed=*/3));
     config_ = dir_.File("server.textproto");
     v1::ServerConfig config;
-    v1::TrainerConfig* trainer = config.mutable_trainer();
-    trainer->set_min_events(50);
-    trainer->set_min_holdout(10);
-    trainer->set_epochs(2);
-    trainer->set_reward_model_epochs(2);
-    trainer->add_hidden(8);
-    trainer->set_embedding_dim(4);
-    trainer->set_threads(1);
+    testutil::SetFastTrainer(config.mutable_trainer());
     config.mutable_postgres()->set_poll_interval_ms(500);
     config.mutable_postgres()->set_election_interval_ms(200);
     ASSERT_TRUE(launch::WriteServerConfig(config, config_).ok());

@@ -68,13 +68,7 @@ class StoreCrashTest : public ::testing::Test {
     config_ = dir_.File("server.textproto");
     v1::ServerConfig config;
     v1::TrainerConfig* trainer = config.mutable_trainer();
-    trainer->set_min_events(50);
-    trainer->set_min_holdout(10);
-    trainer->set_epochs(2);
-    trainer->set_reward_model_epochs(2);
-    trainer->add_hidden(8);
-    trainer->set_embedding_dim(4);
-    trainer->set_threads(1);
+    testutil::SetFastTrainer(trainer);
     trainer->set_keep_promoted_versions(1);
     trainer->set_keep_rejected_versions(0);
     ASSERT_TRUE(launch::WriteServerConfig(config, config_).ok());

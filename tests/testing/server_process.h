@@ -51,6 +51,17 @@ inline std::unique_ptr<client::OptowerClient> ConnectClient(const std::string& a
   return c.ok() ? std::move(*c) : nullptr;
 }
 
+// A small, fast trainer, for tests where the point is the publish (or the failover), not the model.
+inline void SetFastTrainer(v1::TrainerConfig* trainer) {
+  trainer->set_min_events(50);
+  trainer->set_min_holdout(10);
+  trainer->set_epochs(2);
+  trainer->set_reward_model_epochs(2);
+  trainer->add_hidden(8);
+  trainer->set_embedding_dim(4);
+  trainer->set_threads(1);
+}
+
 }  // namespace optower::testutil
 
 #endif  // OPTOWER_TESTS_TESTING_SERVER_PROCESS_H_
