@@ -99,7 +99,8 @@ absl::Status ValidateServerFields(const v1::ServerConfig& c) {
   if (c.data_dir().empty()) {
     return absl::InvalidArgumentError("data_dir: required (the event log lives there)");
   }
-  if (c.model_dir().empty() && c.items_path().empty()) {
+  // With postgres the shared catalog is served; items_path only seeds it (server/start_checks.cc).
+  if (c.model_dir().empty() && c.items_path().empty() && !c.postgres().enabled()) {
     return absl::InvalidArgumentError(
         "items_path: required when no model_dir is given (the catalog to serve)");
   }

@@ -347,6 +347,11 @@ TEST(ServerOptionsMappingTest, SetFieldsAreMappedAndCheckedByCoreNamingTheConfig
                 c->mutable_postgres()->set_poll_interval_ms(0);
               }),
               HasSubstr("postgres.poll_interval_ms=0: must be finite and > 0"));
+  EXPECT_THAT(validate([](v1::ServerConfig* c) {
+                c->mutable_postgres()->set_enabled(true);
+                c->mutable_postgres()->set_election_interval_ms(-1);
+              }),
+              HasSubstr("postgres.election_interval_ms=-1: must be finite and > 0"));
   EXPECT_EQ(validate([](v1::ServerConfig* c) {
               c->set_role("serve");
               c->mutable_postgres()->set_enabled(true);

@@ -51,10 +51,12 @@ class ScaleOutTest : public ::testing::Test {
 
   absl::StatusOr<std::unique_ptr<ServerProcess>> Start(const std::string& name, const std::string& role,
                                                        const std::string& trainer_address = "") {
+    // Replicas get no items_path, as in deploy/: they serve the catalog the trainer seeded.
     std::vector<std::string> flags = {
         "--config=" + config_, "--port=0", "--data_dir=" + dir_.File("data-" + name),
-        "--items=" + items_, absl::StrCat("--dim_context=", kDimContext), "--durability=sync",
+        absl::StrCat("--dim_context=", kDimContext), "--durability=sync",
         "--postgres_dsn_file=" + dsn_file_, "--role=" + role};
+    if (role != "serve") flags.push_back("--items=" + items_);
     if (!trainer_address.empty()) flags.push_back("--trainer_address=" + trainer_address);
     return testutil::StartServerProcess(flags, dir_.File(name + ".err"));
   }
@@ -176,6 +178,9 @@ TEST_F(ScaleOutTest, ReplicasAndTrainersShareOneDatabase) {
   absl::StatusOr<v1::RetrieveResponse> on_trainer =
       ct1->Retrieve(std::vector<float>(kDimContext, 0.1f), 2);
   EXPECT_EQ(on_trainer.status().code(), absl::StatusCode::kFailedPrecondition);
+  absl::StatusOr<v1::FeedbackResponse> feedback_on_trainer = ct1->Feedback("r", 1, 1.0);
+  EXPECT_EQ(feedback_on_trainer.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(feedback_on_trainer.status().message(), HasSubstr("role=train"));
   absl::StatusOr<std::string> standby = ct2->TriggerRetrain(true);
   EXPECT_EQ(standby.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(standby.status().message(), HasSubstr("standby"));
@@ -214,6 +219,18 @@ TEST_F(ScaleOutTest, ReplicasAndTrainersShareOneDatabase) {
   EXPECT_TRUE((*r2)->Stop(absl::Seconds(30)).ok());
   EXPECT_TRUE((*r1)->Stop(absl::Seconds(30)).ok());
   EXPECT_TRUE((*t2)->Stop(absl::Seconds(30)).ok());
+}
+
+// A replica with no items_path of its own cannot start on a database whose shared catalog was never
+// seeded: it says to start the trainer first (and its supervisor restarts it later).
+TEST_F(ScaleOutTest, AReplicaOnAnEmptySharedCatalogRefusesToStartNamingTheTrainer) {
+  const std::vector<std::string> flags = {
+      "--config=" + config_, "--port=0", "--data_dir=" + dir_.File("data-lonely"),
+      absl::StrCat("--dim_context=", kDimContext), "--postgres_dsn_file=" + dsn_file_, "--role=serve"};
+  absl::StatusOr<std::unique_ptr<ServerProcess>> p =
+      testutil::StartServerProcess(flags, dir_.File("lonely.err"));
+  ASSERT_FALSE(p.ok());
+  EXPECT_THAT(std::string(p.status().message()), HasSubstr("the shared catalog is empty"));
 }
 
 }  // namespace
