@@ -204,6 +204,7 @@ absl::StatusOr<TwoTowerModel> InitialPolicy(const BanditLog& log, const ItemCata
                         options.activation, options.item_id_embedding, options.temperature);
     config.context_fields = qhat.config().context_fields;
     config.item_fields = qhat.config().item_fields;
+    config.context_degree = qhat.config().context_degree;  // the input q̂ was chosen with
     ASSIGN_OR_RETURN(TwoTowerModel fresh, TwoTowerModel::Create(config, items.ids, options.seed));
     policy = std::move(fresh);
   }
@@ -507,7 +508,7 @@ absl::StatusOr<PolicyTrainResult> TrainPolicy(const BanditLog& log, const ItemCa
   rm.seed = options.seed * 7919 + 17;
   rm.threads = options.threads;
   ASSIGN_OR_RETURN(TwoTowerModel qhat,
-                   FitQhat(train_log, items, rm, options.qhat_linear_alternative, progress));
+                   FitQhat(train_log, items, rm, options.qhat_search, progress));
   metrics.reward_model_seconds = SecondsSince(t_start);
 
   const bool warm_start = options.warm_start.value_or(options.objective != Objective::kIpw);

@@ -56,6 +56,7 @@ absl::StatusOr<TwoTowerModel> FitRewardModel(const BanditLog& log, const ItemCat
       MakeTowerConfig(log.dim_context, items, options.hidden, options.embedding_dim,
                       options.activation, options.item_id_embedding, /*temperature=*/1.0);
   config.reward_link = binary ? "sigmoid" : "identity";
+  config.context_degree = options.context_degree;
   config.context_fields = DeriveCategoricalFields(log.context_categorical, options.context_fields);
   config.item_fields = DeriveCategoricalFields(items.categorical, options.item_fields);
   ASSIGN_OR_RETURN(TwoTowerModel model, TwoTowerModel::Create(config, items.ids, options.seed));
