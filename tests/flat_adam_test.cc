@@ -75,5 +75,25 @@ TEST(StateSnapshotTest, RestoresCapturedParametersAndBuffers) {
   for (size_t i = 0; i < buffers.size(); ++i) EXPECT_TRUE(torch::equal(buffers[i], before_b[i]));
 }
 
+TEST(MinibatchThreadsTest, OneThreadForSmallStepsOnlyWhenAuto) {
+  EXPECT_EQ(MinibatchThreads(0, 256, 5000), 1);         // ~1.3M multiply-adds per step
+  EXPECT_EQ(MinibatchThreads(0, 4096, 1 << 20), 0);     // large steps keep the threads
+  EXPECT_EQ(MinibatchThreads(2, 256, 5000), 0);         // an explicit count is left alone
+}
+
+TEST(ScopedIntraOpThreadsTest, RestoresTheCount) {
+  at::set_num_threads(2);
+  {
+    ScopedIntraOpThreads one(1);
+    EXPECT_EQ(at::get_num_threads(), 1);
+  }
+  EXPECT_EQ(at::get_num_threads(), 2);
+  {
+    ScopedIntraOpThreads none(0);
+    EXPECT_EQ(at::get_num_threads(), 2);
+  }
+  EXPECT_EQ(at::get_num_threads(), 2);
+}
+
 }  // namespace
 }  // namespace optower

@@ -367,6 +367,12 @@ int RunEpochs(TwoTowerModel::Impl& pol, const LogTensors& train, const PolicyLoo
   so.self_normalize = options.self_normalize;
   so.top_k = options.top_k;
   FlatAdam opt(pol.net->parameters(), options.learning_rate, options.l2);
+  // Exact path: the towers' weights plus the [B, N] products of the policy and q̂ per row.
+  const ScopedIntraOpThreads threads(
+      st != nullptr ? 0
+                    : MinibatchThreads(options.threads, options.batch_size,
+                                       opt.numel() + 2 * in.features.size(0) *
+                                                         pol.config.embedding_dim));
   torch::Generator gen = at::detail::createCPUGenerator(options.seed + 3);
   double best_mean = sel ? sel->reference_mean() : -std::numeric_limits<double>::infinity();
   double best_no_val = -std::numeric_limits<double>::infinity();

@@ -1,5 +1,7 @@
 #include "core/model/flat_adam.h"
 
+#include <omp.h>
+
 #include <cmath>
 #include <stdexcept>
 #include <unordered_set>
@@ -71,6 +73,26 @@ void FlatAdam::Step() {
   torch::sqrt_out(denom_, exp_avg_sq_);  // (std::sqrt's errno path would keep a loop scalar)
   const float* __restrict d = denom_.data_ptr<float>();
   for (int64_t i = 0; i < n; ++i) p[i] -= step_size * (m[i] / (d[i] / sqrt_bc2 + eps));
+}
+
+// The OpenMP count of this thread, not at::set_num_threads: that also rebuilds LibTorch's global
+// pthreadpool on every call, whose new worker spins before it sleeps (~9% of the CPU of a
+// train_check run when the guard toggled it). LibTorch's parallel_for and the OpenMP BLAS read
+// this count (at::get_num_threads() is omp_get_max_threads()).
+ScopedIntraOpThreads::ScopedIntraOpThreads(int threads) {
+  if (threads <= 0) return;
+  previous_ = at::get_num_threads();  // first: it initialises this thread's count once, lazily
+  if (previous_ != threads) omp_set_num_threads(threads);
+}
+
+ScopedIntraOpThreads::~ScopedIntraOpThreads() {
+  if (previous_ > 0 && previous_ != omp_get_max_threads()) omp_set_num_threads(previous_);
+}
+
+int MinibatchThreads(int requested, int64_t batch_rows, int64_t macs_per_row) {
+  constexpr int64_t kSmallStepMacs = int64_t{1} << 22;
+  if (requested != 0) return 0;
+  return batch_rows * macs_per_row <= kSmallStepMacs ? 1 : 0;
 }
 
 void StateSnapshot::Capture(const torch::nn::Module& module) {

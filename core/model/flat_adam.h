@@ -37,6 +37,7 @@ class FlatAdam {
 
   void ZeroGrad();  // the gradients to 0 (one fill of the flat gradient buffer)
   void Step();      // one Adam step from the accumulated gradients
+  int64_t numel() const { return flat_.numel(); }  // of the parameters it holds
 
  private:
   std::vector<torch::Tensor> params_;
@@ -57,6 +58,27 @@ class StateSnapshot {
  private:
   std::vector<torch::Tensor> values_;  // parameters, then buffers, in the module's order
 };
+
+// The intra-op threads of the calling thread set to `threads` for the guard's lifetime (> 0; 0 =
+// leave them), the previous count restored after: the calling thread's OpenMP count, which
+// LibTorch's OpenMP backend and the OpenMP BLAS follow (other threads are not affected).
+class ScopedIntraOpThreads {
+ public:
+  explicit ScopedIntraOpThreads(int threads);
+  ~ScopedIntraOpThreads();
+  ScopedIntraOpThreads(const ScopedIntraOpThreads&) = delete;
+  ScopedIntraOpThreads& operator=(const ScopedIntraOpThreads&) = delete;
+
+ private:
+  int previous_ = 0;
+};
+
+// The intra-op threads for a minibatch loop when the caller asked for `requested` (0 = auto):
+// with auto, 1 when a minibatch's matrix products are too small to split, about
+// `batch_rows` x `macs_per_row` <= 2^22 multiply-adds (each op a few µs to tens of µs, where
+// waking a second thread for every product costs more than it saves: the default train_check
+// setting made ~12,000 context switches with 2 threads); else 0 (leave the threads as they are).
+int MinibatchThreads(int requested, int64_t batch_rows, int64_t macs_per_row);
 
 // True when a minibatch of `batch_rows` rows should run the item tower once over all `n_items`
 // catalog rows and gather the outputs by action, rather than gather the feature rows and run the

@@ -80,6 +80,8 @@ absl::StatusOr<TwoTowerModel> FitRewardModel(const BanditLog& log, const ItemCat
         const torch::Tensor features = m.ItemFeatures(items);
         const torch::Tensor id_rows = m.ItemIdRows(items);
         FlatAdam opt(m.net->parameters(), options.learning_rate, options.l2);
+        const ScopedIntraOpThreads threads(  // weights ~ multiply-adds per row
+            MinibatchThreads(options.threads, options.batch_size, opt.numel()));
         auto loss_of = [&](const LogTensors& b) {
           torch::Tensor u = m.net->User(b.x);
           torch::Tensor v = EmbedWholeCatalog(features.size(0), b.size())
