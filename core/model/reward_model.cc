@@ -3,9 +3,9 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <sstream>
 
 #include "absl/strings/str_format.h"
+#include "core/model/flat_adam.h"
 #include "core/model/log_tensors.h"
 #include "core/base/status_macros.h"
 #include "core/model/two_tower_net.h"
@@ -20,21 +20,21 @@ bool RewardsAreBinary(const BanditLog& log) {
 
 namespace {
 
-// One pass over `train` in shuffled minibatches; the mean minibatch loss.
+// One pass over `train` in shuffled minibatches; the mean minibatch loss. The rows are put in the
+// epoch's order once, so a minibatch is a slice (the same rows as gathering each batch by index).
 template <typename LossOf>
 double TrainEpoch(const LogTensors& train, int64_t batch_size, torch::Generator& gen,
-                  torch::optim::Adam& opt, const LossOf& loss_of) {
+                  FlatAdam& opt, const LossOf& loss_of) {
   const int64_t n = train.size();
-  torch::Tensor perm = torch::randperm(n, gen, torch::kInt64);
+  const LogTensors shuffled = train.Select(torch::randperm(n, gen, torch::kInt64));
   double total = 0;
   int64_t batches = 0;
   for (int64_t s = 0; s < n; s += batch_size) {
-    LogTensors b = train.Select(perm.slice(0, s, std::min(n, s + batch_size)));
-    opt.zero_grad();
-    torch::Tensor loss = loss_of(b);
+    opt.ZeroGrad();
+    torch::Tensor loss = loss_of(shuffled.Slice(s, std::min(n, s + batch_size)));
     loss.backward();
-    opt.step();
-    total += loss.item<double>();
+    opt.Step();
+    total += *loss.data_ptr<float>();
     ++batches;
   }
   return total / std::max<int64_t>(batches, 1);
@@ -80,17 +80,21 @@ absl::StatusOr<TwoTowerModel> FitRewardModel(const BanditLog& log, const ItemCat
         }
         const torch::Tensor features = m.ItemFeatures(items);
         const torch::Tensor id_rows = m.ItemIdRows(items);
-        torch::optim::Adam opt(m.net->parameters(), torch::optim::AdamOptions(options.learning_rate)
-                                                        .weight_decay(options.l2));
+        FlatAdam opt(m.net->parameters(), options.learning_rate, options.l2);
+        const ScopedIntraOpThreads threads(  // weights ~ multiply-adds per row
+            MinibatchThreads(options.threads, options.batch_size, opt.numel()));
         auto loss_of = [&](const LogTensors& b) {
           torch::Tensor u = m.net->User(b.x);
-          torch::Tensor v = m.net->Item(features.index_select(0, b.a), id_rows.index_select(0, b.a));
+          torch::Tensor v = EmbedWholeCatalog(features.size(0), b.size())
+                                ? m.net->Item(features, id_rows).index_select(0, b.a)
+                                : m.net->Item(features.index_select(0, b.a),
+                                              id_rows.index_select(0, b.a));
           torch::Tensor score = (u * v).sum(1);
           return binary ? torch::binary_cross_entropy_with_logits(score, b.r)
                         : torch::mse_loss(score, b.r);
         };
         double best = std::numeric_limits<double>::infinity();
-        std::stringstream best_state;
+        StateSnapshot best_state;
         int since_best = 0;
         torch::Generator gen = at::detail::createCPUGenerator(options.seed + 2);
         for (int epoch = 1; epoch <= options.epochs; ++epoch) {
@@ -105,8 +109,7 @@ absl::StatusOr<TwoTowerModel> FitRewardModel(const BanditLog& log, const ItemCat
           if (improved) {
             best = val_loss;
             since_best = 0;
-            best_state.str("");
-            torch::save(m.net, best_state);
+            best_state.Capture(*m.net);
           } else {
             ++since_best;
           }
@@ -114,7 +117,7 @@ absl::StatusOr<TwoTowerModel> FitRewardModel(const BanditLog& log, const ItemCat
             progress({"reward_model", epoch, options.epochs, train_loss, val_loss, improved});
           if (since_best >= options.patience) break;
         }
-        torch::load(m.net, best_state);
+        best_state.Restore(*m.net);
         m.net->eval();
       },
       "fitting the reward model"));

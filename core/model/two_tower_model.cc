@@ -60,7 +60,8 @@ absl::Status MakeDirs(const std::string& dir) {
 
 int ConfigureTorchForTraining(int threads) {
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  at::set_num_threads(threads);
+  // Only on a change: at::set_num_threads rebuilds LibTorch's pthreadpool on every call.
+  if (at::get_num_threads() != threads) at::set_num_threads(threads);
   // Softmax policies over many actions produce subnormal floats; flushing them to zero keeps the
   // arithmetic on the fast path (OBP's learner ran 4x slower without it).
   at::globalContext().setFlushDenormal(true);
