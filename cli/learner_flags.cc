@@ -30,19 +30,6 @@ absl::Status ParseFieldsFlag(const char* flag, const std::string& text,
   return ValidateCategoricalFields(*out, absl::StrCat("--", flag));
 }
 
-// q̂ has the policy's tower shape (o.hidden, already parsed) and its own optimiser flags.
-void ApplyQhatFlags(const LearnerFlags& f, PolicyLearnerOptions& o) {
-  o.reward_model.hidden = o.hidden;
-  o.reward_model.embedding_dim = f.embedding_dim;
-  o.reward_model.activation = f.activation;
-  o.reward_model.item_id_embedding = f.item_id_embedding;
-  o.reward_model.epochs = static_cast<int>(f.qhat_epochs);
-  o.reward_model.learning_rate = f.qhat_learning_rate;
-  o.reward_model.l2 = f.qhat_l2;
-  o.reward_model.batch_size = static_cast<int>(f.batch_size);
-  o.qhat_search.linear_alternative = f.qhat_linear_alternative;
-}
-
 // "1,2.5" -> {1, 2.5}; InvalidArgument naming the flag and the bad item.
 template <typename T>
 absl::Status ParseList(const char* flag, const std::string& text, std::vector<T>* out) {
@@ -60,6 +47,27 @@ absl::Status ParseList(const char* flag, const std::string& text, std::vector<T>
           absl::StrFormat("--%s=%s: '%s' is not a number", flag, text, std::string(item)));
     out->push_back(v);
   }
+  return absl::OkStatus();
+}
+
+// q̂ has the policy's tower shape (o.hidden, already parsed) and its own optimiser flags.
+absl::Status ApplyQhatFlags(const LearnerFlags& f, PolicyLearnerOptions& o) {
+  o.reward_model.hidden = o.hidden;
+  o.reward_model.embedding_dim = f.embedding_dim;
+  o.reward_model.activation = f.activation;
+  o.reward_model.item_id_embedding = f.item_id_embedding;
+  o.reward_model.epochs = static_cast<int>(f.qhat_epochs);
+  o.reward_model.learning_rate = f.qhat_learning_rate;
+  o.reward_model.l2 = f.qhat_l2;
+  o.reward_model.batch_size = static_cast<int>(f.batch_size);
+  o.qhat_search.linear_alternative = f.qhat_linear_alternative;
+  RETURN_IF_ERROR(
+      ParseList("qhat-context-degrees", f.qhat_context_degrees, &o.qhat_search.context_degrees));
+  RETURN_IF_ERROR(ParseList("qhat-l2-per-row", f.qhat_l2_per_row, &o.qhat_search.l2_per_row));
+  if (absl::Status s = o.qhat_search.Validate(); !s.ok())
+    return absl::InvalidArgumentError(absl::StrCat("--qhat-context-degrees=", f.qhat_context_degrees,
+                                                   " --qhat-l2-per-row=", f.qhat_l2_per_row, ": ",
+                                                   s.message()));
   return absl::OkStatus();
 }
 
@@ -110,7 +118,7 @@ void LearnerFlags::Register(FlagParser& p) {
               "q̂ L2 strengths to try as c/n (n = rows), comma-separated; '' = --qhat-l2");
   p.AddInt("qhat-epochs", &qhat_epochs, "reward-model epochs (upper bound)");
   p.AddDouble("qhat-lr", &qhat_learning_rate, "reward-model learning rate");
-  p.AddDouble("qhat-l2", &qhat_l2, "reward-model Adam weight decay");
+  p.AddDouble("qhat-l2", &qhat_l2, "reward-model Adam weight decay (only with --qhat-l2-per-row='')");
   p.AddInt("seed", &seed, "random seed");
   p.AddInt("threads", &threads, "intra-op threads (0 = all cores)");
 }
@@ -184,14 +192,7 @@ absl::Status LearnerFlags::Apply(PolicyLearnerOptions& o) const {
   o.validation_fraction = validation_fraction;
   o.patience = static_cast<int>(patience);
   if (init != "auto") o.warm_start = init == "qhat";
-  ApplyQhatFlags(*this, o);
-  RETURN_IF_ERROR(
-      ParseList("qhat-context-degrees", qhat_context_degrees, &o.qhat_search.context_degrees));
-  RETURN_IF_ERROR(ParseList("qhat-l2-per-row", qhat_l2_per_row, &o.qhat_search.l2_per_row));
-  if (absl::Status s = o.qhat_search.Validate(); !s.ok())
-    return absl::InvalidArgumentError(absl::StrCat("--qhat-context-degrees=", qhat_context_degrees,
-                                                   " --qhat-l2-per-row=", qhat_l2_per_row, ": ",
-                                                   s.message()));
+  RETURN_IF_ERROR(ApplyQhatFlags(*this, o));
   o.seed = static_cast<uint64_t>(seed);
   o.threads = static_cast<int>(threads);
   return absl::OkStatus();

@@ -40,6 +40,19 @@ double TrainEpoch(const LogTensors& train, int64_t batch_size, torch::Generator&
   return total / std::max<int64_t>(batches, 1);
 }
 
+// q̂'s towers: the options' shape, temperature 1, the link the rewards call for.
+TwoTowerConfig RewardModelConfig(const BanditLog& log, const ItemCatalog& items,
+                                 const RewardModelOptions& options, bool binary) {
+  TwoTowerConfig config =
+      MakeTowerConfig(log.dim_context, items, options.hidden, options.embedding_dim,
+                      options.activation, options.item_id_embedding, /*temperature=*/1.0);
+  config.reward_link = binary ? "sigmoid" : "identity";
+  config.context_degree = options.context_degree;
+  config.context_fields = DeriveCategoricalFields(log.context_categorical, options.context_fields);
+  config.item_fields = DeriveCategoricalFields(items.categorical, options.item_fields);
+  return config;
+}
+
 }  // namespace
 
 absl::StatusOr<TwoTowerModel> FitRewardModel(const BanditLog& log, const ItemCatalog& items,
@@ -52,14 +65,9 @@ absl::StatusOr<TwoTowerModel> FitRewardModel(const BanditLog& log, const ItemCat
     return absl::InvalidArgumentError(absl::StrFormat(
         "epochs=%d batch_size=%d: both must be >= 1", options.epochs, options.batch_size));
   const bool binary = RewardsAreBinary(log);
-  TwoTowerConfig config =
-      MakeTowerConfig(log.dim_context, items, options.hidden, options.embedding_dim,
-                      options.activation, options.item_id_embedding, /*temperature=*/1.0);
-  config.reward_link = binary ? "sigmoid" : "identity";
-  config.context_degree = options.context_degree;
-  config.context_fields = DeriveCategoricalFields(log.context_categorical, options.context_fields);
-  config.item_fields = DeriveCategoricalFields(items.categorical, options.item_fields);
-  ASSIGN_OR_RETURN(TwoTowerModel model, TwoTowerModel::Create(config, items.ids, options.seed));
+  ASSIGN_OR_RETURN(TwoTowerModel model,
+                   TwoTowerModel::Create(RewardModelConfig(log, items, options, binary), items.ids,
+                                         options.seed));
 
   RETURN_IF_ERROR(TorchStatus(
       [&] {
