@@ -4,12 +4,15 @@
 
 #include <cstdio>
 #include <memory>
+#include <type_traits>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "core/base/json_writer.h"
+#include "core/base/status_macros.h"
 
 namespace optower::cli {
 namespace {
@@ -27,8 +30,28 @@ absl::Status ParseFieldsFlag(const char* flag, const std::string& text,
   return ValidateCategoricalFields(*out, absl::StrCat("--", flag));
 }
 
+// "1,2.5" -> {1, 2.5}; InvalidArgument naming the flag and the bad item.
+template <typename T>
+absl::Status ParseList(const char* flag, const std::string& text, std::vector<T>* out) {
+  out->clear();
+  for (absl::string_view item : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    T v;
+    bool ok;
+    if constexpr (std::is_integral_v<T>) {
+      ok = absl::SimpleAtoi(item, &v);
+    } else {
+      ok = absl::SimpleAtod(item, &v);
+    }
+    if (!ok)
+      return absl::InvalidArgumentError(
+          absl::StrFormat("--%s=%s: '%s' is not a number", flag, text, std::string(item)));
+    out->push_back(v);
+  }
+  return absl::OkStatus();
+}
+
 // q̂ has the policy's tower shape (o.hidden, already parsed) and its own optimiser flags.
-void ApplyQhatFlags(const LearnerFlags& f, PolicyLearnerOptions& o) {
+absl::Status ApplyQhatFlags(const LearnerFlags& f, PolicyLearnerOptions& o) {
   o.reward_model.hidden = o.hidden;
   o.reward_model.embedding_dim = f.embedding_dim;
   o.reward_model.activation = f.activation;
@@ -37,7 +60,15 @@ void ApplyQhatFlags(const LearnerFlags& f, PolicyLearnerOptions& o) {
   o.reward_model.learning_rate = f.qhat_learning_rate;
   o.reward_model.l2 = f.qhat_l2;
   o.reward_model.batch_size = static_cast<int>(f.batch_size);
-  o.qhat_linear_alternative = f.qhat_linear_alternative;
+  o.qhat_search.linear_alternative = f.qhat_linear_alternative;
+  RETURN_IF_ERROR(
+      ParseList("qhat-context-degrees", f.qhat_context_degrees, &o.qhat_search.context_degrees));
+  RETURN_IF_ERROR(ParseList("qhat-l2-per-row", f.qhat_l2_per_row, &o.qhat_search.l2_per_row));
+  if (absl::Status s = o.qhat_search.Validate(); !s.ok())
+    return absl::InvalidArgumentError(absl::StrCat("--qhat-context-degrees=", f.qhat_context_degrees,
+                                                   " --qhat-l2-per-row=", f.qhat_l2_per_row, ": ",
+                                                   s.message()));
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -80,9 +111,14 @@ void LearnerFlags::Register(FlagParser& p) {
   p.AddString("init", &init, "auto | qhat | random: policy initialisation (auto: dr/dm qhat, ipw random)");
   p.AddBool("qhat-linear-alternative", &qhat_linear_alternative,
             "with --hidden set: also fit q̂ with linear towers, keep the lower held-out loss");
+  p.AddString("qhat-context-degrees", &qhat_context_degrees,
+              "feature-cross degrees of q̂'s user tower to try, comma-separated (1 = none, up to 3); "
+              "the lowest held-out loss is kept");
+  p.AddString("qhat-l2-per-row", &qhat_l2_per_row,
+              "q̂ L2 strengths to try as c/n (n = rows), comma-separated; '' = --qhat-l2");
   p.AddInt("qhat-epochs", &qhat_epochs, "reward-model epochs (upper bound)");
   p.AddDouble("qhat-lr", &qhat_learning_rate, "reward-model learning rate");
-  p.AddDouble("qhat-l2", &qhat_l2, "reward-model Adam weight decay");
+  p.AddDouble("qhat-l2", &qhat_l2, "reward-model Adam weight decay (only with --qhat-l2-per-row='')");
   p.AddInt("seed", &seed, "random seed");
   p.AddInt("threads", &threads, "intra-op threads (0 = all cores)");
 }
@@ -156,7 +192,7 @@ absl::Status LearnerFlags::Apply(PolicyLearnerOptions& o) const {
   o.validation_fraction = validation_fraction;
   o.patience = static_cast<int>(patience);
   if (init != "auto") o.warm_start = init == "qhat";
-  ApplyQhatFlags(*this, o);
+  RETURN_IF_ERROR(ApplyQhatFlags(*this, o));
   o.seed = static_cast<uint64_t>(seed);
   o.threads = static_cast<int>(threads);
   return absl::OkStatus();
@@ -189,6 +225,8 @@ void LearnerFlags::WriteJson(JsonWriter& w) const {
       .Field("patience", patience)
       .Field("init", init)
       .Field("qhat_linear_alternative", qhat_linear_alternative)
+      .Field("qhat_context_degrees", qhat_context_degrees)
+      .Field("qhat_l2_per_row", qhat_l2_per_row)
       .Field("qhat_epochs", qhat_epochs)
       .Field("qhat_lr", qhat_learning_rate)
       .Field("qhat_l2", qhat_l2)

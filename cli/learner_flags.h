@@ -52,8 +52,13 @@ class LearnerFlags {
   int64_t patience = Defaults().patience;
   std::string init = "auto";  // auto | qhat | random (auto = PolicyLearnerOptions::warm_start unset)
   int64_t qhat_epochs = Defaults().reward_model.epochs;
-  // The CLI fits the linear q̂ alternative (PolicyLearnerOptions::qhat_linear_alternative) by default.
+  // The CLI fits the linear q̂ alternative (QhatSearch::linear_alternative) by default.
   bool qhat_linear_alternative = true;
+  // QhatSearch::context_degrees / l2_per_row, comma-separated ('' = the fixed values). The CLI
+  // tries feature crosses up to degree 3 (kept by held-out loss) and puts a prior of weight 10/n on
+  // q̂'s weights (docs/LEARNING.md "Choosing q̂").
+  std::string qhat_context_degrees = "1,2,3";
+  std::string qhat_l2_per_row = "10";
   // The CLI's q̂ learning rate is lower than RewardModelOptions' 5e-3 (kept as it was).
   double qhat_learning_rate = kQhatLearningRate;
   double qhat_l2 = Defaults().reward_model.l2;

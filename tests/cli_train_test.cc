@@ -5,6 +5,7 @@
 
 #include <fstream>
 #include <string>
+#include <tuple>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -195,6 +196,18 @@ TEST_F(CliTrainTest, BadFlagsExitWithUsageError) {
   EXPECT_EQ(r->exit_code, 2);
   EXPECT_EQ(r->ErrLineCount(), 1);
   EXPECT_THAT(r->err, HasSubstr("--context-fields: categorical field[0] 'user': buckets=0"));
+  for (auto [flag, value, what] :
+       {std::tuple<const char*, const char*, const char*>{"--qhat-context-degrees", "1,4",
+                                                          "context_degrees: 4: must be 1, 2 or 3"},
+        {"--qhat-context-degrees", "1,x", "'x' is not a number"},
+        {"--qhat-l2-per-row", "-3", "l2_per_row: -3: must be >= 0"}}) {
+    r = RunOptower({"train", "--logs", logs_, "--items", items_, "--out", dir_ + "/m", flag, value});
+    EXPECT_EQ(r->exit_code, 2) << flag << "=" << value;
+    EXPECT_EQ(r->ErrLineCount(), 1) << r->err;
+    EXPECT_THAT(r->err, HasSubstr(std::string(flag) + "=" + value)) << r->err;
+    EXPECT_THAT(r->err, HasSubstr(what)) << r->err;
+    EXPECT_FALSE(Exists(dir_ + "/m"));
+  }
   r = RunOptower({"feature-experiment", "--variants", "dense,tabular", "--seeds", "1"});
   EXPECT_EQ(r->exit_code, 2);
   EXPECT_EQ(r->ErrLineCount(), 1);

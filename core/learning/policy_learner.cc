@@ -3,9 +3,9 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
-#include <sstream>
 
 #include "absl/strings/str_format.h"
+#include "core/model/flat_adam.h"
 #include "core/model/log_tensors.h"
 #include "core/learning/item_proposal.h"
 #include "core/learning/policy_gradient.h"
@@ -204,6 +204,7 @@ absl::StatusOr<TwoTowerModel> InitialPolicy(const BanditLog& log, const ItemCata
                         options.activation, options.item_id_embedding, options.temperature);
     config.context_fields = qhat.config().context_fields;
     config.item_fields = qhat.config().item_fields;
+    config.context_degree = qhat.config().context_degree;  // the input q̂ was chosen with
     ASSIGN_OR_RETURN(TwoTowerModel fresh, TwoTowerModel::Create(config, items.ids, options.seed));
     policy = std::move(fresh);
   }
@@ -235,45 +236,45 @@ struct PolicyLoopInputs {
   torch::Tensor qhat_user_val;    // and of the validation contexts
 };
 
-// One pass over the train split in a random order (minibatch Adam steps); the mean loss.
+// One pass over the train split in a random order (minibatch Adam steps); the mean loss. The rows
+// (and q̂'s user embeddings of them) are put in the epoch's order once, so a minibatch is a slice.
 double RunPolicyEpoch(TwoTowerModel::Impl& pol, const LogTensors& train,
                       const PolicyLoopInputs& in, const PolicyLearnerOptions& options,
-                      const SurrogateOptions& so, torch::optim::Adam& opt, torch::Generator& gen,
+                      const SurrogateOptions& so, FlatAdam& opt, torch::Generator& gen,
                       const SampledState* sampled, PolicyTrainMetrics& metrics) {
   const auto t0 = Clock::now();
   pol.net->train();
   const int64_t n = train.size();
   const torch::Tensor perm = torch::randperm(n, gen, torch::kInt64);
+  const LogTensors shuffled = train.Select(perm);
+  const bool dr = options.objective == Objective::kDr;
+  const torch::Tensor qhat_user = dr ? in.qhat_user_train.index_select(0, perm) : torch::Tensor();
   double total = 0;
   int64_t batches = 0;
   for (int64_t s = 0; s < n; s += options.batch_size) {
-    const torch::Tensor bi = perm.slice(0, s, std::min(n, s + options.batch_size));
-    const LogTensors b = train.Select(bi);
-    torch::Tensor qb;
-    if (options.objective == Objective::kDr && sampled == nullptr) {
-      qb = in.q.FromUser(in.qhat_user_train.index_select(0, bi));
-    }
-    opt.zero_grad();
+    const int64_t e = std::min(n, s + options.batch_size);
+    const LogTensors b = shuffled.Slice(s, e);
+    const torch::Tensor qu = dr ? qhat_user.slice(0, s, e) : torch::Tensor();
+    opt.ZeroGrad();
     torch::Tensor loss;
     if (sampled != nullptr) {
       const torch::Tensor tail =
           DrawTail(in.features.size(0), sampled->options.tail_items, gen);
-      const bool dr = options.objective == Objective::kDr;
-      const SampledTerms t = ComputeSampledTerms(
-          pol, in.features, in.id_rows, pol.net->User(b.x),
-          dr ? in.qhat_user_train.index_select(0, bi) : torch::Tensor(), b.a, b.prefix, tail,
-          dr ? &in.q : nullptr, *sampled);
+      const SampledTerms t =
+          ComputeSampledTerms(pol, in.features, in.id_rows, pol.net->User(b.x), qu, b.a, b.prefix,
+                              tail, dr ? &in.q : nullptr, *sampled);
       loss = SurrogateOverCandidates(t.logged_logit, t.cand_logits, b.r, b.p, t.qhat_logged,
                                      t.qhat_cand, so);
     } else {
       const torch::Tensor v = pol.net->Item(in.features, in.id_rows);
       const torch::Tensor logits = ExcludeEarlierItems(
           pol.net->User(b.x).matmul(v.t()) / pol.config.temperature, b.prefix);
-      loss = PolicySurrogateLoss(logits, b.a, b.r, b.p, qb, so);
+      loss = PolicySurrogateLoss(logits, b.a, b.r, b.p, dr ? in.q.FromUser(qu) : torch::Tensor(),
+                                 so);
     }
     loss.backward();
-    opt.step();
-    total += loss.item<double>();
+    opt.Step();
+    total += *loss.data_ptr<float>();
     ++batches;
   }
   pol.net->eval();
@@ -359,15 +360,20 @@ struct Validator {
 // Returns the selected epoch (0 = none, or what `sel` held before).
 int RunEpochs(TwoTowerModel::Impl& pol, const LogTensors& train, const PolicyLoopInputs& in,
               const PolicyLearnerOptions& options, const Validator& validator, SampledState* st,
-              std::optional<CandidateSelection>& sel, std::stringstream& best_state,
+              std::optional<CandidateSelection>& sel, StateSnapshot& best_state,
               const ProgressCallback& progress, PolicyTrainMetrics& metrics) {
   SurrogateOptions so;
   so.objective = options.objective;
   so.weight_clip = ResolveWeightClip(options.weight_clip, train.size());
   so.self_normalize = options.self_normalize;
   so.top_k = options.top_k;
-  torch::optim::Adam opt(pol.net->parameters(),
-                         torch::optim::AdamOptions(options.learning_rate).weight_decay(options.l2));
+  FlatAdam opt(pol.net->parameters(), options.learning_rate, options.l2);
+  // Exact path: the towers' weights plus the [B, N] products of the policy and q̂ per row.
+  const ScopedIntraOpThreads threads(
+      st != nullptr ? 0
+                    : MinibatchThreads(options.threads, options.batch_size,
+                                       opt.numel() + 2 * in.features.size(0) *
+                                                         pol.config.embedding_dim));
   torch::Generator gen = at::detail::createCPUGenerator(options.seed + 3);
   double best_mean = sel ? sel->reference_mean() : -std::numeric_limits<double>::infinity();
   double best_no_val = -std::numeric_limits<double>::infinity();
@@ -401,8 +407,7 @@ int RunEpochs(TwoTowerModel::Impl& pol, const LogTensors& train, const PolicyLoo
     if (improved) {
       selected = epoch;
       metrics.validation_dr_best = sel ? sel->selected_mean() : rec.validation_dr;
-      best_state.str("");
-      torch::save(pol.net, best_state);
+      best_state.Capture(*pol.net);
     }
     since_best = rec.validation_dr > best_mean ? 0 : since_best + 1;
     best_mean = std::max(best_mean, rec.validation_dr);
@@ -446,8 +451,8 @@ int OptimisePolicy(TwoTowerModel::Impl& pol, const BanditLog& log, const ItemCat
   metrics.validation_dr_initial =
       sel ? sel->reference_mean() : -std::numeric_limits<double>::infinity();
   metrics.validation_dr_best = metrics.validation_dr_initial;
-  std::stringstream best_state;
-  torch::save(pol.net, best_state);
+  StateSnapshot best_state;
+  best_state.Capture(*pol.net);
   metrics.proposal_seconds = st.proposal_seconds;
   if (dm != nullptr && sel && sel->Offer(kDmCandidate, validator.DmTerms(*dm, items, options.seed)))
     metrics.validation_dr_best = sel->selected_mean();
@@ -455,7 +460,7 @@ int OptimisePolicy(TwoTowerModel::Impl& pol, const BanditLog& log, const ItemCat
 
   const int selected = RunEpochs(pol, train, in, options, validator, use_sampled ? &st : nullptr,
                                  sel, best_state, progress, metrics);
-  torch::load(pol.net, best_state);
+  best_state.Restore(*pol.net);
   pol.net->eval();
   return selected;
 }
@@ -507,7 +512,7 @@ absl::StatusOr<PolicyTrainResult> TrainPolicy(const BanditLog& log, const ItemCa
   rm.seed = options.seed * 7919 + 17;
   rm.threads = options.threads;
   ASSIGN_OR_RETURN(TwoTowerModel qhat,
-                   FitQhat(train_log, items, rm, options.qhat_linear_alternative, progress));
+                   FitQhat(train_log, items, rm, options.qhat_search, progress));
   metrics.reward_model_seconds = SecondsSince(t_start);
 
   const bool warm_start = options.warm_start.value_or(options.objective != Objective::kIpw);

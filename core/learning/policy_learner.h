@@ -38,6 +38,7 @@
 #include "core/base/learning_report.h"
 #include "core/base/bandit_data.h"
 #include "core/learning/objective.h"
+#include "core/learning/reward_model_choice.h"
 #include "core/learning/sampled_gradient_options.h"
 #include "core/model/reward_model.h"
 #include "core/base/train_progress.h"
@@ -91,10 +92,10 @@ struct PolicyLearnerOptions {
   std::optional<bool> warm_start;  // unset = objective's default
   const TwoTowerModel* init = nullptr;  // start from this model instead (e.g. the served one)
   RewardModelOptions reward_model;
-  // When reward_model.hidden is not empty: also fit q̂ with linear towers and keep the fit with the
-  // lower held-out loss (the policy then starts from its towers). Off by default (the server's
-  // trainer); the CLI turns it on (--qhat-linear-alternative).
-  bool qhat_linear_alternative = false;
+  // Candidate q̂ fits (linear towers beside hidden ones, feature crosses, L2 strengths), the one
+  // with the lowest held-out loss kept; the policy then starts from its towers. Empty by default
+  // (the server's trainer fits the configured q̂ only); the CLI searches (cli/learner_flags.h).
+  QhatSearch qhat_search;
   uint64_t seed = 0;
   int threads = 0;  // 0 = all cores
 

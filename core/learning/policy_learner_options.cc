@@ -72,6 +72,7 @@ absl::Status PolicyLearnerOptions::Validate() const {
   if (patience < 1) return Bad("", "patience", patience, "must be >= 1");
   if (threads < 0) return Bad("", "threads", threads, "must be >= 0 (0 = all cores)");
   if (absl::Status s = sampled.Validate(); !s.ok()) return s;
+  if (absl::Status s = qhat_search.Validate(); !s.ok()) return s;
   return ValidateRewardModel(reward_model);
 }
 

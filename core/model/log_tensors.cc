@@ -12,6 +12,11 @@ LogTensors LogTensors::Select(const torch::Tensor& index) const {
           p.index_select(0, index), prefix.defined() ? prefix.index_select(0, index) : prefix};
 }
 
+LogTensors LogTensors::Slice(int64_t begin, int64_t end) const {
+  return {x.slice(0, begin, end), a.slice(0, begin, end), r.slice(0, begin, end),
+          p.slice(0, begin, end), prefix.defined() ? prefix.slice(0, begin, end) : prefix};
+}
+
 torch::Tensor ExcludeEarlierItems(const torch::Tensor& logits, const torch::Tensor& prefix) {
   if (!prefix.defined() || prefix.size(1) == 0) return logits;
   const torch::Tensor valid = prefix.ge(0);

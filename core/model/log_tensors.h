@@ -22,6 +22,7 @@ struct LogTensors {
   torch::Tensor prefix;
   int64_t size() const { return a.size(0); }
   LogTensors Select(const torch::Tensor& index) const;
+  LogTensors Slice(int64_t begin, int64_t end) const;  // rows [begin, end), as views
 };
 
 // x holds `model`'s input rows (dense contexts, then categorical slots: Impl::ContextInputs);

@@ -3,9 +3,9 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <sstream>
 
 #include "absl/strings/str_format.h"
+#include "core/model/flat_adam.h"
 #include "core/model/log_tensors.h"
 #include "core/base/status_macros.h"
 #include "core/model/two_tower_net.h"
@@ -20,24 +20,37 @@ bool RewardsAreBinary(const BanditLog& log) {
 
 namespace {
 
-// One pass over `train` in shuffled minibatches; the mean minibatch loss.
+// One pass over `train` in shuffled minibatches; the mean minibatch loss. The rows are put in the
+// epoch's order once, so a minibatch is a slice (the same rows as gathering each batch by index).
 template <typename LossOf>
 double TrainEpoch(const LogTensors& train, int64_t batch_size, torch::Generator& gen,
-                  torch::optim::Adam& opt, const LossOf& loss_of) {
+                  FlatAdam& opt, const LossOf& loss_of) {
   const int64_t n = train.size();
-  torch::Tensor perm = torch::randperm(n, gen, torch::kInt64);
+  const LogTensors shuffled = train.Select(torch::randperm(n, gen, torch::kInt64));
   double total = 0;
   int64_t batches = 0;
   for (int64_t s = 0; s < n; s += batch_size) {
-    LogTensors b = train.Select(perm.slice(0, s, std::min(n, s + batch_size)));
-    opt.zero_grad();
-    torch::Tensor loss = loss_of(b);
+    opt.ZeroGrad();
+    torch::Tensor loss = loss_of(shuffled.Slice(s, std::min(n, s + batch_size)));
     loss.backward();
-    opt.step();
-    total += loss.item<double>();
+    opt.Step();
+    total += *loss.data_ptr<float>();
     ++batches;
   }
   return total / std::max<int64_t>(batches, 1);
+}
+
+// q̂'s towers: the options' shape, temperature 1, the link the rewards call for.
+TwoTowerConfig RewardModelConfig(const BanditLog& log, const ItemCatalog& items,
+                                 const RewardModelOptions& options, bool binary) {
+  TwoTowerConfig config =
+      MakeTowerConfig(log.dim_context, items, options.hidden, options.embedding_dim,
+                      options.activation, options.item_id_embedding, /*temperature=*/1.0);
+  config.reward_link = binary ? "sigmoid" : "identity";
+  config.context_degree = options.context_degree;
+  config.context_fields = DeriveCategoricalFields(log.context_categorical, options.context_fields);
+  config.item_fields = DeriveCategoricalFields(items.categorical, options.item_fields);
+  return config;
 }
 
 }  // namespace
@@ -52,13 +65,9 @@ absl::StatusOr<TwoTowerModel> FitRewardModel(const BanditLog& log, const ItemCat
     return absl::InvalidArgumentError(absl::StrFormat(
         "epochs=%d batch_size=%d: both must be >= 1", options.epochs, options.batch_size));
   const bool binary = RewardsAreBinary(log);
-  TwoTowerConfig config =
-      MakeTowerConfig(log.dim_context, items, options.hidden, options.embedding_dim,
-                      options.activation, options.item_id_embedding, /*temperature=*/1.0);
-  config.reward_link = binary ? "sigmoid" : "identity";
-  config.context_fields = DeriveCategoricalFields(log.context_categorical, options.context_fields);
-  config.item_fields = DeriveCategoricalFields(items.categorical, options.item_fields);
-  ASSIGN_OR_RETURN(TwoTowerModel model, TwoTowerModel::Create(config, items.ids, options.seed));
+  ASSIGN_OR_RETURN(TwoTowerModel model,
+                   TwoTowerModel::Create(RewardModelConfig(log, items, options, binary), items.ids,
+                                         options.seed));
 
   RETURN_IF_ERROR(TorchStatus(
       [&] {
@@ -79,17 +88,21 @@ absl::StatusOr<TwoTowerModel> FitRewardModel(const BanditLog& log, const ItemCat
         }
         const torch::Tensor features = m.ItemFeatures(items);
         const torch::Tensor id_rows = m.ItemIdRows(items);
-        torch::optim::Adam opt(m.net->parameters(), torch::optim::AdamOptions(options.learning_rate)
-                                                        .weight_decay(options.l2));
+        FlatAdam opt(m.net->parameters(), options.learning_rate, options.l2);
+        const ScopedIntraOpThreads threads(  // weights ~ multiply-adds per row
+            MinibatchThreads(options.threads, options.batch_size, opt.numel()));
         auto loss_of = [&](const LogTensors& b) {
           torch::Tensor u = m.net->User(b.x);
-          torch::Tensor v = m.net->Item(features.index_select(0, b.a), id_rows.index_select(0, b.a));
+          torch::Tensor v = EmbedWholeCatalog(features.size(0), b.size())
+                                ? m.net->Item(features, id_rows).index_select(0, b.a)
+                                : m.net->Item(features.index_select(0, b.a),
+                                              id_rows.index_select(0, b.a));
           torch::Tensor score = (u * v).sum(1);
           return binary ? torch::binary_cross_entropy_with_logits(score, b.r)
                         : torch::mse_loss(score, b.r);
         };
         double best = std::numeric_limits<double>::infinity();
-        std::stringstream best_state;
+        StateSnapshot best_state;
         int since_best = 0;
         torch::Generator gen = at::detail::createCPUGenerator(options.seed + 2);
         for (int epoch = 1; epoch <= options.epochs; ++epoch) {
@@ -104,8 +117,7 @@ absl::StatusOr<TwoTowerModel> FitRewardModel(const BanditLog& log, const ItemCat
           if (improved) {
             best = val_loss;
             since_best = 0;
-            best_state.str("");
-            torch::save(m.net, best_state);
+            best_state.Capture(*m.net);
           } else {
             ++since_best;
           }
@@ -113,7 +125,7 @@ absl::StatusOr<TwoTowerModel> FitRewardModel(const BanditLog& log, const ItemCat
             progress({"reward_model", epoch, options.epochs, train_loss, val_loss, improved});
           if (since_best >= options.patience) break;
         }
-        torch::load(m.net, best_state);
+        best_state.Restore(*m.net);
         m.net->eval();
       },
       "fitting the reward model"));

@@ -21,6 +21,7 @@ struct RewardModelOptions {
   int64_t embedding_dim = 32;
   std::string activation = "relu";
   bool item_id_embedding = false;
+  int64_t context_degree = 1;  // TwoTowerConfig::context_degree of q̂'s user tower
   // Categorical schemas (core/base/categorical.h); columns of the log / catalog not listed get a
   // schema derived from the data (DeriveCategoricalFields).
   std::vector<CategoricalField> context_fields;

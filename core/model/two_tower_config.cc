@@ -13,6 +13,21 @@
 
 namespace optower {
 
+int64_t ContextCrossCount(int64_t dim, int64_t degree) {
+  // Monomials of degree k in dim variables: C(dim + k − 1, k); sum over k = 2..degree.
+  int64_t total = 0;
+  for (int64_t k = 2; k <= degree; ++k) {
+    int64_t c = 1;  // C(dim + k − 1, k), built up exactly: c_j = c_{j−1} (dim + j − 1) / j
+    for (int64_t j = 1; j <= k; ++j) {
+      c = c * (dim + j - 1) / j;
+      if (c > kMaxCrossFeatures) return kMaxCrossFeatures + 1;
+    }
+    total += c;
+    if (total > kMaxCrossFeatures) return kMaxCrossFeatures + 1;
+  }
+  return total;
+}
+
 absl::Status ValidateTwoTowerConfig(const TwoTowerConfig& c) {
   RETURN_IF_ERROR(ValidateCategoricalFields(c.context_fields, "context_field"));
   RETURN_IF_ERROR(ValidateCategoricalFields(c.item_fields, "item_field"));
@@ -27,6 +42,13 @@ absl::Status ValidateTwoTowerConfig(const TwoTowerConfig& c) {
   if (c.embedding_dim < 1)
     return absl::InvalidArgumentError(
         absl::StrFormat("embedding_dim=%d: must be >= 1", c.embedding_dim));
+  if (c.context_degree < 1 || c.context_degree > 3)
+    return absl::InvalidArgumentError(
+        absl::StrFormat("context_degree=%d: must be 1, 2 or 3", c.context_degree));
+  if (ContextCrossCount(c.dim_context, c.context_degree) > kMaxCrossFeatures)
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "context_degree=%d: %d dense context features would make more than %d cross features",
+        c.context_degree, c.dim_context, kMaxCrossFeatures));
   for (int64_t h : c.hidden)
     if (h < 1) return absl::InvalidArgumentError(absl::StrFormat("hidden width %d: must be >= 1", h));
   if (c.activation != "relu" && c.activation != "tanh" && c.activation != "elu" &&
@@ -52,7 +74,12 @@ std::string FieldLines(const char* key, const std::vector<CategoricalField>& fie
 std::string TwoTowerConfigToText(const TwoTowerConfig& c) {
   return absl::StrCat("format=optower-two-tower-v1\n", "dim_context=", c.dim_context, "\n",
                       "dim_item=", c.dim_item, "\n", "hidden=", absl::StrJoin(c.hidden, ","), "\n",
-                      "embedding_dim=", c.embedding_dim, "\n", "activation=", c.activation, "\n",
+                      "embedding_dim=", c.embedding_dim, "\n",
+                      // Written only when on, so that models without crosses stay readable by
+                      // binaries that predate the key.
+                      c.context_degree != 1 ? absl::StrCat("context_degree=", c.context_degree, "\n")
+                                            : std::string(),
+                      "activation=", c.activation, "\n",
                       "item_id_embedding=", c.item_id_embedding ? "true" : "false", "\n",
                       absl::StrFormat("temperature=%.17g\n", c.temperature),
                       "reward_link=", c.reward_link, "\n", FieldLines("context_field", c.context_fields),
@@ -91,6 +118,8 @@ absl::StatusOr<TwoTowerConfig> TwoTowerConfigFromText(const std::string& text, c
       }
     } else if (key == "embedding_dim") {
       ok = absl::SimpleAtoi(value, &c.embedding_dim);
+    } else if (key == "context_degree") {
+      ok = absl::SimpleAtoi(value, &c.context_degree);
     } else if (key == "activation") {
       c.activation = value;
     } else if (key == "item_id_embedding") {

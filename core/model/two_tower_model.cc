@@ -60,7 +60,8 @@ absl::Status MakeDirs(const std::string& dir) {
 
 int ConfigureTorchForTraining(int threads) {
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  at::set_num_threads(threads);
+  // Only on a change: at::set_num_threads rebuilds LibTorch's pthreadpool on every call.
+  if (at::get_num_threads() != threads) at::set_num_threads(threads);
   // Softmax policies over many actions produce subnormal floats; flushing them to zero keeps the
   // arithmetic on the fast path (OBP's learner ran 4x slower without it).
   at::globalContext().setFlushDenormal(true);
@@ -159,6 +160,38 @@ torch::Tensor WithBags(const torch::Tensor& dense, const torch::Tensor& x, int64
   return torch::cat(parts, 1);
 }
 
+// For each degree k in 2..degree, the index tuples i_1 <= ... <= i_k of the monomials of degree k
+// in `dim` variables, as a [M_k, k] int64 tensor.
+std::vector<torch::Tensor> CrossIndices(int64_t dim, int64_t degree) {
+  std::vector<torch::Tensor> out;
+  if (dim <= 0) return out;
+  for (int64_t k = 2; k <= degree; ++k) {
+    std::vector<int64_t> flat, tuple(static_cast<size_t>(k), 0);
+    while (true) {
+      flat.insert(flat.end(), tuple.begin(), tuple.end());
+      int64_t j = k - 1;  // next non-decreasing tuple
+      while (j >= 0 && tuple[j] == dim - 1) --j;
+      if (j < 0) break;
+      ++tuple[j];
+      for (int64_t l = j + 1; l < k; ++l) tuple[l] = tuple[j];
+    }
+    out.push_back(torch::tensor(flat, torch::kInt64).view({-1, k}));
+  }
+  return out;
+}
+
+// [z, products of z's columns over each index tuple] for the cross indices of CrossIndices.
+torch::Tensor WithCrosses(const torch::Tensor& z, const std::vector<torch::Tensor>& indices) {
+  if (indices.empty()) return z;
+  std::vector<torch::Tensor> parts{z};
+  for (const torch::Tensor& idx : indices) {
+    torch::Tensor prod = z.index_select(1, idx.select(1, 0));
+    for (int64_t j = 1; j < idx.size(1); ++j) prod = prod * z.index_select(1, idx.select(1, j));
+    parts.push_back(prod);
+  }
+  return torch::cat(parts, 1);
+}
+
 }  // namespace
 
 TwoTowerNetImpl::TwoTowerNetImpl(const TwoTowerConfig& c, int64_t n_item_ids)
@@ -166,8 +199,10 @@ TwoTowerNetImpl::TwoTowerNetImpl(const TwoTowerConfig& c, int64_t n_item_ids)
       dim_item(c.dim_item),
       context_fields(c.context_fields),
       item_fields(c.item_fields) {
-  user = register_module("user", MakeMlp(c.dim_context + BagWidth(c.context_fields), c.hidden,
-                                         c.embedding_dim, c.activation));
+  cross_indices = CrossIndices(c.dim_context, c.context_degree);
+  user = register_module("user", MakeMlp(c.dim_context + ContextCrossCount(c.dim_context, c.context_degree) +
+                                             BagWidth(c.context_fields),
+                                         c.hidden, c.embedding_dim, c.activation));
   const int64_t item_in = c.dim_item + BagWidth(c.item_fields);
   if (item_in > 0) {
     item = register_module("item", MakeMlp(item_in, c.hidden, c.embedding_dim, c.activation));
@@ -186,8 +221,10 @@ TwoTowerNetImpl::TwoTowerNetImpl(const TwoTowerConfig& c, int64_t n_item_ids)
 }
 
 torch::Tensor TwoTowerNetImpl::User(const torch::Tensor& contexts) {
-  if (context_fields.empty()) return user->forward((contexts - ctx_mean) / ctx_std);
-  const torch::Tensor dense = (contexts.slice(1, 0, dim_context) - ctx_mean) / ctx_std;
+  if (context_fields.empty())
+    return user->forward(WithCrosses((contexts - ctx_mean) / ctx_std, cross_indices));
+  const torch::Tensor dense =
+      WithCrosses((contexts.slice(1, 0, dim_context) - ctx_mean) / ctx_std, cross_indices);
   return user->forward(WithBags(dense, contexts, dim_context, context_fields, user_bags));
 }
 

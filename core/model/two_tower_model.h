@@ -31,6 +31,11 @@ struct TwoTowerConfig {
   std::vector<CategoricalField> context_fields;
   std::vector<CategoricalField> item_fields;
   std::vector<int64_t> hidden = {64};  // hidden widths of each tower's MLP ({} = linear tower)
+  // Feature crosses of the user tower: the standardised dense context x is extended with every
+  // monomial of degree 2..context_degree of its coordinates (x_i x_j, x_i x_j x_k, ...) before the
+  // MLP, so that even a linear tower scores polynomials of x (a factorisation machine's cross terms,
+  // explicit). 1 = none. Bounded by kMaxCrossFeatures.
+  int64_t context_degree = 1;
   int64_t embedding_dim = 32;          // d
   std::string activation = "relu";     // relu | tanh | elu | gelu
   // Learned item-id embedding added to the item tower's output (0 = off). Rows are keyed by the
@@ -41,6 +46,12 @@ struct TwoTowerConfig {
   // "sigmoid" (binary rewards, fitted with BCE) or "identity" (continuous rewards, MSE).
   std::string reward_link = "sigmoid";
 };
+
+// Upper bound on the monomials context_degree adds (ContextCrossCount).
+inline constexpr int64_t kMaxCrossFeatures = 4096;
+// Monomials of degree 2..degree in `dim` variables: C(dim + degree, degree) − 1 − dim (0 for
+// degree <= 1); saturates at kMaxCrossFeatures + 1.
+int64_t ContextCrossCount(int64_t dim, int64_t degree);
 
 // A config for towers over `dim_context` context features and the catalog's item features; the item
 // id embedding is forced on when items have neither dense nor categorical features (the item tower

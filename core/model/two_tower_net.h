@@ -15,7 +15,8 @@
 namespace optower {
 
 // The towers as one module, so one torch::save holds every parameter and buffer.
-//   user(x)  = MLP_u([(x - ctx_mean) / ctx_std, bag_1(x), ..., bag_F(x)])      [B, d]
+//   user(x)  = MLP_u([z, cross(z), bag_1(x), ..., bag_F(x)])                  [B, d]
+//              z = (x - ctx_mean) / ctx_std; cross(z) = monomials of degree 2..context_degree
 //   item(a)  = MLP_v([f(a), bag_1(a), ...]) + id_emb[row(a)]  (id_emb when on)   [N, d]
 // x and f(a) are encoded input rows (dense part, then categorical slots: core/base/categorical.h);
 // bag_j is the mean of field j's embedding rows over the row's present ids (zeros when none).
@@ -37,6 +38,9 @@ class TwoTowerNetImpl : public torch::nn::Module {
   std::vector<torch::nn::Embedding> user_bags;  // one per context field
   std::vector<torch::nn::Embedding> item_bags;  // one per item field
   torch::nn::Embedding id_embedding{nullptr};
+  // The cross monomials' coordinates, one index tensor per degree k >= 2: [M_k, k] int64 (derived
+  // from the config, not saved).
+  std::vector<torch::Tensor> cross_indices;
   torch::Tensor ctx_mean;  // buffer [dim_context]
   torch::Tensor ctx_std;   // buffer [dim_context]
   torch::Tensor item_ids;  // buffer [n_item_ids] int64: the ids keyed by the id table's rows
