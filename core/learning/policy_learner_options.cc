@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "core/learning/policy_learner.h"
 
 namespace optower {
@@ -44,6 +45,23 @@ absl::Status ValidateRewardModel(const RewardModelOptions& o) {
 }
 
 }  // namespace
+
+// Torch-free like the rest of this file (the fuzz targets link it), though declared in
+// reward_model_choice.h.
+absl::Status QhatSearch::Validate() const {
+  for (int64_t k : context_degrees)
+    if (k < 1 || k > 3)
+      return absl::InvalidArgumentError(
+          absl::StrFormat("qhat_search.context_degrees: %d: must be 1, 2 or 3", k));
+  for (double c : l2_per_row)
+    if (!(c >= 0) || !(c < 1e9))
+      return absl::InvalidArgumentError(
+          absl::StrFormat("qhat_search.l2_per_row: %g: must be >= 0 and finite", c));
+  if (!(selection_z >= 0) || !std::isfinite(selection_z))
+    return absl::InvalidArgumentError(
+        absl::StrFormat("qhat_search.selection_z: %g: must be finite and >= 0", selection_z));
+  return absl::OkStatus();
+}
 
 absl::Status PolicyLearnerOptions::Validate() const {
   if (absl::Status s = ValidateTowers("", hidden, embedding_dim); !s.ok()) return s;

@@ -11,21 +11,6 @@
 
 namespace optower {
 
-absl::Status QhatSearch::Validate() const {
-  for (int64_t k : context_degrees)
-    if (k < 1 || k > 3)
-      return absl::InvalidArgumentError(
-          absl::StrFormat("qhat_search.context_degrees: %d: must be 1, 2 or 3", k));
-  for (double c : l2_per_row)
-    if (!(c >= 0) || !(c < 1e9))
-      return absl::InvalidArgumentError(
-          absl::StrFormat("qhat_search.l2_per_row: %g: must be >= 0 and finite", c));
-  if (!(selection_z >= 0) || !std::isfinite(selection_z))
-    return absl::InvalidArgumentError(
-        absl::StrFormat("qhat_search.selection_z: %g: must be finite and >= 0", selection_z));
-  return absl::OkStatus();
-}
-
 namespace {
 
 struct Candidate {
