@@ -40,14 +40,6 @@ double TrainEpoch(const LogTensors& train, int64_t batch_size, torch::Generator&
   return total / std::max<int64_t>(batches, 1);
 }
 
-// Sets the user tower's standardisation to the training split's statistics (stored in the model).
-void StandardiseContexts(TwoTowerModel::Impl& m, const LogTensors& train, int64_t dim_context) {
-  torch::NoGradGuard ng;
-  const torch::Tensor dense = train.x.slice(1, 0, dim_context);
-  m.net->ctx_mean.copy_(dense.mean(0));
-  m.net->ctx_std.copy_(dense.std(0, /*unbiased=*/false).clamp_min(1e-6));
-}
-
 // q̂'s towers: the options' shape, temperature 1, the link the rewards call for.
 TwoTowerConfig RewardModelConfig(const BanditLog& log, const ItemCatalog& items,
                                  const RewardModelOptions& options, bool binary) {
@@ -88,7 +80,7 @@ absl::StatusOr<TwoTowerModel> FitRewardModel(const BanditLog& log, const ItemCat
             SplitTrainValidation(all.size(), options.validation_fraction, options.seed + 1);
         LogTensors train = all.Select(train_idx);
         LogTensors val = all.Select(val_idx);
-        StandardiseContexts(m, train, log.dim_context);
+        m.net->StandardiseContexts(train.x);  // the training split's statistics, kept in q̂
         const torch::Tensor features = m.ItemFeatures(items);
         const torch::Tensor id_rows = m.ItemIdRows(items);
         FlatAdam opt(m.net->parameters(), options.learning_rate, options.l2);
