@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <tuple>
 
@@ -72,6 +73,13 @@ TEST_F(CliTrainTest, TrainPolicyEvaluateRoundTrip) {
     EXPECT_TRUE(Exists(model + f)) << f;
   // Plain progress lines (stderr is not a terminal here).
   EXPECT_THAT(r->err, HasSubstr("policy epoch 1/3"));
+  // The CLI's q̂ search defaults (docs/LEARNING.md "Choosing q̂") are the ones recorded.
+  {
+    std::ifstream in(model + "/manifest.json");
+    const std::string manifest((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_THAT(manifest, HasSubstr("\"qhat_context_degrees\": \"1,2,3\""));
+    EXPECT_THAT(manifest, HasSubstr("\"qhat_l2_per_row\": \"10\""));
+  }
 
   r = RunOptower({"policy", "--model", model, "--contexts", dir_ + "/data/test_contexts.csv", "--out",
                   dir_ + "/pi.csv"});

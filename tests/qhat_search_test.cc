@@ -101,6 +101,9 @@ TEST(QhatSearchTest, RefusesBadCandidates) {
   s.context_degrees = {};
   s.l2_per_row = {-1};
   EXPECT_THAT(s.Validate().message(), HasSubstr("l2_per_row: -1"));
+  s.l2_per_row = {};
+  s.selection_z = -1;
+  EXPECT_THAT(s.Validate().message(), HasSubstr("selection_z: -1"));
   PolicyLearnerOptions o;
   o.qhat_search.context_degrees = {0};
   EXPECT_THAT(o.Validate().message(), HasSubstr("context_degrees: 0"));

@@ -218,10 +218,8 @@ absl::StatusOr<TwoTowerModel> InitialPolicy(const BanditLog& log, const ItemCata
 // without the scaling a small tau starts from a near-deterministic random policy whose
 // pi(a_i|x_i) ~ 0 makes every importance weight, and so every IPS gradient, vanish.
 void SoftenRandomInit(TwoTowerModel::Impl& pol, const LogTensors& train) {
+  pol.net->StandardiseContexts(train.x);
   torch::NoGradGuard ng;
-  const torch::Tensor dense = train.x.slice(1, 0, pol.config.dim_context);
-  pol.net->ctx_mean.copy_(dense.mean(0));
-  pol.net->ctx_std.copy_(dense.std(0, /*unbiased=*/false).clamp_min(1e-6));
   auto params = pol.net->user->parameters();
   params[params.size() - 2].mul_(pol.config.temperature);  // last Linear weight
   params[params.size() - 1].mul_(pol.config.temperature);  // and bias

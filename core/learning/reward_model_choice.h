@@ -20,8 +20,9 @@ struct QhatSearch {
   bool linear_alternative = false;
   // TwoTowerConfig::context_degree values to try (each 1..3).
   std::vector<int64_t> context_degrees;
-  // L2 strengths as c / n, n = the rows q̂ is fitted on: the Gaussian prior of a MAP fit, whose
-  // weight against the data's log-likelihood (a mean over n rows) shrinks as 1/n.
+  // L2 strengths as c / n, n = the rows of the log q̂ is given (its early-stopping rows included):
+  // the Gaussian prior of a MAP fit, whose weight against the data's log-likelihood (a mean over
+  // the rows) shrinks as 1/n.
   std::vector<double> l2_per_row;
   // A challenger replaces the incumbent fit when its mean held-out loss is lower by more than
   // selection_z standard errors of the paired per-row differences (0 = any improvement).
@@ -32,9 +33,10 @@ struct QhatSearch {
 
 // Fits q̂ with the first value of each list, then challenges the incumbent one change at a time:
 // linear towers (linear_alternative), then each further L2 strength, then each further context
-// degree, in the order given (degrees stop at the first one not kept). All fits hold out the same rows (FitRewardModel's inner split
-// depends on the seed only), so the per-row losses pair up; a challenger is kept when it beats the
-// incumbent by selection_z paired standard errors.
+// degree, in the order given (degrees stop at the first one not kept). All fits hold out the same
+// rows (FitRewardModel's held_out_losses), so the per-row losses pair up; a challenger is kept when
+// it beats the incumbent by selection_z paired standard errors (ComparePaired,
+// policy_selection.h).
 absl::StatusOr<TwoTowerModel> FitQhat(const BanditLog& train_log, const ItemCatalog& items,
                                       const RewardModelOptions& rm, const QhatSearch& search,
                                       const ProgressCallback& progress);

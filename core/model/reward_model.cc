@@ -57,7 +57,8 @@ TwoTowerConfig RewardModelConfig(const BanditLog& log, const ItemCatalog& items,
 
 absl::StatusOr<TwoTowerModel> FitRewardModel(const BanditLog& log, const ItemCatalog& items,
                                              const RewardModelOptions& options,
-                                             const ProgressCallback& progress) {
+                                             const ProgressCallback& progress,
+                                             std::vector<double>* held_out_losses) {
   if (log.size() < 2)
     return absl::InvalidArgumentError(
         absl::StrFormat("logs have %d rows: at least 2 are needed to fit q̂", log.size()));
@@ -79,27 +80,22 @@ absl::StatusOr<TwoTowerModel> FitRewardModel(const BanditLog& log, const ItemCat
             SplitTrainValidation(all.size(), options.validation_fraction, options.seed + 1);
         LogTensors train = all.Select(train_idx);
         LogTensors val = all.Select(val_idx);
-        // Standardise contexts with the training split's statistics (stored in the model).
-        {
-          torch::NoGradGuard ng;
-          const torch::Tensor dense = train.x.slice(1, 0, log.dim_context);
-          m.net->ctx_mean.copy_(dense.mean(0));
-          m.net->ctx_std.copy_(dense.std(0, /*unbiased=*/false).clamp_min(1e-6));
-        }
+        m.net->StandardiseContexts(train.x);  // the training split's statistics, kept in q̂
         const torch::Tensor features = m.ItemFeatures(items);
         const torch::Tensor id_rows = m.ItemIdRows(items);
         FlatAdam opt(m.net->parameters(), options.learning_rate, options.l2);
         const ScopedIntraOpThreads threads(  // weights ~ multiply-adds per row
             MinibatchThreads(options.threads, options.batch_size, opt.numel()));
-        auto loss_of = [&](const LogTensors& b) {
+        auto loss_of = [&](const LogTensors& b,
+                           torch::Reduction::Reduction reduction = torch::Reduction::Mean) {
           torch::Tensor u = m.net->User(b.x);
           torch::Tensor v = EmbedWholeCatalog(features.size(0), b.size())
                                 ? m.net->Item(features, id_rows).index_select(0, b.a)
                                 : m.net->Item(features.index_select(0, b.a),
                                               id_rows.index_select(0, b.a));
           torch::Tensor score = (u * v).sum(1);
-          return binary ? torch::binary_cross_entropy_with_logits(score, b.r)
-                        : torch::mse_loss(score, b.r);
+          return binary ? torch::binary_cross_entropy_with_logits(score, b.r, {}, {}, reduction)
+                        : torch::mse_loss(score, b.r, reduction);
         };
         double best = std::numeric_limits<double>::infinity();
         StateSnapshot best_state;
@@ -127,6 +123,14 @@ absl::StatusOr<TwoTowerModel> FitRewardModel(const BanditLog& log, const ItemCat
         }
         best_state.Restore(*m.net);
         m.net->eval();
+        if (held_out_losses != nullptr) {
+          torch::NoGradGuard ng;
+          const torch::Tensor rows =
+              loss_of(val.size() > 0 ? val : train, torch::Reduction::None)
+                  .to(torch::kFloat64)
+                  .contiguous();
+          held_out_losses->assign(rows.data_ptr<double>(), rows.data_ptr<double>() + rows.numel());
+        }
       },
       "fitting the reward model"));
   return model;

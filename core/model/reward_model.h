@@ -40,9 +40,14 @@ struct RewardModelOptions {
 bool RewardsAreBinary(const BanditLog& log);
 
 // Fits q̂ on (x_i, a_i, r_i). The returned model's config has reward_link set and temperature 1.
+// With `held_out_losses`, it is set to the returned fit's per-row loss (BCE or squared error, the
+// fit's own) on the rows held out for early stopping (on the training rows when none are held
+// out), in the split's order: the split depends on the seed and fraction only, so fits of the same
+// log with the same seed and fraction give losses that pair up row by row.
 absl::StatusOr<TwoTowerModel> FitRewardModel(const BanditLog& log, const ItemCatalog& items,
                                              const RewardModelOptions& options,
-                                             const ProgressCallback& progress = nullptr);
+                                             const ProgressCallback& progress = nullptr,
+                                             std::vector<double>* held_out_losses = nullptr);
 
 }  // namespace optower
 

@@ -228,6 +228,13 @@ torch::Tensor TwoTowerNetImpl::User(const torch::Tensor& contexts) {
   return user->forward(WithBags(dense, contexts, dim_context, context_fields, user_bags));
 }
 
+void TwoTowerNetImpl::StandardiseContexts(const torch::Tensor& inputs) {
+  torch::NoGradGuard ng;
+  const torch::Tensor dense = inputs.slice(1, 0, dim_context);
+  ctx_mean.copy_(dense.mean(0));
+  ctx_std.copy_(dense.std(0, /*unbiased=*/false).clamp_min(1e-6));
+}
+
 torch::Tensor TwoTowerNetImpl::Item(const torch::Tensor& features, const torch::Tensor& id_rows) {
   torch::Tensor out;
   if (item) {

@@ -28,6 +28,9 @@ class TwoTowerNetImpl : public torch::nn::Module {
   // features [N, ItemInputWidth]; id_rows [N] int64 rows of the id table, -1 = unseen id (no id
   // term).
   torch::Tensor Item(const torch::Tensor& features, const torch::Tensor& id_rows);
+  // Sets ctx_mean / ctx_std to the statistics of `inputs`' dense columns ([n, ContextInputWidth]:
+  // the training rows), without autograd.
+  void StandardiseContexts(const torch::Tensor& inputs);
 
   int64_t dim_context = 0;
   int64_t dim_item = 0;
